@@ -47,6 +47,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use crate::name::{NameError, validate_env_key};
+use crate::text_file::{self, IoReason, ReadFailure};
 
 /// How deeply `${A:-${B:-...}}` defaults may nest.
 const MAX_NESTING: usize = 16;
@@ -55,7 +56,7 @@ const MAX_NESTING: usize = 16;
 #[derive(Debug, thiserror::Error)]
 pub enum EnvError {
     /// The file could not be read (missing, unreadable, a directory).
-    #[error("{}: cannot read the env file: {kind}; create it or leave it out", path.display())]
+    #[error("{}: cannot read the env file ({}); create it or leave it out", path.display(), IoReason(*kind))]
     Read {
         /// Path that was read.
         path: PathBuf,
@@ -251,17 +252,16 @@ pub fn load_env_files(
 }
 
 fn read_text(path: &Path) -> Result<String, EnvError> {
-    let bytes = std::fs::read(path).map_err(|source| EnvError::Read {
-        path: path.to_path_buf(),
-        kind: source.kind(),
-        source,
-    })?;
-    String::from_utf8(bytes).map_err(|e| {
-        let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
-        EnvError::NotUtf8 {
+    text_file::read(path).map_err(|failure| match failure {
+        ReadFailure::Io(source) => EnvError::Read {
             path: path.to_path_buf(),
-            line: 1 + valid.iter().filter(|&&b| b == b'\n').count(),
-        }
+            kind: source.kind(),
+            source,
+        },
+        ReadFailure::NotUtf8 { line } => EnvError::NotUtf8 {
+            path: path.to_path_buf(),
+            line,
+        },
     })
 }
 
@@ -937,6 +937,7 @@ mod tests {
         assert_eq!(e.path(), missing);
         assert_eq!(e.line(), None);
         assert!(e.to_string().contains(".env.missing"), "{e}");
+        assert!(e.to_string().contains("(no such file)"), "{e}");
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //!
 //! A formation is written the way foreman's `-m`/`--formation` takes it:
 //! `web=2,worker=1,all=1`. `all=N` sets the quantity of every type not named;
-//! without it a type runs once. `0` turns a type off.
+//! without it a type runs once. `0` turns a type off. Because `all` means
+//! "every type", a process type that is itself called `all` can only be
+//! scaled through that default.
 //!
 //! Ports follow foreman: `port = base + 100 * type_index + (number - 1)`, where
 //! `type_index` is the type's position in the Procfile (so running a subset

@@ -41,6 +41,7 @@ pub mod dotenv;
 pub mod formation;
 pub mod name;
 pub mod procfile;
+mod text_file;
 
 pub use dotenv::{EnvError, load_env_files, parse_env};
 pub use formation::{Formation, FormationError, Instance, PortPlan};

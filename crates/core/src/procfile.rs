@@ -17,6 +17,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::name::{NameError, validate_process_type};
+use crate::text_file::{self, IoReason, ReadFailure};
 
 /// One process type: `web: bundle exec puma`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,7 +43,7 @@ pub struct Procfile {
 #[derive(Debug, thiserror::Error)]
 pub enum ProcfileError {
     /// The file could not be read (missing, unreadable, a directory).
-    #[error("{}: cannot read the Procfile: {kind}; create it or point to it with --procfile", path.display())]
+    #[error("{}: cannot read the Procfile ({}); create it or point to it with --procfile", path.display(), IoReason(*kind))]
     Read {
         /// Path that was read.
         path: PathBuf,
@@ -214,17 +215,16 @@ impl Procfile {
     /// Read and parse the Procfile at `path`. A missing or unreadable file is
     /// an error naming the path.
     pub fn load(path: &Path) -> Result<Procfile, ProcfileError> {
-        let bytes = std::fs::read(path).map_err(|source| ProcfileError::Read {
-            path: path.to_path_buf(),
-            kind: source.kind(),
-            source,
-        })?;
-        let text = String::from_utf8(bytes).map_err(|e| {
-            let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
-            ProcfileError::NotUtf8 {
+        let text = text_file::read(path).map_err(|failure| match failure {
+            ReadFailure::Io(source) => ProcfileError::Read {
                 path: path.to_path_buf(),
-                line: 1 + valid.iter().filter(|&&b| b == b'\n').count(),
-            }
+                kind: source.kind(),
+                source,
+            },
+            ReadFailure::NotUtf8 { line } => ProcfileError::NotUtf8 {
+                path: path.to_path_buf(),
+                line,
+            },
         })?;
         Self::parse(&text, path)
     }
@@ -372,6 +372,7 @@ mod tests {
         assert_eq!(e.path(), path);
         assert_eq!(e.line(), None);
         assert!(e.to_string().contains("Procfile.dev"), "{e}");
+        assert!(e.to_string().contains("(no such file)"), "{e}");
         assert!(std::error::Error::source(&e).is_some());
     }
 
