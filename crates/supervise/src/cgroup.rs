@@ -1,0 +1,171 @@
+//! Control groups (cgroup v2): a box around each process and everything it starts.
+//!
+//! A process group is left by anything that calls `setsid` or `setpgid`; a cgroup is not.
+//! When dozen may create cgroups below its own (root, or a delegated systemd scope), each
+//! process gets `dozen.<pid>/<name>`, and stopping it means signalling every member, then
+//! writing `cgroup.kill`. Where cgroups cannot be used, dozen falls back to process groups and
+//! the process tree (see `proctree`).
+
+use std::ffi::CString;
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+/// dozen's own cgroup directory, `…/dozen.<pid>`, holding one child per process.
+#[derive(Debug)]
+pub(crate) struct CgroupRoot {
+    dir: PathBuf,
+}
+
+impl CgroupRoot {
+    /// Create dozen's cgroup below the one dozen runs in, if cgroup v2 is mounted and writable.
+    /// `DOZEN_CGROUPS=off` in the environment turns this off.
+    pub(crate) fn create() -> Option<CgroupRoot> {
+        if std::env::var_os("DOZEN_CGROUPS").is_some_and(|v| v == "off" || v == "0") {
+            return None;
+        }
+        let mount = cgroup2_mount()?;
+        let own = own_cgroup()?;
+        let parent = mount.join(own.trim_start_matches('/'));
+        let dir = parent.join(format!("dozen.{}", std::process::id()));
+        fs::create_dir(&dir).ok()?;
+        if !dir.join("cgroup.procs").exists() {
+            let _ = fs::remove_dir(&dir);
+            return None;
+        }
+        Some(CgroupRoot { dir })
+    }
+
+    /// The directory, for the guardian.
+    pub(crate) fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The cgroup for the process named `name` (created if needed).
+    pub(crate) fn child(&self, name: &str) -> io::Result<Cgroup> {
+        let safe: String = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let dir = self.dir.join(safe);
+        match fs::create_dir(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        Ok(Cgroup { dir })
+    }
+
+    /// Kill everything left in every child and remove the directories.
+    pub(crate) fn kill_all(&self) {
+        let _ = kill_tree(&self.dir);
+    }
+
+    /// Remove the (empty) directories. Called when everything has exited.
+    pub(crate) fn remove(&self) {
+        if let Ok(entries) = fs::read_dir(&self.dir) {
+            for e in entries.flatten() {
+                if e.path().is_dir() {
+                    let _ = fs::remove_dir(e.path());
+                }
+            }
+        }
+        let _ = fs::remove_dir(&self.dir);
+    }
+}
+
+/// One process's cgroup.
+#[derive(Debug, Clone)]
+pub(crate) struct Cgroup {
+    dir: PathBuf,
+}
+
+impl Cgroup {
+    /// Open `cgroup.procs` for writing, for the child to move itself in before exec.
+    pub(crate) fn procs_fd(&self) -> io::Result<OwnedFd> {
+        let f = OpenOptions::new()
+            .write(true)
+            .open(self.dir.join("cgroup.procs"))?;
+        Ok(OwnedFd::from(f))
+    }
+
+    /// Pids of every process in the cgroup.
+    pub(crate) fn pids(&self) -> Vec<i32> {
+        fs::read_to_string(self.dir.join("cgroup.procs"))
+            .map(|s| s.lines().filter_map(|l| l.trim().parse().ok()).collect())
+            .unwrap_or_default()
+    }
+
+    /// True while any process is in the cgroup.
+    pub(crate) fn populated(&self) -> bool {
+        match fs::read_to_string(self.dir.join("cgroup.events")) {
+            Ok(s) => s.lines().any(|l| l.trim() == "populated 1"),
+            Err(_) => !self.pids().is_empty(),
+        }
+    }
+
+    /// SIGKILL every member at once.
+    pub(crate) fn kill(&self) {
+        let _ = kill_tree(&self.dir);
+    }
+}
+
+fn kill_tree(dir: &Path) -> io::Result<()> {
+    let kill_file = dir.join("cgroup.kill");
+    if kill_file.exists() {
+        let mut f = OpenOptions::new().write(true).open(kill_file)?;
+        f.write_all(b"1")?;
+        return Ok(());
+    }
+    // Kernels before 5.14 have no cgroup.kill: signal each member, children first.
+    if let Ok(entries) = fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.path().is_dir() {
+                let _ = kill_tree(&e.path());
+            }
+        }
+    }
+    if let Ok(s) = fs::read_to_string(dir.join("cgroup.procs")) {
+        for pid in s.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+            // SAFETY: kill(2) with a pid read from the cgroup and a valid signal.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Where the cgroup v2 hierarchy is mounted, from `/proc/self/mountinfo`.
+fn cgroup2_mount() -> Option<PathBuf> {
+    let info = fs::read_to_string("/proc/self/mountinfo").ok()?;
+    for line in info.lines() {
+        // Fields: id parent major:minor root mount-point options ... - fstype source super
+        let (left, right) = line.split_once(" - ")?;
+        if right.split_whitespace().next() == Some("cgroup2") {
+            return left.split_whitespace().nth(4).map(PathBuf::from);
+        }
+    }
+    None
+}
+
+/// dozen's own cgroup v2 path, from the `0::` line of `/proc/self/cgroup`.
+fn own_cgroup() -> Option<String> {
+    let s = fs::read_to_string("/proc/self/cgroup").ok()?;
+    s.lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .map(|p| p.trim().to_string())
+}
+
+/// A C string for a path, for use between fork and exec.
+#[allow(dead_code)]
+pub(crate) fn c_path(p: &Path) -> Option<CString> {
+    CString::new(p.as_os_str().as_encoded_bytes()).ok()
+}

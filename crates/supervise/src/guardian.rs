@@ -1,0 +1,110 @@
+//! The guardian: a tiny process that outlives dozen only to clean up after it.
+//!
+//! If dozen itself is killed with SIGKILL, it cannot stop its processes. Its direct children
+//! die with it (`PR_SET_PDEATHSIG`), but their children would live on. So dozen starts a small
+//! `sh` script whose standard input is a pipe that only dozen holds. dozen tells it, a line at a
+//! time, which cgroups and process groups it created. When the pipe closes without the clean
+//! goodbye line, dozen died: the guardian kills every cgroup and process group it was told of.
+
+use std::io::{self, Write};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::Mutex;
+
+const SCRIPT: &str = r#"
+trap '' INT TERM HUP QUIT
+cgs=''; pgs=''
+while read -r kind arg; do
+  case "$kind" in
+    c) cgs="$cgs $arg" ;;
+    p) pgs="$pgs $arg" ;;
+    u) n=''; for p in $pgs; do [ "$p" = "$arg" ] || n="$n $p"; done; pgs=$n ;;
+    x) exit 0 ;;
+  esac
+done
+for c in $cgs; do [ -e "$c/cgroup.kill" ] && echo 1 > "$c/cgroup.kill"; done 2>/dev/null
+for p in $pgs; do kill -KILL -- "-$p"; done 2>/dev/null
+for c in $cgs; do
+  i=0
+  while [ -d "$c" ] && [ $i -lt 50 ]; do
+    for d in "$c"/*/; do [ -d "$d" ] && rmdir "$d"; done 2>/dev/null
+    rmdir "$c" 2>/dev/null || sleep 0.1
+    i=$((i+1))
+  done
+done
+"#;
+
+/// The handle dozen keeps: the write end of the guardian's standard input.
+#[derive(Debug)]
+pub(crate) struct Guardian {
+    stdin: Mutex<Option<ChildStdin>>,
+    child: Mutex<Option<Child>>,
+}
+
+impl Guardian {
+    /// Start the guardian in its own process group (so a Ctrl-C at the terminal does not reach
+    /// it) with no output.
+    pub(crate) fn start() -> io::Result<Guardian> {
+        let mut child = Command::new("/bin/sh")
+            .arg("-c")
+            .arg(SCRIPT)
+            .arg("dozen-guardian")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()?;
+        let stdin = child.stdin.take();
+        Ok(Guardian {
+            stdin: Mutex::new(stdin),
+            child: Mutex::new(Some(child)),
+        })
+    }
+
+    fn say(&self, line: &str) {
+        let mut stdin = self.stdin.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = stdin.as_mut() {
+            if s.write_all(line.as_bytes()).is_err() {
+                *stdin = None;
+            }
+        }
+    }
+
+    /// Remember a cgroup directory to kill if dozen dies.
+    pub(crate) fn watch_cgroup(&self, dir: &Path) {
+        if let Some(d) = dir.to_str() {
+            if !d.contains(char::is_whitespace) {
+                self.say(&format!("c {d}\n"));
+            }
+        }
+    }
+
+    /// Remember a process group to kill if dozen dies.
+    pub(crate) fn watch_group(&self, pgid: i32) {
+        self.say(&format!("p {pgid}\n"));
+    }
+
+    /// Forget a process group that is gone (its id may be reused).
+    pub(crate) fn forget_group(&self, pgid: i32) {
+        self.say(&format!("u {pgid}\n"));
+    }
+
+    /// dozen is exiting cleanly: tell the guardian to exit without killing anything.
+    pub(crate) fn dismiss(&self) {
+        self.say("x\n");
+        let mut stdin = self.stdin.lock().unwrap_or_else(|p| p.into_inner());
+        *stdin = None;
+        // The reaper thread collects the guardian's exit status; drop the handle only.
+        let _ = self.child.lock().unwrap_or_else(|p| p.into_inner()).take();
+    }
+
+    /// The guardian's pid, so that sweeps of dozen's children leave it alone.
+    pub(crate) fn pid(&self) -> Option<i32> {
+        self.child
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|c| c.id() as i32)
+    }
+}

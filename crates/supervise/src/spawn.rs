@@ -1,0 +1,135 @@
+//! Starting one child: its own process group, its cgroup, death with dozen, clean signals.
+
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{ChildStderr, ChildStdout, Command, Stdio};
+
+use tokio::sync::oneshot;
+
+use crate::cgroup::Cgroup;
+use crate::exit::ExitStatus;
+use crate::reaper::Reaper;
+
+/// A running child.
+#[derive(Debug)]
+pub(crate) struct Spawned {
+    pub(crate) pid: i32,
+    pub(crate) stdout: Option<ChildStdout>,
+    pub(crate) stderr: Option<ChildStderr>,
+    pub(crate) exit: oneshot::Receiver<ExitStatus>,
+    pub(crate) in_cgroup: bool,
+}
+
+/// Start `sh -c command` with `env` added to dozen's environment, in `cwd`, stdin from
+/// /dev/null and stdout/stderr on pipes.
+///
+/// In the child, before exec: a new process group; membership of `cgroup`; SIGKILL when dozen
+/// dies (`PR_SET_PDEATHSIG`); the signal mask emptied and the usual signals back to their
+/// defaults (dozen ignores SIGPIPE, which a child must not inherit).
+pub(crate) fn spawn_shell(
+    command: &str,
+    env: &[(String, String)],
+    cwd: &Path,
+    cgroup: Option<&Cgroup>,
+) -> io::Result<Spawned> {
+    let reaper = Reaper::get()?;
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg(command)
+        .current_dir(cwd)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+
+    // Opened here, used in the child, closed on exec (std opens files close-on-exec).
+    let procs_fd = cgroup.and_then(|c| c.procs_fd().ok());
+    let procs_raw = procs_fd.as_ref().map(|f| f.as_raw_fd()).unwrap_or(-1);
+    // SAFETY: getpid is always safe.
+    let parent = unsafe { libc::getpid() };
+
+    // SAFETY: the closure runs between fork and exec and only makes async-signal-safe system
+    // calls (write, prctl, getppid, sigprocmask, signal, _exit) on values prepared beforehand.
+    // It never fails, so std never has to report a pre-exec error (and wait for the child).
+    unsafe {
+        cmd.pre_exec(move || {
+            if procs_raw >= 0 {
+                libc::write(procs_raw, b"0".as_ptr().cast(), 1);
+            }
+            libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            );
+            if libc::getppid() != parent {
+                // dozen died between fork and prctl.
+                libc::_exit(1);
+            }
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+            for sig in [
+                libc::SIGPIPE,
+                libc::SIGINT,
+                libc::SIGTERM,
+                libc::SIGHUP,
+                libc::SIGQUIT,
+                libc::SIGCHLD,
+                libc::SIGUSR1,
+                libc::SIGUSR2,
+                libc::SIGTTIN,
+                libc::SIGTTOU,
+            ] {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+            Ok(())
+        });
+    }
+
+    let (tx, rx) = oneshot::channel();
+    let mut waiting = reaper.lock();
+    let mut child = cmd.spawn()?;
+    let pid = child.id() as i32;
+    waiting.insert(pid, tx);
+    drop(waiting);
+    reaper.notify();
+    drop(procs_fd);
+    Ok(Spawned {
+        pid,
+        stdout: child.stdout.take(),
+        stderr: child.stderr.take(),
+        exit: rx,
+        in_cgroup: procs_raw >= 0,
+    })
+}
+
+/// Send `sig` to process `pid`; a process that is already gone is not an error.
+pub(crate) fn signal(pid: i32, sig: i32) {
+    if pid > 0 {
+        // SAFETY: kill(2) with a positive pid and a valid signal number.
+        unsafe {
+            libc::kill(pid, sig);
+        }
+    }
+}
+
+/// Send `sig` to process group `pgid`.
+pub(crate) fn signal_group(pgid: i32, sig: i32) {
+    if pgid > 1 {
+        // SAFETY: killpg(2) with a group id above 1 and a valid signal number.
+        unsafe {
+            libc::killpg(pgid, sig);
+        }
+    }
+}
+
+/// True while process group `pgid` has a member.
+pub(crate) fn group_alive(pgid: i32) -> bool {
+    // SAFETY: signal 0 only checks for existence and permission.
+    pgid > 1 && unsafe { libc::killpg(pgid, 0) } == 0
+}

@@ -1,0 +1,623 @@
+//! Running a set of processes until they end or dozen is told to stop.
+
+use std::collections::HashSet;
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use dozen_logs::{EventKind, Label, LogSender, PlatformEvent, Stream, pump};
+use tokio::net::unix::pipe;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::cgroup::{Cgroup, CgroupRoot};
+use crate::exit::{ExitStatus, signal_name};
+use crate::guardian::Guardian;
+use crate::policy::{CrashHistory, Policy, Verdict};
+use crate::proctree;
+use crate::spawn::{Spawned, group_alive, signal, signal_group, spawn_shell};
+
+/// How often the stop sequence looks at whether everything has exited.
+const POLL: Duration = Duration::from_millis(20);
+/// How long to wait for processes to vanish after SIGKILL.
+const KILL_WAIT: Duration = Duration::from_secs(5);
+/// How long to wait for pipes to close once every process is gone.
+const DRAIN_WAIT: Duration = Duration::from_secs(3);
+
+/// One process to run.
+#[derive(Debug, Clone)]
+pub struct ProcessSpec {
+    /// Its name in logs, such as `web.1`.
+    pub name: String,
+    /// A shell command, run by `/bin/sh -c`.
+    pub command: String,
+    /// Variables set on top of dozen's own environment.
+    pub env: Vec<(String, String)>,
+    /// Working directory.
+    pub cwd: PathBuf,
+    /// The port it was given, for the log.
+    pub port: Option<u16>,
+    /// Palette index for its log lines.
+    pub color: usize,
+}
+
+/// What the caller asks of the running formation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// Keep running.
+    Running,
+    /// Stop everything gracefully: SIGTERM, the grace period, then SIGKILL. `signal` is the
+    /// signal dozen received, for the log.
+    Graceful {
+        /// The signal number dozen received, if a signal caused this.
+        signal: Option<i32>,
+    },
+    /// Stop everything now with SIGKILL (for example on a second Ctrl-C).
+    Now,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// The exit status dozen should return: 0 after a clean stop, else the status (code, or
+    /// 128 + signal) of the process whose exit ended the run.
+    pub code: i32,
+    /// The process whose exit ended the run, if one did.
+    pub ended_by: Option<String>,
+}
+
+/// Errors setting up supervision.
+#[derive(Debug, thiserror::Error)]
+pub enum SuperviseError {
+    /// The reaper thread or the guardian could not be started.
+    #[error("could not set up process supervision: {0}")]
+    Setup(#[from] std::io::Error),
+}
+
+/// Runs processes: each in its own process group (and cgroup where possible), restarted by the
+/// [`Policy`], all stopped together, with every descendant gone before [`Supervisor::run`]
+/// returns.
+#[derive(Debug)]
+pub struct Supervisor {
+    ctx: Arc<Ctx>,
+}
+
+#[derive(Debug)]
+struct Ctx {
+    policy: Policy,
+    log: LogSender,
+    cgroups: Option<CgroupRoot>,
+    guardian: Option<Guardian>,
+    pumps: Mutex<Vec<JoinHandle<()>>>,
+    sweep_orphans: bool,
+}
+
+#[derive(Debug)]
+struct Report {
+    name: String,
+    status: ExitStatus,
+    /// Ended because dozen stopped it.
+    stopped: bool,
+    /// Ended because it crashed too often.
+    gave_up: bool,
+}
+
+impl Supervisor {
+    /// Prepare to run processes under `policy`, reporting to `log`.
+    ///
+    /// `sweep_orphans`: when the run ends, also stop every remaining descendant of this process
+    /// (orphans handed to dozen as subreaper). Right for the `dozen` binary; wrong where one
+    /// process hosts several supervisors, such as a test binary.
+    pub fn new(
+        policy: Policy,
+        log: LogSender,
+        sweep_orphans: bool,
+    ) -> Result<Self, SuperviseError> {
+        crate::reaper::Reaper::get()?;
+        let cgroups = CgroupRoot::create();
+        let guardian = Guardian::start()?;
+        if let Some(root) = &cgroups {
+            guardian.watch_cgroup(root.path());
+        }
+        Ok(Supervisor {
+            ctx: Arc::new(Ctx {
+                policy,
+                log,
+                cgroups,
+                guardian: Some(guardian),
+                pumps: Mutex::new(Vec::new()),
+                sweep_orphans,
+            }),
+        })
+    }
+
+    /// True when processes are boxed in cgroups (so nothing they start can escape a stop).
+    pub fn uses_cgroups(&self) -> bool {
+        self.ctx.cgroups.is_some()
+    }
+
+    /// Run `specs` until they end or `stop` asks, then stop everything and return.
+    pub async fn run(self, specs: Vec<ProcessSpec>, mut stop: watch::Receiver<Stop>) -> Outcome {
+        let ctx = self.ctx;
+        let (report_tx, mut reports) = mpsc::channel::<Report>(specs.len().max(1));
+        let (inner_tx, inner_rx) = watch::channel(Stop::Running);
+        let mut remaining = specs.len();
+        for spec in specs {
+            let ctx = ctx.clone();
+            let stop = inner_rx.clone();
+            let tx = report_tx.clone();
+            tokio::spawn(async move {
+                let report = run_process(ctx, spec, stop).await;
+                let _ = tx.send(report).await;
+            });
+        }
+        drop(report_tx);
+
+        let mut outcome = Outcome {
+            code: 0,
+            ended_by: None,
+        };
+        let mut stopping = false;
+        let mut external_open = true;
+        while remaining > 0 {
+            tokio::select! {
+                changed = stop.changed(), if external_open => {
+                    if changed.is_err() {
+                        external_open = false;
+                        continue;
+                    }
+                    let request = *stop.borrow_and_update();
+                    match request {
+                        Stop::Running => {}
+                        Stop::Graceful { signal } => {
+                            if !stopping {
+                                stopping = true;
+                                let why = signal.map(|s| format!("received {}; ", signal_name(s))).unwrap_or_default();
+                                ctx.event(PlatformEvent::new(EventKind::Stopping, format!(
+                                    "{why}stopping all processes (SIGTERM, then SIGKILL after {})", secs(ctx.policy.grace)))).await;
+                                let _ = inner_tx.send(request);
+                            } else {
+                                ctx.event(PlatformEvent::new(EventKind::Stopping,
+                                    "asked again: killing all processes now")).await;
+                                let _ = inner_tx.send(Stop::Now);
+                            }
+                        }
+                        Stop::Now => {
+                            stopping = true;
+                            ctx.event(PlatformEvent::new(EventKind::Stopping, "killing all processes now")).await;
+                            let _ = inner_tx.send(Stop::Now);
+                        }
+                    }
+                }
+                report = reports.recv() => {
+                    let Some(report) = report else { break };
+                    remaining -= 1;
+                    if report.stopped || stopping {
+                        continue;
+                    }
+                    // The actor reports only exits it will not restart. Under the default
+                    // policy any exit ends the run (as with foreman); otherwise only a process
+                    // that gave up does, and a clean exit just ends that one process.
+                    let ends_run = report.gave_up || ctx.policy.restart == crate::RestartPolicy::Never;
+                    if ends_run && remaining > 0 {
+                        stopping = true;
+                        outcome = Outcome { code: report.status.shell_code(), ended_by: Some(report.name.clone()) };
+                        ctx.event(PlatformEvent::new(EventKind::Stopping, format!(
+                            "{} {}; stopping all processes", report.name, report.status))).await;
+                        let _ = inner_tx.send(Stop::Graceful { signal: None });
+                    } else if ends_run {
+                        outcome = Outcome { code: report.status.shell_code(), ended_by: Some(report.name.clone()) };
+                    }
+                }
+            }
+        }
+
+        finish(&ctx).await;
+        outcome
+    }
+}
+
+impl Ctx {
+    async fn event(&self, event: PlatformEvent) {
+        let _ = self.log.event(event).await;
+    }
+
+    fn guardian(&self) -> Option<&Guardian> {
+        self.guardian.as_ref()
+    }
+}
+
+fn secs(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s.fract() == 0.0 {
+        format!("{s:.0}s")
+    } else {
+        format!("{s:.1}s")
+    }
+}
+
+/// One process, from first start to final exit, restarts included.
+async fn run_process(ctx: Arc<Ctx>, spec: ProcessSpec, mut stop: watch::Receiver<Stop>) -> Report {
+    let label = Arc::new(Label::new(spec.name.clone(), spec.color));
+    let cgroup = ctx
+        .cgroups
+        .as_ref()
+        .and_then(|root| root.child(&spec.name).ok());
+    let mut history = CrashHistory::default();
+    let report = |status, stopped, gave_up| Report {
+        name: spec.name.clone(),
+        status,
+        stopped,
+        gave_up,
+    };
+    loop {
+        if *stop.borrow() != Stop::Running {
+            return report(ExitStatus::Code(0), true, false);
+        }
+        let spawned = match spawn_shell(&spec.command, &spec.env, &spec.cwd, cgroup.as_ref()) {
+            Ok(s) => s,
+            Err(e) => {
+                ctx.event(
+                    PlatformEvent::new(
+                        EventKind::Error,
+                        format!("{} could not be started: {e}", spec.name),
+                    )
+                    .target(&spec.name),
+                )
+                .await;
+                return report(ExitStatus::Code(127), false, true);
+            }
+        };
+        let Spawned {
+            pid,
+            stdout,
+            stderr,
+            exit,
+            in_cgroup,
+        } = spawned;
+        if let Some(g) = ctx.guardian() {
+            g.watch_group(pid);
+        }
+        let mut started = PlatformEvent::new(
+            EventKind::Started,
+            match spec.port {
+                Some(port) => format!("{} started (pid {pid}, port {port})", spec.name),
+                None => format!("{} started (pid {pid})", spec.name),
+            },
+        )
+        .target(&spec.name)
+        .pid(pid as u32);
+        if let Some(port) = spec.port {
+            started = started.port(port);
+        }
+        ctx.event(started).await;
+        start_pumps(
+            &ctx,
+            &label,
+            stdout.map(OwnedFd::from),
+            stderr.map(OwnedFd::from),
+        );
+
+        let running = Running {
+            name: spec.name.clone(),
+            pid,
+            cgroup: if in_cgroup { cgroup.clone() } else { None },
+        };
+        let mut exit = exit;
+        let exited = tokio::select! {
+            status = &mut exit => Some(status.unwrap_or(ExitStatus::Code(-1))),
+            _ = stop.wait_for(|s| *s != Stop::Running) => None,
+        };
+        let Some(status) = exited else {
+            let status = running.terminate(&ctx, &mut stop, &mut exit).await;
+            ctx.event(exited_event(&spec.name, pid, status)).await;
+            if let Some(g) = ctx.guardian() {
+                g.forget_group(pid);
+            }
+            return report(status, true, false);
+        };
+        ctx.event(exited_event(&spec.name, pid, status)).await;
+        running.clean_leftovers(&ctx, &mut stop).await;
+        if let Some(g) = ctx.guardian() {
+            g.forget_group(pid);
+        }
+        if !ctx.policy.restarts_after(status) {
+            return report(status, false, false);
+        }
+        match history.record(&ctx.policy, Instant::now()) {
+            Verdict::GiveUp { failures } => {
+                let lines = label.recent_lines();
+                ctx.event(
+                    PlatformEvent::new(
+                        EventKind::GaveUp,
+                        format!(
+                            "{} exited {failures} times within {}; giving up{}",
+                            spec.name,
+                            secs(ctx.policy.crash_window),
+                            if lines.is_empty() {
+                                String::new()
+                            } else {
+                                format!("; its last {} lines:", lines.len())
+                            }
+                        ),
+                    )
+                    .target(&spec.name)
+                    .code(status.shell_code()),
+                )
+                .await;
+                for line in lines {
+                    ctx.event(
+                        PlatformEvent::new(EventKind::GaveUp, format!("  {}: {line}", spec.name))
+                            .target(&spec.name),
+                    )
+                    .await;
+                }
+                return report(status, false, true);
+            }
+            Verdict::RestartIn { delay, failures } => {
+                ctx.event(
+                    PlatformEvent::new(
+                        EventKind::Restarting,
+                        format!(
+                            "{} restarting in {} (exit {failures} of {} allowed within {})",
+                            spec.name,
+                            secs(delay),
+                            ctx.policy.crash_limit,
+                            secs(ctx.policy.crash_window)
+                        ),
+                    )
+                    .target(&spec.name)
+                    .delay_ms(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX)),
+                )
+                .await;
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = stop.wait_for(|s| *s != Stop::Running) => {
+                        return report(status, true, false);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn exited_event(name: &str, pid: i32, status: ExitStatus) -> PlatformEvent {
+    let mut ev = PlatformEvent::new(EventKind::Exited, format!("{name} {status}"))
+        .target(name)
+        .pid(pid as u32);
+    match status {
+        ExitStatus::Code(c) => ev = ev.code(c),
+        ExitStatus::Signal(s) => ev = ev.signal(s),
+    }
+    ev
+}
+
+fn start_pumps(
+    ctx: &Arc<Ctx>,
+    label: &Arc<Label>,
+    stdout: Option<OwnedFd>,
+    stderr: Option<OwnedFd>,
+) {
+    let mut handles = ctx.pumps.lock().unwrap_or_else(|p| p.into_inner());
+    handles.retain(|h| !h.is_finished());
+    for (fd, stream) in [(stdout, Stream::Stdout), (stderr, Stream::Stderr)] {
+        let Some(fd) = fd else { continue };
+        let Ok(receiver) = pipe::Receiver::from_owned_fd(fd) else {
+            continue;
+        };
+        let label = label.clone();
+        let log = ctx.log.clone();
+        handles.push(tokio::spawn(async move {
+            let _ = pump(receiver, label, stream, log).await;
+        }));
+    }
+}
+
+/// A started process and what belongs to it.
+struct Running {
+    name: String,
+    pid: i32,
+    cgroup: Option<Cgroup>,
+}
+
+impl Running {
+    /// Every live process that belongs to this one, besides the main process.
+    fn members(&self) -> HashSet<i32> {
+        let mut set: HashSet<i32> = proctree::descendants(self.pid).into_iter().collect();
+        if let Some(cg) = &self.cgroup {
+            set.extend(cg.pids());
+        }
+        set.remove(&self.pid);
+        set
+    }
+
+    fn signal_all(&self, sig: i32, members: &HashSet<i32>) {
+        signal_group(self.pid, sig);
+        signal(self.pid, sig);
+        for &p in members {
+            signal(p, sig);
+        }
+        if sig == libc::SIGKILL {
+            if let Some(cg) = &self.cgroup {
+                cg.kill();
+            }
+        }
+    }
+
+    fn anything_left(&self, members: &HashSet<i32>) -> bool {
+        if let Some(cg) = &self.cgroup {
+            if cg.populated() {
+                return true;
+            }
+        }
+        group_alive(self.pid) || members.iter().any(|&p| proctree::read_ppid(p).is_some())
+    }
+
+    /// SIGTERM to the process and everything it started, wait up to the grace period (cut short
+    /// by a request to stop now), then SIGKILL. Returns the main process's exit status.
+    async fn terminate(
+        &self,
+        ctx: &Ctx,
+        stop: &mut watch::Receiver<Stop>,
+        exit: &mut tokio::sync::oneshot::Receiver<ExitStatus>,
+    ) -> ExitStatus {
+        let members = self.members();
+        let now = *stop.borrow() == Stop::Now;
+        let deadline = Instant::now()
+            + if now {
+                Duration::ZERO
+            } else {
+                ctx.policy.grace
+            };
+        if !now {
+            self.signal_all(libc::SIGTERM, &members);
+        }
+        let mut status = None;
+        let mut killed = now;
+        loop {
+            if status.is_none() {
+                if let Ok(s) = exit.try_recv() {
+                    status = Some(s);
+                }
+            }
+            let members_now: HashSet<i32> = members.union(&self.members()).copied().collect();
+            if status.is_some() && !self.anything_left(&members_now) {
+                break;
+            }
+            if !killed && (Instant::now() >= deadline || *stop.borrow() == Stop::Now) {
+                killed = true;
+                if *stop.borrow() != Stop::Now {
+                    ctx.event(
+                        PlatformEvent::new(
+                            EventKind::Killed,
+                            format!(
+                                "{} did not stop within {}; sending SIGKILL",
+                                self.name,
+                                secs(ctx.policy.grace)
+                            ),
+                        )
+                        .target(&self.name)
+                        .pid(self.pid as u32)
+                        .signal(libc::SIGKILL),
+                    )
+                    .await;
+                }
+                self.signal_all(libc::SIGKILL, &members_now);
+            } else if killed {
+                // Keep killing: something may have been forked in between.
+                self.signal_all(libc::SIGKILL, &members_now);
+                if Instant::now() >= deadline + KILL_WAIT {
+                    break;
+                }
+            }
+            tokio::select! {
+                s = &mut *exit, if status.is_none() => { status = Some(s.unwrap_or(ExitStatus::Code(-1))); }
+                _ = tokio::time::sleep(POLL) => {}
+            }
+        }
+        status.unwrap_or(ExitStatus::Signal(libc::SIGKILL))
+    }
+
+    /// The main process exited on its own; stop whatever it left running (a daemon it started,
+    /// a background job), so a restart does not run beside it.
+    async fn clean_leftovers(&self, ctx: &Ctx, stop: &mut watch::Receiver<Stop>) {
+        let members = self.members();
+        if !self.anything_left(&members) {
+            return;
+        }
+        let count = members.len().max(1);
+        ctx.event(
+            PlatformEvent::new(
+                EventKind::Info,
+                format!(
+                    "{} left {count} process(es) running; stopping them",
+                    self.name
+                ),
+            )
+            .target(&self.name),
+        )
+        .await;
+        let (_tx, mut already) = tokio::sync::oneshot::channel::<ExitStatus>();
+        drop(_tx);
+        let _ = self.terminate(ctx, stop, &mut already).await;
+    }
+}
+
+/// After every process has ended: stop orphans, remove cgroups, dismiss the guardian, and wait
+/// for the last lines to come out of the pipes.
+async fn finish(ctx: &Arc<Ctx>) {
+    if ctx.sweep_orphans {
+        sweep(ctx).await;
+    }
+    if let Some(root) = &ctx.cgroups {
+        root.kill_all();
+        root.remove();
+    }
+    if let Some(g) = ctx.guardian() {
+        g.dismiss();
+    }
+    let handles: Vec<_> = std::mem::take(&mut *ctx.pumps.lock().unwrap_or_else(|p| p.into_inner()));
+    let drained = tokio::time::timeout(DRAIN_WAIT, async {
+        for h in handles {
+            let _ = h.await;
+        }
+    })
+    .await;
+    if drained.is_err() {
+        ctx.event(PlatformEvent::new(
+            EventKind::Error,
+            "an output pipe is still held open by a process outside dozen's reach; stopped reading it",
+        ))
+        .await;
+    }
+}
+
+async fn sweep(ctx: &Arc<Ctx>) {
+    let me = std::process::id() as i32;
+    let guardian = ctx.guardian().and_then(Guardian::pid);
+    let left = || -> Vec<i32> {
+        let guardian_tree: HashSet<i32> = guardian
+            .map(|g| {
+                let mut s: HashSet<i32> = proctree::descendants(g).into_iter().collect();
+                s.insert(g);
+                s
+            })
+            .unwrap_or_default();
+        proctree::descendants(me)
+            .into_iter()
+            .filter(|p| !guardian_tree.contains(p))
+            .collect()
+    };
+    let orphans = left();
+    if orphans.is_empty() {
+        return;
+    }
+    ctx.event(PlatformEvent::new(
+        EventKind::Info,
+        format!(
+            "stopping {} leftover process(es) that escaped their process group",
+            orphans.len()
+        ),
+    ))
+    .await;
+    for &p in &orphans {
+        signal(p, libc::SIGTERM);
+    }
+    let deadline = Instant::now() + ctx.policy.grace;
+    loop {
+        let now_left = left();
+        if now_left.is_empty() {
+            return;
+        }
+        if Instant::now() >= deadline {
+            for &p in &now_left {
+                signal(p, libc::SIGKILL);
+            }
+            if Instant::now() >= deadline + KILL_WAIT {
+                return;
+            }
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
