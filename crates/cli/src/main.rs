@@ -1,1 +1,23 @@
-fn main() {}
+//! The `dozen` binary: parses the command line and hands the work to the library crates.
+//!
+//! - `dozen start` / `run` / `check`: the laptop runner (`project`, `start`, `run`, `check`).
+//!
+//! Errors reach [`main`] as `anyhow` errors and are printed once, as `dozen: context: cause`.
+
+mod cli;
+mod project;
+mod run;
+mod start;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args = <cli::Cli as clap::Parser>::parse();
+    match cli::dispatch(args) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("dozen: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

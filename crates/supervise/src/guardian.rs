@@ -24,7 +24,7 @@ while read -r kind arg; do
   esac
 done
 for c in $cgs; do [ -e "$c/cgroup.kill" ] && echo 1 > "$c/cgroup.kill"; done 2>/dev/null
-for p in $pgs; do kill -KILL -- "-$p"; done 2>/dev/null
+for p in $pgs; do kill -9 "-$p"; done 2>/dev/null
 for c in $cgs; do
   i=0
   while [ -d "$c" ] && [ $i -lt 50 ]; do
