@@ -1,0 +1,274 @@
+//! Reporters: human text, JSON and SARIF 2.1.0.
+
+use std::io::{self, Write};
+
+use serde_json::{Value, json};
+
+use crate::report::{FailOn, Finding, Report, Severity, Status, factor_name, roman};
+use crate::rules;
+
+const RESET: &str = "\x1b[0m";
+const BOLD: &str = "\x1b[1m";
+const DIM: &str = "\x1b[2m";
+const RED: &str = "\x1b[31m";
+const YELLOW: &str = "\x1b[33m";
+const BLUE: &str = "\x1b[34m";
+const GREEN: &str = "\x1b[32m";
+
+struct Paint {
+    on: bool,
+}
+
+impl Paint {
+    fn p(&self, style: &str, s: &str) -> String {
+        if self.on {
+            format!("{style}{s}{RESET}")
+        } else {
+            s.to_owned()
+        }
+    }
+    fn sev(&self, s: Severity, accepted: bool) -> String {
+        let text = if accepted {
+            "accepted".to_owned()
+        } else {
+            s.as_str().to_owned()
+        };
+        let style = if accepted {
+            DIM
+        } else {
+            match s {
+                Severity::Error => RED,
+                Severity::Warning => YELLOW,
+                Severity::Info => BLUE,
+            }
+        };
+        self.p(style, &format!("{text:<8}"))
+    }
+}
+
+impl Report {
+    /// Findings grouped by factor, then the per-factor summary and the totals.
+    pub fn render_human(&self, w: &mut dyn Write, color: bool, fail_on: FailOn) -> io::Result<()> {
+        let paint = Paint { on: color };
+        writeln!(
+            w,
+            "{} {} ({} files checked{})",
+            paint.p(BOLD, "dozen doctor"),
+            self.root.display(),
+            self.files_scanned,
+            if self.ran { ", web process probed" } else { "" }
+        )?;
+        let mut current: Option<u8> = None;
+        for f in &self.findings {
+            if current != Some(f.factor) {
+                current = Some(f.factor);
+                writeln!(w)?;
+                writeln!(
+                    w,
+                    "{}",
+                    paint.p(
+                        BOLD,
+                        &format!("{}. {}", roman(f.factor), factor_name(f.factor))
+                    )
+                )?;
+            }
+            let title = rules::lookup(f.rule).map_or("", |r| r.title);
+            writeln!(
+                w,
+                "  {} {}  {}  {}",
+                paint.sev(f.severity, f.accepted.is_some()),
+                paint.p(BOLD, f.rule),
+                f.location(),
+                paint.p(DIM, title)
+            )?;
+            if !f.evidence.is_empty() {
+                writeln!(w, "           {}", f.evidence)?;
+            }
+            match &f.accepted {
+                Some(a) => writeln!(
+                    w,
+                    "           {} {} ({})",
+                    paint.p(GREEN, "accepted:"),
+                    a.justification,
+                    a.source
+                )?,
+                None => {
+                    writeln!(w, "           {} {}", paint.p(DIM, "why:"), f.why)?;
+                    writeln!(w, "           {} {}", paint.p(DIM, "fix:"), f.fix)?;
+                }
+            }
+        }
+        writeln!(w)?;
+        writeln!(w, "{}", paint.p(BOLD, "Summary"))?;
+        for s in &self.summary {
+            let status = match s.status {
+                Status::Pass => paint.p(GREEN, "pass"),
+                Status::Warn => paint.p(YELLOW, "warn"),
+                Status::Fail => paint.p(RED, "FAIL"),
+            };
+            let mut detail = Vec::new();
+            for (n, what) in [
+                (s.errors, "error"),
+                (s.warnings, "warning"),
+                (s.infos, "info"),
+                (s.accepted, "accepted"),
+            ] {
+                if n > 0 {
+                    detail.push(format!(
+                        "{n} {what}{}",
+                        if n > 1 && what != "accepted" && what != "info" {
+                            "s"
+                        } else {
+                            ""
+                        }
+                    ));
+                }
+            }
+            let detail = if detail.is_empty() {
+                String::new()
+            } else {
+                format!("  ({})", detail.join(", "))
+            };
+            writeln!(
+                w,
+                "  {:<5} {:<20} {}{}",
+                roman(s.factor),
+                s.name,
+                status,
+                detail
+            )?;
+        }
+        let open: Vec<&Finding> = self.open_findings().collect();
+        let count = |sev| open.iter().filter(|f| f.severity == sev).count();
+        let accepted = self.findings.len() - open.len();
+        writeln!(w)?;
+        writeln!(
+            w,
+            "{} errors, {} warnings, {} info, {} accepted; exit {} (--fail-on {})",
+            count(Severity::Error),
+            count(Severity::Warning),
+            count(Severity::Info),
+            accepted,
+            self.exit_code(fail_on),
+            fail_on
+        )?;
+        Ok(())
+    }
+
+    /// The report as one JSON document (`root`, `files_scanned`, `findings`, `summary`, `ran`).
+    pub fn render_json(&self, w: &mut dyn Write) -> io::Result<()> {
+        serde_json::to_writer_pretty(&mut *w, self).map_err(io::Error::other)?;
+        writeln!(w)
+    }
+
+    /// The report as a SARIF 2.1.0 log (one run), for GitHub code scanning and other viewers.
+    pub fn render_sarif(&self, w: &mut dyn Write) -> io::Result<()> {
+        serde_json::to_writer_pretty(&mut *w, &self.to_sarif()).map_err(io::Error::other)?;
+        writeln!(w)
+    }
+
+    /// The SARIF document as a JSON value.
+    pub fn to_sarif(&self) -> Value {
+        let rules_json: Vec<Value> = rules::RULES
+            .iter()
+            .map(|r| {
+                json!({
+                    "id": r.id,
+                    "name": camel(r.id),
+                    "shortDescription": { "text": r.title },
+                    "fullDescription": { "text": r.why },
+                    "help": { "text": format!("{} Fix: {}", r.why, r.fix) },
+                    "helpUri": "https://12factor.net/",
+                    "defaultConfiguration": { "level": level(r.severity) },
+                    "properties": { "tags": ["twelve-factor", format!("factor-{}", r.factor)] },
+                })
+            })
+            .collect();
+        let results: Vec<Value> = self
+            .findings
+            .iter()
+            .map(|f| {
+                let index = rules::RULES.iter().position(|r| r.id == f.rule).unwrap_or(0);
+                let mut result = json!({
+                    "ruleId": f.rule,
+                    "ruleIndex": index,
+                    "level": level(f.severity),
+                    "message": { "text": format!("{}: {} Fix: {}", f.evidence, f.why, f.fix) },
+                });
+                if let Some(file) = &f.file {
+                    let mut region = json!({});
+                    if let Some(l) = f.line {
+                        region = json!({ "startLine": l });
+                    }
+                    let mut loc = json!({ "artifactLocation": { "uri": uri_escape(file), "uriBaseId": "%SRCROOT%" } });
+                    if f.line.is_some() {
+                        loc["region"] = region;
+                    }
+                    result["locations"] = json!([{ "physicalLocation": loc }]);
+                }
+                if let Some(a) = &f.accepted {
+                    result["suppressions"] = json!([{
+                        "kind": if a.inline { "inSource" } else { "external" },
+                        "status": "accepted",
+                        "justification": a.justification,
+                    }]);
+                }
+                result
+            })
+            .collect();
+        let root_uri = format!(
+            "file://{}/",
+            uri_escape(&self.root.to_string_lossy()).trim_end_matches('/')
+        );
+        json!({
+            "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+            "version": "2.1.0",
+            "runs": [{
+                "tool": { "driver": {
+                    "name": "dozen-doctor",
+                    "informationUri": "https://12factor.net/",
+                    "version": env!("CARGO_PKG_VERSION"),
+                    "rules": rules_json,
+                }},
+                "originalUriBaseIds": { "%SRCROOT%": { "uri": root_uri } },
+                "columnKind": "unicodeCodePoints",
+                "results": results,
+            }],
+        })
+    }
+}
+
+fn level(s: Severity) -> &'static str {
+    match s {
+        Severity::Error => "error",
+        Severity::Warning => "warning",
+        Severity::Info => "note",
+    }
+}
+
+/// `TF03-SECRET-IN-CODE` -> `SecretInCode`.
+fn camel(id: &str) -> String {
+    id.split('-')
+        .skip(1)
+        .map(|w| {
+            let lower = w.to_ascii_lowercase();
+            let mut c = lower.chars();
+            c.next()
+                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+/// Percent-encode what may not appear in a URI path.
+fn uri_escape(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for b in path.bytes() {
+        if b.is_ascii_alphanumeric() || b"/-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
