@@ -91,6 +91,7 @@ pub(crate) fn is_placeholder(value: &str) -> bool {
         || v.starts_with('<')
         || v.starts_with('{')
         || v.starts_with('@')
+        || v.starts_with('[')
     {
         return true;
     }
@@ -150,6 +151,8 @@ pub(crate) fn is_placeholder(value: &str) -> bool {
     }
     if v.starts_with('/')
         || v.starts_with("./")
+        || v.starts_with("../")
+        || v.starts_with("~/")
         || v.ends_with(".pem")
         || v.ends_with(".key")
         || v.ends_with(".json")

@@ -159,7 +159,21 @@ const NON_SECRET_KEY_SUFFIXES: &[&str] = &[
 ];
 
 fn secret_key_is_real(key: &str) -> bool {
-    let k = key.to_ascii_lowercase().replace(['-', '.'], "_");
+    // camelCase -> snake_case, so `SingleUseTokenProvider` ends in `_provider`.
+    let mut k = String::with_capacity(key.len() + 4);
+    for (i, c) in key.chars().enumerate() {
+        if c.is_ascii_uppercase()
+            && i > 0
+            && key
+                .as_bytes()
+                .get(i - 1)
+                .is_some_and(u8::is_ascii_lowercase)
+        {
+            k.push('_');
+        }
+        k.push(c.to_ascii_lowercase());
+    }
+    let k = k.replace(['-', '.'], "_");
     if NON_SECRET_KEY_SUFFIXES.iter().any(|s| k.ends_with(s)) {
         return false;
     }
@@ -554,7 +568,7 @@ pub(crate) fn line_rules() -> Vec<LineRule> {
             "TF06-LOCAL-UPLOADS",
             &[JavaScript],
             r"\bmulter\(\s*\{\s*dest\s*:|\bmulter\.diskStorage\(",
-            keep
+            not_tmp
         ),
         lr!(
             "TF06-LOCAL-UPLOADS",
@@ -566,7 +580,7 @@ pub(crate) fn line_rules() -> Vec<LineRule> {
             "TF06-LOCAL-UPLOADS",
             &[Python],
             r#"\bFileSystemStorage(?:\(|["'])|(?i:\bUPLOAD_FOLDER\b)\s*=\s*["']|\.save\(\s*os\.path\.join\("#,
-            no_env
+            not_definition
         ),
         lr!(
             "TF06-LOCAL-UPLOADS",
@@ -721,8 +735,14 @@ pub(crate) fn line_rules() -> Vec<LineRule> {
         lr!(
             "TF11-LOG-TO-FILE",
             &[JavaScript],
-            r#"\btransports\.File\(|pino\.destination\(\s*["'`][^"'`\n]+|\btype\s*:\s*["'](?:file|fileSync)["']|createWriteStream\([^)\n]*\.log\b"#,
+            r#"\btransports\.File\(|pino\.destination\(\s*["'`][^"'`\n]+|createWriteStream\([^)\n]*\.log\b"#,
             keep
+        ),
+        lr!(
+            "TF11-LOG-TO-FILE",
+            &[JavaScript],
+            r#"\btype\s*:\s*["'](?:file|fileSync)["']"#,
+            log4js_file
         ),
         lr!(
             "TF11-LOG-TO-FILE",
@@ -751,7 +771,7 @@ pub(crate) fn line_rules() -> Vec<LineRule> {
         lr!(
             "TF11-LOG-TO-FILE",
             &[Rust],
-            r"tracing_appender::rolling::never\(|log4rs::append::file::FileAppender|WriteLogger::new\([^\n]*File::create|fern::log_file\(|\.log_to_file\(",
+            r"tracing_appender::rolling::never\(|log4rs::append::file::File[A]ppender|WriteLogger::new\([^\n]*File::create|fern::log_file\(|\.log_to_file\(",
             keep
         ),
         lr!(
@@ -775,7 +795,7 @@ pub(crate) fn line_rules() -> Vec<LineRule> {
         lr!(
             "TF11-LOG-ROTATION",
             &[Java, Xml, Properties],
-            r"RollingFileAppender|TimeBasedRollingPolicy|SizeBasedTriggeringPolicy|<RollingFile\b|<RollingRandomAccessFile\b",
+            r"Rolling[F]ileAppender|TimeBasedRollingPolicy|SizeBasedTriggeringPolicy|<RollingFile\b|<RollingRandomAccessFile\b",
             keep
         ),
         lr!("TF11-LOG-ROTATION", &[Go], r"\blumberjack\.Logger\b", keep),
@@ -825,6 +845,46 @@ pub(crate) fn line_rules() -> Vec<LineRule> {
         // II. Dependencies (kept only when the tool is declared nowhere; see `repo`)
         lr!("TF02-UNDECLARED-TOOL", CODE, TOOL_CALL_PATTERN, keep),
     ]
+}
+
+/// Skip definitions and imports (library code defining the thing, not an app using it).
+fn not_definition(h: &Hit) -> Verdict {
+    let t = h.line.trim_ascii_start();
+    let def = [
+        &b"class "[..],
+        b"def ",
+        b"from ",
+        b"import ",
+        b"@",
+        b"\"",
+        b"'",
+    ]
+    .iter()
+    .any(|p| t.starts_with(p))
+        && !t.starts_with(b"\"BACKEND\"")
+        && !t.starts_with(b"'BACKEND'");
+    if def || reads_env(h.line) {
+        Verdict::Skip
+    } else {
+        Verdict::Keep
+    }
+}
+
+fn log4js_file(h: &Hit) -> Verdict {
+    if h.text.windows(6).any(|w| w == b"log4js") {
+        Verdict::Keep
+    } else {
+        Verdict::Skip
+    }
+}
+
+fn not_tmp(h: &Hit) -> Verdict {
+    let line = String::from_utf8_lossy(h.line).to_ascii_lowercase();
+    if line.contains("tmp") || line.contains("temp") {
+        Verdict::Skip
+    } else {
+        Verdict::Keep
+    }
 }
 
 fn dev_entry_debug(h: &Hit) -> Verdict {
@@ -890,9 +950,22 @@ pub(crate) fn engine() -> &'static Engine {
     })
 }
 
+/// Offset of the first `#[cfg(test)]` at the start of a line, or the text's length.
+fn rust_test_module_start(text: &[u8]) -> usize {
+    let needle = b"\n#[cfg(test)]";
+    text.windows(needle.len())
+        .position(|w| w == needle)
+        .unwrap_or(text.len())
+}
+
 fn is_comment(line: &[u8]) -> bool {
     let t = line.trim_ascii_start();
-    (t.starts_with(b"#") && !t.starts_with(b"#[") && !t.starts_with(b"#!") && !t.starts_with(b"#{"))
+    t.starts_with(b">>> ")
+        || t.starts_with(b"... ")
+        || (t.starts_with(b"#")
+            && !t.starts_with(b"#[")
+            && !t.starts_with(b"#!")
+            && !t.starts_with(b"#{"))
         || t.starts_with(b"//")
         || t.starts_with(b"/*")
         || t.starts_with(b"* ")
@@ -917,6 +990,12 @@ impl Engine {
             return out;
         }
         let text = &file.text[..];
+        // Rust keeps unit tests in the same file, behind `#[cfg(test)]`: not the app.
+        let end = if file.kind == Kind::Rust {
+            rust_test_module_start(text)
+        } else {
+            text.len()
+        };
         for set_i in set.matches(text).iter() {
             let ri = idx[set_i];
             let rule_def = &self.rules[ri];
@@ -926,6 +1005,9 @@ impl Engine {
             let info = rule(rule_def.id);
             for caps in self.regexes[ri].captures_iter(text) {
                 let Some(m) = caps.get(0) else { continue };
+                if m.start() >= end {
+                    break;
+                }
                 let (line_no, line) = text::line_at(text, m.start());
                 if !rule_def.in_comments && is_comment(line) {
                     continue;

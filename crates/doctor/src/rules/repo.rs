@@ -258,10 +258,7 @@ fn start_commands(repo: &Repo, out: &mut Vec<Finding>) -> Vec<StartCmd> {
         }
     }
     if !has_web_procfile {
-        for f in repo
-            .app_files()
-            .filter(|f| name_of(&f.rel) == "package.json")
-        {
+        for f in repo.app_files().filter(|f| f.rel == "package.json") {
             let src = Repo::text_of(f);
             let Ok(json) = serde_json::from_str::<serde_json::Value>(&src) else {
                 continue;
