@@ -72,6 +72,8 @@ pub struct Options {
     pub threads: usize,
     /// How long `run` waits for the web process to bind `PORT`.
     pub bind_timeout: std::time::Duration,
+    /// Grace period `run` gives the web process after SIGTERM (the runner's `-t`).
+    pub stop_grace: std::time::Duration,
 }
 
 impl Options {
@@ -85,6 +87,7 @@ impl Options {
             max_file_size: 1024 * 1024,
             threads: 0,
             bind_timeout: std::time::Duration::from_secs(60),
+            stop_grace: std::time::Duration::from_secs(5),
         }
     }
 }
