@@ -221,7 +221,18 @@ pub(crate) fn classify(rel: &str) -> (Kind, Context) {
     let doc_dir = dirs.iter().any(|d| {
         matches!(
             *d,
-            "doc" | "docs" | "documentation" | "man" | "website" | "site-docs"
+            "doc"
+                | "docs"
+                | "documentation"
+                | "man"
+                | "website"
+                | "site-docs"
+                | "translations"
+                | "locale"
+                | "locales"
+                | "i18n"
+                | "lc_messages"
+                | "lang"
         )
     });
     let doc_ext = matches!(
@@ -369,10 +380,15 @@ fn read_bounded(path: &Path, max: u64) -> Option<Vec<u8>> {
     Some(buf)
 }
 
-fn is_generated(text: &[u8]) -> bool {
+fn is_generated(text: &[u8], kind: Kind) -> bool {
     let head = &text[..text.len().min(600)];
     let s = String::from_utf8_lossy(head);
-    (s.contains("Code generated") && s.contains("DO NOT EDIT")) || s.contains("@generated")
+    if (s.contains("Code generated") && s.contains("DO NOT EDIT")) || s.contains("@generated") {
+        return true;
+    }
+    // Minified bundles: a very long line near the top of a JavaScript, CSS or JSON file.
+    matches!(kind, Kind::JavaScript | Kind::Json | Kind::Other)
+        && text.split(|&b| b == b'\n').any(|l| l.len() > 2000)
 }
 
 fn looks_k8s(text: &[u8]) -> bool {
@@ -466,7 +482,7 @@ pub(crate) fn walk<T: Send>(
                 && let Some(text) = read_bounded(entry.path(), max_file_size)
             {
                 let (mut kind, mut ctx) = classify(&rel);
-                ctx.generated = is_generated(&text);
+                ctx.generated = is_generated(&text, kind);
                 if kind == Kind::Yaml && looks_k8s(&text) {
                     kind = Kind::K8s;
                 }

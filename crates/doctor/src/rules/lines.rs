@@ -239,18 +239,82 @@ fn credentials_in_url(h: &Hit) -> Verdict {
         .unwrap_or("")
         .trim_end_matches(':')
         .to_owned();
-    let host_part =
-        String::from_utf8_lossy(&h.text[h.end.saturating_sub(1)..h.text.len().min(h.end + 40)])
-            .to_ascii_lowercase();
-    if is_placeholder(&user) && user.starts_with('$')
+    let rest =
+        String::from_utf8_lossy(&h.text[h.end.saturating_sub(1)..h.text.len().min(h.end + 80)])
+            .into_owned();
+    let host = host_of(&rest);
+    if (is_placeholder(&user) && user.starts_with('$'))
         || text::is_dev_default_password(&user, &password)
-        || host_part.starts_with("example.")
-        || host_part.starts_with("host")
+        || matches!(
+            password.to_ascii_lowercase().as_str(),
+            "masterkey" | "taosdata" | "pwd" | "passw0rd"
+        )
+        || placeholder_host(&host)
+        || local_host(&host)
         || password.len() < 3
     {
         return Verdict::Skip;
     }
     Verdict::Keep
+}
+
+/// The host at the start of `s` (after `@` or `://`), lowercased.
+fn host_of(s: &str) -> String {
+    s.split(|c: char| {
+        matches!(c, '/' | ':' | '?' | '\'' | '"' | '`' | ',' | ')' | ';') || c.is_whitespace()
+    })
+    .next()
+    .unwrap_or("")
+    .to_ascii_lowercase()
+}
+
+/// Hosts that only appear in documentation of a URL's shape.
+fn placeholder_host(host: &str) -> bool {
+    host.is_empty()
+        || host.contains('[')
+        || host.contains('<')
+        || host.starts_with("your")
+        || host.starts_with("my-")
+        || host.contains("example")
+        || matches!(
+            host,
+            "host"
+                | "hostname"
+                | "server"
+                | "db-host"
+                | "dbhost"
+                | "db_host"
+                | "database-host"
+                | "ip"
+                | "address"
+                | "servername"
+                | "server_name"
+                | "myhost"
+                | "some-host"
+                | "somehost"
+                | "domain"
+                | "xxx"
+                | "host.com"
+        )
+        || host
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c == '-' || c == '_')
+}
+
+/// Loopback and private addresses: credentials for them are local development defaults.
+fn local_host(host: &str) -> bool {
+    host == "localhost"
+        || host.starts_with("127.")
+        || host.starts_with("10.")
+        || host.starts_with("192.168.")
+        || host.starts_with("0.0.0.0")
+        || host.starts_with("[::1]")
+        || host.starts_with("172.")
+            && host
+                .split('.')
+                .nth(1)
+                .and_then(|o| o.parse::<u8>().ok())
+                .is_some_and(|o| (16..=31).contains(&o))
 }
 
 fn env_branch(h: &Hit) -> Verdict {
@@ -286,10 +350,15 @@ fn service_url(h: &Hit) -> Verdict {
         return Verdict::Skip;
     }
     let after = url.split("://").nth(1).unwrap_or("");
+    let host = host_of(after.rsplit('@').next().unwrap_or(after));
     if after
         .trim_matches(|c: char| !c.is_ascii_alphanumeric())
         .len()
         < 3
+        || placeholder_host(&host)
+        || url.contains(":port")
+        || url.contains("user:")
+        || url.contains("dbname")
     {
         Verdict::Skip
     } else {
@@ -360,6 +429,10 @@ fn startup_migration(h: &Hit) -> Verdict {
         "admin",
         "tools/",
         "fixtures",
+        "mock",
+        "sample",
+        "example",
+        "util",
     ]) {
         Verdict::Skip
     } else {
@@ -684,7 +757,13 @@ pub(crate) fn line_rules() -> Vec<LineRule> {
         lr!(
             "TF08-DAEMONIZE",
             &[Python],
-            r"^\s*daemon\s*=\s*True\b|\bdaemon\.DaemonContext\(",
+            r"^daemon\s*=\s*True\b",
+            gunicorn_config
+        ),
+        lr!(
+            "TF08-DAEMONIZE",
+            &[Python],
+            r"\bdaemon\.DaemonContext\(",
             keep
         ),
         lr!(
@@ -950,6 +1029,30 @@ pub(crate) fn engine() -> &'static Engine {
     })
 }
 
+/// Offset of the start of the line holding `pos`.
+fn line_start(text: &[u8], pos: usize) -> usize {
+    text[..pos]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1)
+}
+
+/// Is column `col` of `line` inside a trailing `# ...` or `// ...` comment?
+fn after_trailing_comment(line: &[u8], col: usize) -> bool {
+    let prefix = &line[..col.min(line.len())];
+    prefix
+        .windows(3)
+        .any(|w| w == b" # " || w == b"\t# " || w == b" //" || w == b"\t//")
+}
+
+fn gunicorn_config(h: &Hit) -> Verdict {
+    if h.path_has(&["gunicorn", "conf"]) {
+        Verdict::Keep
+    } else {
+        Verdict::Skip
+    }
+}
+
 /// Offset of the first `#[cfg(test)]` at the start of a line, or the text's length.
 fn rust_test_module_start(text: &[u8]) -> usize {
     let needle = b"\n#[cfg(test)]";
@@ -1009,7 +1112,10 @@ impl Engine {
                     break;
                 }
                 let (line_no, line) = text::line_at(text, m.start());
-                if !rule_def.in_comments && is_comment(line) {
+                if !rule_def.in_comments
+                    && (is_comment(line)
+                        || after_trailing_comment(line, m.start() - line_start(text, m.start())))
+                {
                     continue;
                 }
                 let hit = Hit {

@@ -734,7 +734,11 @@ fn codebase(repo: &Repo, out: &mut Vec<Finding>) {
 fn is_application(repo: &Repo) -> bool {
     repo.paths.iter().any(|p| {
         let (_, ctx) = classify(p);
-        if !ctx.is_app() {
+        // Entry points of an app sit near the top; deeper ones belong to libraries and tools.
+        let shallow = p.matches('/').count() <= 1
+            || p.ends_with("config/application.rb")
+            || p.contains("src/main/");
+        if !ctx.is_app() || !shallow {
             return false;
         }
         let n = name_of(p);
@@ -847,6 +851,20 @@ fn dependencies(repo: &Repo, out: &mut Vec<Finding>) {
     for f in repo.app_files() {
         let name = name_of(&f.rel);
         let dir = dir_of(&f.rel);
+        let lower_dir = format!("/{}/", dir.to_ascii_lowercase());
+        if [
+            "/static/",
+            "/public/",
+            "/assets/",
+            "/wwwroot/",
+            "/vendor/",
+            "/third_party/",
+        ]
+        .iter()
+        .any(|d| lower_dir.contains(d))
+        {
+            continue;
+        }
         let src = Repo::text_of(f);
         let lock = |names: &[&str]| in_dir_or_ancestors(repo, dir, names);
         let mut missing: Option<&str> = None;
