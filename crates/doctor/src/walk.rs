@@ -316,18 +316,22 @@ pub(crate) struct Walked {
 }
 
 /// Is this file needed again after the per-file pass?
-fn keep_for_repo_rules(rel: &str, kind: Kind, text_len: usize) -> bool {
+fn keep_for_repo_rules(rel: &str, kind: Kind, text: &[u8]) -> bool {
+    let text_len = text.len();
     let name = rel.rsplit('/').next().unwrap_or(rel);
     let lower = name.to_ascii_lowercase();
-    matches!(
-        kind,
-        Kind::Procfile
-            | Kind::Dockerfile
-            | Kind::Compose
-            | Kind::AppJson
-            | Kind::K8s
-            | Kind::EnvFile
-    ) || (kind == Kind::Shell && text_len < 64 * 1024)
+    // Extension-less scripts (bin/docker-entrypoint) are start scripts too.
+    (kind == Kind::Other && text.starts_with(b"#!") && text_len < 64 * 1024)
+        || matches!(
+            kind,
+            Kind::Procfile
+                | Kind::Dockerfile
+                | Kind::Compose
+                | Kind::AppJson
+                | Kind::K8s
+                | Kind::EnvFile
+        )
+        || (kind == Kind::Shell && text_len < 64 * 1024)
         || matches!(
             name,
             "package.json"
@@ -494,7 +498,7 @@ pub(crate) fn walk<T: Send>(
                 };
                 local.scanned += 1;
                 local.res.extend(per_file(&file));
-                if keep_for_repo_rules(&file.rel, file.kind, file.text.len()) {
+                if keep_for_repo_rules(&file.rel, file.kind, &file.text) {
                     local.kept.push(file);
                 }
             }
