@@ -1,8 +1,8 @@
 //! A lenient Procfile reader for auditing: `name: command` per line.
 //!
 //! The doctor reads Procfiles that may be broken, so it keeps what it can instead of failing.
-//! (`dozen_core::Procfile` is the strict parser used to run apps; switch to it once its
-//! error-tolerant entry point exists.)
+//! Whether dozen can run a Procfile is decided by `dozen_core::Procfile` (the strict parser,
+//! rule `TF08-PROCFILE-INVALID`); this reader only feeds the other rules.
 
 /// One process type.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -267,6 +267,14 @@ pub static RULES: &[RuleInfo] = &[
         "drop the pid file; the supervisor knows the pid"
     ),
     rule!(
+        "TF08-PROCFILE-INVALID",
+        8,
+        E,
+        "Procfile that dozen cannot run",
+        "the Procfile is how the app declares its process types; a malformed one cannot be started or scaled",
+        "fix the line the message names: one `name: command` per line, unique names of letters, digits, `_` and `-`"
+    ),
+    rule!(
         "TF08-PROCESS-MANAGER",
         8,
         W,

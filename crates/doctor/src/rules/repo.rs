@@ -221,7 +221,19 @@ fn start_commands(repo: &Repo, out: &mut Vec<Finding>) -> Vec<StartCmd> {
     let mut cmds = Vec::new();
     let mut has_web_procfile = false;
     for f in repo.app_files().filter(|f| f.kind == Kind::Procfile) {
-        for p in procfile::parse(&Repo::text_of(f)) {
+        let src = Repo::text_of(f);
+        // dozen's own (strict) parser decides whether dozen can run it; the lenient reader
+        // still feeds the other rules when it cannot.
+        if let Err(e) = dozen_core::Procfile::parse(&src, Path::new(&f.rel)) {
+            let line = e.line().and_then(|l| u32::try_from(l).ok());
+            out.push(Finding::new(
+                rule("TF08-PROCFILE-INVALID"),
+                Some(&f.rel),
+                line,
+                &e.to_string(),
+            ));
+        }
+        for p in procfile::parse(&src) {
             has_web_procfile |= p.name == "web";
             cmds.push(StartCmd {
                 file: f.rel.clone(),
