@@ -144,9 +144,9 @@ impl Report {
         writeln!(w)?;
         writeln!(
             w,
-            "{} errors, {} warnings, {} info, {} accepted; exit {} (--fail-on {})",
-            count(Severity::Error),
-            count(Severity::Warning),
+            "{}, {}, {} info, {} accepted; exit {} (--fail-on {})",
+            plural(count(Severity::Error), "error"),
+            plural(count(Severity::Warning), "warning"),
             count(Severity::Info),
             accepted,
             self.exit_code(fail_on),
@@ -235,6 +235,14 @@ impl Report {
                 "results": results,
             }],
         })
+    }
+}
+
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
     }
 }
 
