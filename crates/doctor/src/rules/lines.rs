@@ -632,6 +632,18 @@ pub(crate) fn line_rules() -> Vec<LineRule> {
         ),
         lr!(
             "TF04-HARDCODED-SERVICE-HOST",
+            &[Python, JavaScript, Ruby, Php],
+            r#"\b(?:Redis|StrictRedis|MongoClient|psycopg2?\.connect|pymysql\.connect|mysql\.connector\.connect|createClient|createConnection|createPool|pika\.ConnectionParameters|smtplib\.SMTP(?:_SSL)?|Sequelize|new\s+Pool|new\s+Client)\([^)\n]*\bhost\s*[=:]\s*["']([a-z0-9][a-z0-9.-]*)["']"#,
+            service_host
+        ),
+        lr!(
+            "TF04-HARDCODED-SERVICE-HOST",
+            &[Python],
+            r#"\b(?:smtplib\.SMTP(?:_SSL)?|MongoClient|redis\.Redis)\(\s*["']([a-z0-9][a-z0-9.-]*)["']"#,
+            service_host
+        ),
+        lr!(
+            "TF04-HARDCODED-SERVICE-HOST",
             &[Ruby],
             r#"\baddress:\s*["'](smtp\.[a-z0-9.-]+)["']"#,
             service_host
@@ -857,6 +869,18 @@ pub(crate) fn line_rules() -> Vec<LineRule> {
             "TF11-LOG-TO-FILE",
             &[Php],
             r#"StreamHandler\(\s*[^,\n]*\.log|['"]default['"]\s*=>\s*env\(\s*['"]LOG_CHANNEL['"]\s*,\s*['"](?:stack|single|daily)['"]"#,
+            keep
+        ),
+        lr!(
+            "TF11-LOG-TO-FILE",
+            &[Ini, Yaml, Toml, Json],
+            r#"\bclass["']?\s*[=:]\s*["']?(?:logging\.)?(?:handlers\.)?(?:FileHandler|WatchedFileHandler)\b"#,
+            keep
+        ),
+        lr!(
+            "TF11-LOG-ROTATION",
+            &[Ini, Yaml, Toml, Json],
+            r#"\bclass["']?\s*[=:]\s*["']?(?:logging\.)?(?:handlers\.)?(?:RotatingFileHandler|TimedRotatingFileHandler)\b"#,
             keep
         ),
         lr!(
