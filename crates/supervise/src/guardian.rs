@@ -48,8 +48,9 @@ impl Guardian {
     pub(crate) fn start() -> io::Result<Guardian> {
         let mut child = Command::new("/bin/sh")
             .arg("-c")
-            .arg(SCRIPT)
+            .arg("eval \"$DOZEN_GUARDIAN_SCRIPT\"")
             .arg("dozen-guardian")
+            .env("DOZEN_GUARDIAN_SCRIPT", SCRIPT)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -24,6 +24,8 @@ const POLL: Duration = Duration::from_millis(20);
 const KILL_WAIT: Duration = Duration::from_secs(5);
 /// How long to wait for pipes to close once every process is gone.
 const DRAIN_WAIT: Duration = Duration::from_secs(3);
+/// How long the news of an exit waits for the process's last lines to come out of its pipes.
+const PUMP_SETTLE: Duration = Duration::from_millis(250);
 
 /// One process to run.
 #[derive(Debug, Clone)]
@@ -204,7 +206,7 @@ impl Supervisor {
                         stopping = true;
                         outcome = Outcome { code: report.status.shell_code(), ended_by: Some(report.name.clone()) };
                         ctx.event(PlatformEvent::new(EventKind::Stopping, format!(
-                            "{} {}; stopping all processes", report.name, report.status))).await;
+                            "stopping all processes because {} {}", report.name, report.status))).await;
                         let _ = inner_tx.send(Stop::Graceful { signal: None });
                     } else if ends_run {
                         outcome = Outcome { code: report.status.shell_code(), ended_by: Some(report.name.clone()) };
@@ -228,7 +230,11 @@ impl Ctx {
     }
 }
 
+/// `5s`, `1.5s`, `50ms`.
 fn secs(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        return format!("{}ms", d.as_millis());
+    }
     let s = d.as_secs_f64();
     if s.fract() == 0.0 {
         format!("{s:.0}s")
@@ -292,7 +298,7 @@ async fn run_process(ctx: Arc<Ctx>, spec: ProcessSpec, mut stop: watch::Receiver
             started = started.port(port);
         }
         ctx.event(started).await;
-        start_pumps(
+        let mut pumps = start_pumps(
             &ctx,
             &label,
             stdout.map(OwnedFd::from),
@@ -311,14 +317,18 @@ async fn run_process(ctx: Arc<Ctx>, spec: ProcessSpec, mut stop: watch::Receiver
         };
         let Some(status) = exited else {
             let status = running.terminate(&ctx, &mut stop, &mut exit).await;
+            settle(&ctx, &mut pumps, PUMP_SETTLE).await;
             ctx.event(exited_event(&spec.name, pid, status)).await;
             if let Some(g) = ctx.guardian() {
                 g.forget_group(pid);
             }
             return report(status, true, false);
         };
+        // Let the last lines it printed come out before the news that it exited.
+        settle(&ctx, &mut pumps, PUMP_SETTLE).await;
         ctx.event(exited_event(&spec.name, pid, status)).await;
         running.clean_leftovers(&ctx, &mut stop).await;
+        settle(&ctx, &mut pumps, DRAIN_WAIT).await;
         if let Some(g) = ctx.guardian() {
             g.forget_group(pid);
         }
@@ -338,7 +348,7 @@ async fn run_process(ctx: Arc<Ctx>, spec: ProcessSpec, mut stop: watch::Receiver
                             if lines.is_empty() {
                                 String::new()
                             } else {
-                                format!("; its last {} lines:", lines.len())
+                                format!("; the last {} lines it printed:", lines.len())
                             }
                         ),
                     )
@@ -398,9 +408,8 @@ fn start_pumps(
     label: &Arc<Label>,
     stdout: Option<OwnedFd>,
     stderr: Option<OwnedFd>,
-) {
-    let mut handles = ctx.pumps.lock().unwrap_or_else(|p| p.into_inner());
-    handles.retain(|h| !h.is_finished());
+) -> Vec<JoinHandle<()>> {
+    let mut handles = Vec::new();
     for (fd, stream) in [(stdout, Stream::Stdout), (stderr, Stream::Stderr)] {
         let Some(fd) = fd else { continue };
         let Ok(receiver) = pipe::Receiver::from_owned_fd(fd) else {
@@ -411,6 +420,27 @@ fn start_pumps(
         handles.push(tokio::spawn(async move {
             let _ = pump(receiver, label, stream, log).await;
         }));
+    }
+    handles
+}
+
+/// Wait up to `limit` for a run's pipes to reach end of file (they stay open while something it
+/// started still holds them). Pumps still going are handed to the final drain.
+async fn settle(ctx: &Ctx, pumps: &mut Vec<JoinHandle<()>>, limit: Duration) {
+    let deadline = tokio::time::Instant::now() + limit;
+    for handle in pumps.iter_mut() {
+        if tokio::time::timeout_at(deadline, &mut *handle)
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    let unfinished: Vec<_> = pumps.drain(..).filter(|h| !h.is_finished()).collect();
+    if !unfinished.is_empty() {
+        let mut all = ctx.pumps.lock().unwrap_or_else(|p| p.into_inner());
+        all.retain(|h| !h.is_finished());
+        all.extend(unfinished);
     }
 }
 
