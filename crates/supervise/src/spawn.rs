@@ -37,7 +37,7 @@ pub(crate) fn spawn_shell(
     let reaper = Reaper::get()?;
     let mut cmd = Command::new("/bin/sh");
     cmd.arg("-c")
-        .arg(command)
+        .arg(exec_form(command))
         .current_dir(cwd)
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
@@ -132,4 +132,78 @@ pub(crate) fn signal_group(pgid: i32, sig: i32) {
 pub(crate) fn group_alive(pgid: i32) -> bool {
     // SAFETY: signal 0 only checks for existence and permission.
     pgid > 1 && unsafe { libc::killpg(pgid, 0) } == 0
+}
+
+/// The command line handed to `sh -c`: a simple command gets `exec ` in front, so the shell
+/// replaces itself with the program. Signals then reach the program directly (not a shell that
+/// dies of SIGTERM while the program is still shutting down), the exit status is the
+/// program's own, and each process costs one pid instead of two. Anything with shell syntax
+/// (`;`, `&&`, pipes, redirections, subshells, assignments in front, builtins) is left as is.
+pub(crate) fn exec_form(command: &str) -> String {
+    const SYNTAX: &[char] = &[
+        ';', '&', '|', '<', '>', '(', ')', '{', '}', '`', '\n', '#', '\\', '*', '?', '[',
+    ];
+    const BUILTINS: &[&str] = &[
+        "!", ".", ":", "alias", "break", "case", "cd", "command", "continue", "eval", "exec",
+        "exit", "export", "for", "getopts", "if", "local", "read", "readonly", "return", "set",
+        "shift", "source", "times", "trap", "ulimit", "umask", "unset", "until", "wait", "while",
+    ];
+    let trimmed = command.trim();
+    let first = trimmed.split_whitespace().next().unwrap_or("");
+    let simple = !trimmed.is_empty()
+        && !trimmed.contains(SYNTAX)
+        && !first.contains('=')
+        && !first.contains('$')
+        && !first.starts_with(['\'', '"'])
+        && !BUILTINS.contains(&first);
+    if simple {
+        format!("exec {trimmed}")
+    } else {
+        command.to_string()
+    }
+}
+
+/// The process group of `pid`, from `/proc/<pid>/stat`.
+pub(crate) fn pgid_of(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    // After the name: state, ppid, pgrp.
+    rest.split_whitespace().nth(2)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::exec_form;
+
+    #[test]
+    fn simple_commands_are_execed() {
+        assert_eq!(exec_form("python3 web.py"), "exec python3 web.py");
+        assert_eq!(
+            exec_form("bundle exec puma -p $PORT"),
+            "exec bundle exec puma -p $PORT"
+        );
+        assert_eq!(
+            exec_form("  gunicorn 'app:create()'"),
+            "  gunicorn 'app:create()'"
+        );
+    }
+
+    #[test]
+    fn shell_syntax_is_left_alone() {
+        for cmd in [
+            "echo a; echo b",
+            "a && b",
+            "a | b",
+            "a > log",
+            "FOO=1 ./run",
+            "cd sub && ./run",
+            "trap '' TERM",
+            "$CMD arg",
+            "(sub)",
+            "ls *.py",
+            "echo # comment",
+        ] {
+            assert_eq!(exec_form(cmd), cmd, "{cmd}");
+        }
+    }
 }

@@ -16,7 +16,7 @@ use crate::exit::{ExitStatus, signal_name};
 use crate::guardian::Guardian;
 use crate::policy::{CrashHistory, Policy, Verdict};
 use crate::proctree;
-use crate::spawn::{Spawned, group_alive, signal, signal_group, spawn_shell};
+use crate::spawn::{Spawned, group_alive, pgid_of, signal, signal_group, spawn_shell};
 
 /// How often the stop sequence looks at whether everything has exited.
 const POLL: Duration = Duration::from_millis(20);
@@ -462,11 +462,16 @@ impl Running {
         set
     }
 
+    /// Signal the process group once, and each member that left the group on its own.
     fn signal_all(&self, sig: i32, members: &HashSet<i32>) {
         signal_group(self.pid, sig);
-        signal(self.pid, sig);
+        if pgid_of(self.pid).is_some_and(|g| g != self.pid) {
+            signal(self.pid, sig);
+        }
         for &p in members {
-            signal(p, sig);
+            if pgid_of(p).is_some_and(|g| g != self.pid) {
+                signal(p, sig);
+            }
         }
         if sig == libc::SIGKILL {
             if let Some(cg) = &self.cgroup {
