@@ -164,7 +164,10 @@ pub(crate) fn is_placeholder(value: &str) -> bool {
 
 /// Does `value` look like a real secret: long enough, not a placeholder, not a word or identifier?
 pub(crate) fn looks_secret(value: &str) -> bool {
-    if value.len() < 8 || is_placeholder(value) || value.contains(' ') {
+    if value.len() < 8
+        || is_placeholder(value)
+        || value.contains([' ', '(', ')', '{', '}', '[', ']', ',', ';', '\\'])
+    {
         return false;
     }
     let has_digit = value.bytes().any(|b| b.is_ascii_digit());

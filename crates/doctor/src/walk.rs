@@ -127,11 +127,58 @@ fn skip_content(name: &str) -> bool {
         "bun.lock",
     ];
     const EXTS: &[&str] = &[
-        ".min.js", ".min.css", ".map", ".svg", ".png", ".jpg", ".jpeg", ".gif", ".ico", ".webp",
-        ".woff", ".woff2", ".ttf", ".eot", ".otf", ".pdf", ".zip", ".gz", ".tgz", ".bz2", ".xz",
-        ".zst", ".jar", ".war", ".class", ".so", ".dylib", ".dll", ".exe", ".o", ".a", ".pyc",
-        ".mo", ".po", ".pot", ".sqlite", ".sqlite3", ".db", ".mp3", ".mp4", ".wav", ".ogg",
-        ".webm", ".psd", ".snap", ".lock", ".csv", ".tsv", ".parquet", ".wasm",
+        ".min.js",
+        ".min.css",
+        ".chunk.js",
+        ".bundle.js",
+        ".map",
+        ".svg",
+        ".png",
+        ".jpg",
+        ".jpeg",
+        ".gif",
+        ".ico",
+        ".webp",
+        ".woff",
+        ".woff2",
+        ".ttf",
+        ".eot",
+        ".otf",
+        ".pdf",
+        ".zip",
+        ".gz",
+        ".tgz",
+        ".bz2",
+        ".xz",
+        ".zst",
+        ".jar",
+        ".war",
+        ".class",
+        ".so",
+        ".dylib",
+        ".dll",
+        ".exe",
+        ".o",
+        ".a",
+        ".pyc",
+        ".mo",
+        ".po",
+        ".pot",
+        ".sqlite",
+        ".sqlite3",
+        ".db",
+        ".mp3",
+        ".mp4",
+        ".wav",
+        ".ogg",
+        ".webm",
+        ".psd",
+        ".snap",
+        ".lock",
+        ".csv",
+        ".tsv",
+        ".parquet",
+        ".wasm",
     ];
     NAMES.contains(&name) || EXTS.iter().any(|e| name.ends_with(e))
 }
@@ -392,7 +439,7 @@ fn is_generated(text: &[u8], kind: Kind) -> bool {
     }
     // Minified bundles: a very long line near the top of a JavaScript, CSS or JSON file.
     matches!(kind, Kind::JavaScript | Kind::Json | Kind::Other)
-        && text.split(|&b| b == b'\n').any(|l| l.len() > 2000)
+        && text.split(|&b| b == b'\n').any(|l| l.len() > 1000)
 }
 
 fn looks_k8s(text: &[u8]) -> bool {
