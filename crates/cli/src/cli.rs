@@ -21,6 +21,8 @@ enum Command {
     Run(RunArgs),
     /// Check the Procfile and env files; print the process types and the formation.
     Check(CheckArgs),
+    /// Audit a repository against the twelve factors.
+    Doctor(crate::doctor::DoctorArgs),
 }
 
 /// Where the app is and how to set up its processes (shared by start, run and check).
@@ -154,5 +156,6 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Start(args) => crate::start::start(args),
         Command::Run(args) => crate::run::run(args),
         Command::Check(args) => crate::start::check(args),
+        Command::Doctor(args) => crate::doctor::run(args),
     }
 }
