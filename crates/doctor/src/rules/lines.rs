@@ -540,7 +540,7 @@ pub(crate) fn line_rules() -> Vec<LineRule> {
         lr!(
             "TF03-ENV-NAME-BRANCH",
             CODE,
-            r#"(?i)(?:\benv\b|environ\w*|environment\b|[a-z]_env\b|\bstage\b|node_env|app_env)[^\n;{]{0,60}?(?:===?|!==?|\.equals\(|\beq\b)\s*\(?\s*["'](?:prod|production|staging|stage|dev|develop|development|qa|uat|preprod|local)["']"#,
+            r#"(?i)(?:\benv\b|environ\w*|environment\b|[a-z]_env\b|\bstage\b|node_env|app_env)[^\n;{]{0,60}?(?:===?|!==?|\.equals\(|\beq\b)\s*\(?\s*["'](?:prod|production|staging|stage|dev|develop|development|qa|uat|preprod)["']"#,
             env_branch,
             no_build
         ),
@@ -664,8 +664,14 @@ pub(crate) fn line_rules() -> Vec<LineRule> {
         lr!(
             "TF06-LOCAL-UPLOADS",
             &[Python],
-            r#"\bFileSystemStorage(?:\(|["'])|(?i:\bUPLOAD_FOLDER\b)\s*=\s*["']|\.save\(\s*os\.path\.join\("#,
+            r#"\bFileSystemStorage(?:\(|["'])|(?i:\bUPLOAD_FOLDER\b)\s*=\s*["']"#,
             not_definition
+        ),
+        lr!(
+            "TF06-LOCAL-UPLOADS",
+            &[Python],
+            r"\.save\(\s*os\.path\.join\(",
+            upload_context
         ),
         lr!(
             "TF06-LOCAL-UPLOADS",
@@ -720,8 +726,8 @@ pub(crate) fn line_rules() -> Vec<LineRule> {
         lr!(
             "TF07-FIXED-PORT",
             &[JavaScript],
-            r"\.listen\(\s*\d{2,5}\s*[,)]|(?i)\b(?:const|let|var)\s+port\s*=\s*\d{2,5}\s*;?\s*$",
-            dev_entry_port
+            r"\.listen\(\s*\d{2,5}\s*[,)]|(?i)\b(?:const|let|var)\s+port\s*=\s*(\d{2,5})\s*;?\s*$",
+            js_port
         ),
         lr!(
             "TF07-FIXED-PORT",
@@ -970,6 +976,29 @@ fn not_definition(h: &Hit) -> Verdict {
         Verdict::Skip
     } else {
         Verdict::Keep
+    }
+}
+
+/// Saving a file counts as an upload only where the code handles uploads.
+fn upload_context(h: &Hit) -> Verdict {
+    let line = String::from_utf8_lossy(h.line).to_ascii_lowercase();
+    let text_has = |n: &[u8]| h.text.windows(n.len()).any(|w| w == n);
+    if line.contains("upload") || text_has(b"request.files") || text_has(b"UploadFile") {
+        Verdict::Keep
+    } else {
+        Verdict::Skip
+    }
+}
+
+/// A `const port = N` naming a database or cache port is not the web port.
+fn js_port(h: &Hit) -> Verdict {
+    const SERVICE_PORTS: &[&str] = &[
+        "5432", "3306", "6379", "27017", "11211", "5672", "9200", "9092", "1433", "1521",
+    ];
+    if SERVICE_PORTS.contains(&h.group(1).as_str()) {
+        Verdict::Skip
+    } else {
+        dev_entry_port(h)
     }
 }
 

@@ -75,7 +75,11 @@ cached!(
 /// Facts from one file (called in the walker's threads).
 pub(crate) fn facts(file: &SourceFile) -> Vec<Fact> {
     let mut out = Vec::new();
-    if !file.ctx.is_app() {
+    // Helper scripts and tools may serve HTTP without being the app's web process.
+    let tooling = ["scripts/", "script/", "tools/", "tool/", "hack/", "dev/"]
+        .iter()
+        .any(|d| file.rel.starts_with(d) || file.rel.contains(&format!("/{d}")));
+    if !file.ctx.is_app() || tooling {
         return out;
     }
     let t = &file.text[..];
