@@ -555,3 +555,26 @@ fn config_values_never_appear_in_dozen_events() {
         }
     }
 }
+
+#[test]
+fn a_process_that_binds_its_port_is_reported_up() {
+    let app = App::with("web: python3 -m http.server $PORT --bind 127.0.0.1\nworker: sleep 300\n");
+    let port = 20000 + (std::process::id() % 20000) as u16;
+    let port_arg = port.to_string();
+    let mut run = app.spawn(&["start", "--json", "-p", &port_arg]);
+    let up = run.wait_for("web up", |l| l.contains("\"event\":\"up\""));
+    let v: serde_json::Value = serde_json::from_str(&up).expect("json");
+    assert_eq!(v["target"], "web.1");
+    assert_eq!(v["port"], port);
+    run.signal(libc::SIGTERM);
+    let (status, lines) = run.finish();
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.contains("\"event\":\"up\""))
+            .count(),
+        1,
+        "the worker never binds"
+    );
+}

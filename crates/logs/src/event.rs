@@ -178,6 +178,8 @@ pub enum EventKind {
     Starting,
     /// A process was spawned.
     Started,
+    /// A process is listening on its port.
+    Up,
     /// A process exited (with a code or by a signal).
     Exited,
     /// A process will be started again after a delay.
@@ -200,6 +202,7 @@ impl EventKind {
         match self {
             EventKind::Starting => "starting",
             EventKind::Started => "started",
+            EventKind::Up => "up",
             EventKind::Exited => "exited",
             EventKind::Restarting => "restarting",
             EventKind::GaveUp => "gave_up",

@@ -26,6 +26,7 @@
 mod cgroup;
 mod exit;
 mod guardian;
+mod net;
 mod policy;
 mod proctree;
 mod reaper;
@@ -33,5 +34,6 @@ mod spawn;
 mod supervisor;
 
 pub use exit::{ExitStatus, signal_name};
+pub use net::is_listening;
 pub use policy::{CrashHistory, Policy, RestartPolicy, Verdict};
 pub use supervisor::{Outcome, ProcessSpec, Stop, SuperviseError, Supervisor};

@@ -24,6 +24,8 @@ const POLL: Duration = Duration::from_millis(20);
 const KILL_WAIT: Duration = Duration::from_secs(5);
 /// How long to wait for pipes to close once every process is gone.
 const DRAIN_WAIT: Duration = Duration::from_secs(3);
+/// How long dozen watches for a new process to bind its port (Heroku's boot timeout).
+const BOOT_WATCH: Duration = Duration::from_secs(60);
 /// How long the news of an exit waits for the process's last lines to come out of its pipes.
 const PUMP_SETTLE: Duration = Duration::from_millis(250);
 
@@ -311,9 +313,28 @@ async fn run_process(ctx: Arc<Ctx>, spec: ProcessSpec, mut stop: watch::Receiver
             cgroup: if in_cgroup { cgroup.clone() } else { None },
         };
         let mut exit = exit;
-        let exited = tokio::select! {
-            status = &mut exit => Some(status.unwrap_or(ExitStatus::Code(-1))),
-            _ = stop.wait_for(|s| *s != Stop::Running) => None,
+        let listening = wait_listening(spec.port);
+        tokio::pin!(listening);
+        let mut up = false;
+        let exited = loop {
+            let bound = tokio::select! {
+                status = &mut exit => break Some(status.unwrap_or(ExitStatus::Code(-1))),
+                _ = stop.wait_for(|s| *s != Stop::Running) => break None,
+                port = &mut listening, if !up => port,
+            };
+            up = true;
+            if let Some(port) = bound {
+                ctx.event(
+                    PlatformEvent::new(
+                        EventKind::Up,
+                        format!("{} is listening on port {port}", spec.name),
+                    )
+                    .target(&spec.name)
+                    .pid(pid as u32)
+                    .port(port),
+                )
+                .await;
+            }
         };
         let Some(status) = exited else {
             let status = running.terminate(&ctx, &mut stop, &mut exit).await;
@@ -442,6 +463,25 @@ async fn settle(ctx: &Ctx, pumps: &mut Vec<JoinHandle<()>>, limit: Duration) {
         all.retain(|h| !h.is_finished());
         all.extend(unfinished);
     }
+}
+
+/// Resolves with the port once something listens on it (a process that serves HTTP or TCP is
+/// up); never resolves for a process without a port or one that does not bind it within
+/// [`BOOT_WATCH`].
+async fn wait_listening(port: Option<u16>) -> Option<u16> {
+    let Some(port) = port else {
+        return std::future::pending().await;
+    };
+    let started = Instant::now();
+    let mut interval = Duration::from_millis(25);
+    while started.elapsed() < BOOT_WATCH {
+        tokio::time::sleep(interval).await;
+        if crate::net::is_listening(port) {
+            return Some(port);
+        }
+        interval = (interval * 2).min(Duration::from_secs(1));
+    }
+    std::future::pending().await
 }
 
 /// A started process and what belongs to it.
