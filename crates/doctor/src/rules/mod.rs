@@ -1,7 +1,7 @@
 //! The rule catalogue: every rule id with its factor, default severity, reason and fix.
 //!
-//! Checks live beside it: [`lines`] runs per-file line patterns inside the parallel walk,
-//! [`repo`] looks at the repository as a whole (Procfile, Dockerfile, manifests, compose files).
+//! Checks live beside it: `lines` runs per-file line patterns inside the parallel walk,
+//! `repo` looks at the repository as a whole (Procfile, Dockerfile, manifests, compose files).
 
 pub(crate) mod lines;
 pub(crate) mod repo;
