@@ -90,6 +90,33 @@ def cmdline(pid: int) -> list[str]:
         return []
 
 
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_s(pid: int) -> float:
+    """user + system CPU seconds this process has used so far."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read().decode(errors="replace")
+    except OSError:
+        return 0.0
+    rest = data[data.rfind(")") + 2 :].split()
+    return (int(rest[11]) + int(rest[12])) / CLK_TCK
+
+
+def tree_cpu(root: int) -> tuple[float, float]:
+    """(runner CPU, producers' CPU): the runner and all its helpers versus the
+    producer processes below it, read while they are all still alive."""
+    runner = cpu_s(root)
+    producers = 0.0
+    for pid in descendants(root):
+        if any("producer.py" in a for a in cmdline(pid)):
+            producers += cpu_s(pid)
+        else:
+            runner += cpu_s(pid)
+    return runner, producers
+
+
 def status_kb(pid: int, key: str = "VmRSS") -> int | None:
     try:
         with open(f"/proc/{pid}/status") as f:
@@ -282,7 +309,7 @@ class Run:
         if not data:
             self.eof = True
             return None
-        self.tail = (self.tail + data)[-4000:]
+        self.tail = data[-4000:] if len(data) >= 4000 else (self.tail + data)[-4000:]
         return data
 
     def drain_in_background(self) -> None:
@@ -372,19 +399,23 @@ def throughput_once(peer: str, tools: Tools, work: Path, nproc: int, nlines: int
         work, f"Procfile.tp{nproc}",
         [f"{t.lower()}: exec {tools.python} {PRODUCER} {t} {nlines} {LINE_SIZE}" for t in tags],
     )
-    line_tags = [b"@" + t.encode() + b"@ " for t in tags]
-    done_tags = [b"#" + t.encode() + b"# done" for t in tags]
-    counts = [0] * nproc
-    done = [False] * nproc
-    intact = 0  # lines that still end with the producer's own "x|\n"
     total_expected = nproc * nlines
-    got = 0
-    carry = b""
+    # Counting as it streams must cost as little CPU as `cat` would: the
+    # reader shares 2 cores with the runner and the producers. So the
+    # stream is scanned for single bytes only (memchr speed): each producer
+    # line holds exactly two "@" (its tag), each "done" line two "#", and no
+    # runner prints either in its own lines. A single byte cannot be split
+    # across two reads, so the running counts are exact. The chunks are kept
+    # (no copy) and counted per producer after the clock has stopped.
+    chunks: list[bytes] = []
+    ats = hashes = 0
+    cpu0 = time.process_time()
     run = Run(peer, tools, procfile)
     t_end = None
     t_all_done = None
     error = None
     deadline = run.t0 + timeout
+    want_ats, want_hashes = 2 * total_expected, 2 * nproc
     while True:
         now = time.monotonic()
         if now > deadline:
@@ -400,35 +431,41 @@ def throughput_once(peer: str, tools: Tools, work: Path, nproc: int, nlines: int
             if t_all_done is not None and now - t_all_done > 1.0:
                 break  # every producer said done; the missing lines are lost
             continue
-        buf = carry + data
-        cut = buf.rfind(b"\n") + 1
-        whole, carry = buf[:cut], buf[cut:]
-        if not whole:
-            continue
-        for i, tag in enumerate(line_tags):
-            c = whole.count(tag)
-            if c:
-                counts[i] += c
-                got += c
-            if not done[i] and done_tags[i] in whole:
-                done[i] = True
-        intact += whole.count(b"x|\n")
-        if got >= total_expected and t_end is None:
-            t_end = time.monotonic()
+        chunks.append(data)
+        ats += data.count(b"@")
+        if b"#" in data:
+            hashes += data.count(b"#")
+        if ats >= want_ats and b"\n" in data[data.rfind(b"@") :]:
+            t_end = time.monotonic()  # the last tagged line is complete
             break
-        if all(done) and t_all_done is None:
+        if hashes >= want_hashes and t_all_done is None:
             t_all_done = time.monotonic()
     if t_end is None:
         t_end = t_all_done or time.monotonic()
     wall = t_end - run.t0
+    reader_cpu = time.process_time() - cpu0
+    if run.main:
+        runner_cpu, producer_cpu = tree_cpu(run.pid)
+    else:
+        runner_cpu, producer_cpu = 0.0, sum(cpu_s(p.pid) for p in run.procs)
     stop_s, clean = run.stop()
     left = run.finish()
+    # Per producer, on the output as it had arrived when the clock stopped.
+    out = b"".join(chunks)
+    chunks.clear()
+    cut = out.rfind(b"\n") + 1
+    out = out[:cut]
+    counts = [out.count(b"@" + t.encode() + b"@ ") for t in tags]
+    got = sum(counts)
+    intact = out.count(b"x|\n")  # lines still ending with the producer's own tail
+    del out
     res = {
         "peer": peer, "processes": nproc, "lines_each": nlines, "wall_s": round(wall, 4),
         "lines_per_s": round(got / wall) if wall > 0 else None,
         "received": got, "lost": total_expected - got,
         "lost_per_process": {t: nlines - c for t, c in zip(tags, counts)},
         "torn_lines": got - intact,
+        "cpu_s": {"runner": round(runner_cpu, 2), "producers": round(producer_cpu, 2), "bench_reader": round(reader_cpu, 2)},
         "stop_s": round(stop_s, 3), "stopped_cleanly": clean, "left_running": len(left),
     }
     if error:
@@ -574,6 +611,7 @@ def summarize(results: dict) -> dict:
                 "lost": sum(r["lost"] for r in rs),
                 "torn": sum(r["torn_lines"] for r in rs),
                 "errors": [r["error"] for r in rs if "error" in r],
+                "median_cpu_s": {k: median([r["cpu_s"][k] for r in rs]) for k in ("runner", "producers", "bench_reader")},
             }
         d = row.get("dozen", {}).get("median_lines_per_s")
         for peer in ("foreman", "honcho", "pipe"):
@@ -640,6 +678,15 @@ def throughput_md(w, summary: dict) -> None:
         ratios = [fmt_x(row.get(f"dozen/{p}")) for p in ("foreman", "honcho", "pipe")]
         lost = " / ".join(str(row[p]["lost"]) if p in row else "n/a" for p in PEERS)
         w(f"| {key} | " + " | ".join(cells + ratios) + f" | {lost} |")
+    w("")
+    w("CPU seconds used during a run (median; runner = the runner and its helper processes, without the producers):\n")
+    w("| processes | dozen | foreman | honcho | plain pipe | producers (in the dozen run) | bench reader (in the dozen run) |")
+    w("|---|---:|---:|---:|---:|---:|---:|")
+    for key, row in summary["throughput"].items():
+        cells = [f"{row[p]['median_cpu_s']['runner']:.2f} s" if p in row else "n/a" for p in PEERS]
+        d = row.get("dozen", {}).get("median_cpu_s", {})
+        extra = [f"{d['producers']:.2f} s" if d else "n/a", f"{d['bench_reader']:.2f} s" if d else "n/a"]
+        w(f"| {key} | " + " | ".join(cells + extra) + " |")
     w("")
     w("All runs (lines/s):\n")
     for key, row in summary["throughput"].items():
