@@ -43,6 +43,7 @@ pub fn start(args: StartArgs) -> anyhow::Result<ExitCode> {
             cwd: project.root.clone(),
             port: Some(inst.port),
             color: inst.type_index,
+            clear_env: false,
         })
         .collect();
     let width = specs.iter().map(|s| s.name.len()).max().unwrap_or(0);

@@ -22,7 +22,8 @@ pub(crate) struct Spawned {
     pub(crate) in_cgroup: bool,
 }
 
-/// Start `sh -c command` with `env` added to dozen's environment, in `cwd`, stdin from
+/// Start `sh -c command` with `env` added to dozen's environment (or alone, with
+/// `clear_env`), in `cwd`, stdin from
 /// /dev/null and stdout/stderr on pipes.
 ///
 /// In the child, before exec: a new process group; membership of `cgroup`; SIGKILL when dozen
@@ -31,11 +32,15 @@ pub(crate) struct Spawned {
 pub(crate) fn spawn_shell(
     command: &str,
     env: &[(String, String)],
+    clear_env: bool,
     cwd: &Path,
     cgroup: Option<&Cgroup>,
 ) -> io::Result<Spawned> {
     let reaper = Reaper::get()?;
     let mut cmd = Command::new("/bin/sh");
+    if clear_env {
+        cmd.env_clear();
+    }
     cmd.arg("-c")
         .arg(exec_form(command))
         .current_dir(cwd)

@@ -42,6 +42,9 @@ pub struct ProcessSpec {
     pub cwd: PathBuf,
     /// The port it was given, for the log.
     pub port: Option<u16>,
+    /// Start from an empty environment instead of dozen's own (builds must not see runtime
+    /// config); `env` is then the whole environment.
+    pub clear_env: bool,
     /// Palette index for its log lines.
     pub color: usize,
 }
@@ -141,6 +144,21 @@ impl Supervisor {
         self.ctx.cgroups.is_some()
     }
 
+    /// Run one process to its end (never restarted), its output going to the log like any
+    /// other's: a build step, a release phase, a one-off. `stop` ends it early (SIGTERM, grace,
+    /// SIGKILL). Whatever it leaves running is stopped before this returns.
+    pub async fn run_once(&self, spec: ProcessSpec, stop: watch::Receiver<Stop>) -> ExitStatus {
+        run_process(self.ctx.clone(), spec, stop, false)
+            .await
+            .status
+    }
+
+    /// Clean up after [`Supervisor::run_once`] calls: sweep orphans (if enabled), remove the
+    /// cgroups, dismiss the guardian, and wait for the last output.
+    pub async fn shutdown(self) {
+        finish(&self.ctx).await;
+    }
+
     /// Run `specs` until they end or `stop` asks, then stop everything and return.
     pub async fn run(self, specs: Vec<ProcessSpec>, mut stop: watch::Receiver<Stop>) -> Outcome {
         let ctx = self.ctx;
@@ -152,7 +170,7 @@ impl Supervisor {
             let stop = inner_rx.clone();
             let tx = report_tx.clone();
             tokio::spawn(async move {
-                let report = run_process(ctx, spec, stop).await;
+                let report = run_process(ctx, spec, stop, true).await;
                 let _ = tx.send(report).await;
             });
         }
@@ -246,7 +264,12 @@ fn secs(d: Duration) -> String {
 }
 
 /// One process, from first start to final exit, restarts included.
-async fn run_process(ctx: Arc<Ctx>, spec: ProcessSpec, mut stop: watch::Receiver<Stop>) -> Report {
+async fn run_process(
+    ctx: Arc<Ctx>,
+    spec: ProcessSpec,
+    mut stop: watch::Receiver<Stop>,
+    may_restart: bool,
+) -> Report {
     let label = Arc::new(Label::new(spec.name.clone(), spec.color));
     let cgroup = ctx
         .cgroups
@@ -263,7 +286,13 @@ async fn run_process(ctx: Arc<Ctx>, spec: ProcessSpec, mut stop: watch::Receiver
         if *stop.borrow() != Stop::Running {
             return report(ExitStatus::Code(0), true, false);
         }
-        let spawned = match spawn_shell(&spec.command, &spec.env, &spec.cwd, cgroup.as_ref()) {
+        let spawned = match spawn_shell(
+            &spec.command,
+            &spec.env,
+            spec.clear_env,
+            &spec.cwd,
+            cgroup.as_ref(),
+        ) {
             Ok(s) => s,
             Err(e) => {
                 ctx.event(
@@ -353,7 +382,7 @@ async fn run_process(ctx: Arc<Ctx>, spec: ProcessSpec, mut stop: watch::Receiver
         if let Some(g) = ctx.guardian() {
             g.forget_group(pid);
         }
-        if !ctx.policy.restarts_after(status) {
+        if !may_restart || !ctx.policy.restarts_after(status) {
             return report(status, false, false);
         }
         match history.record(&ctx.policy, Instant::now()) {

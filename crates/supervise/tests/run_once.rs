@@ -1,0 +1,134 @@
+//! `Supervisor::run_once` with real processes, as a build step or one-off uses it.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use dozen_logs::{Format, LogWriter, Output};
+use dozen_supervise::{ExitStatus, Policy, ProcessSpec, Stop, Supervisor};
+use tokio::sync::watch;
+
+#[derive(Clone, Default)]
+struct Shared(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Shared {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn spec(command: &str, env: Vec<(String, String)>, clear_env: bool) -> ProcessSpec {
+    ProcessSpec {
+        name: "build".into(),
+        command: command.into(),
+        env,
+        cwd: std::env::temp_dir(),
+        port: None,
+        color: 0,
+        clear_env,
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn runs_to_completion_with_output_and_status() {
+    let out = Shared::default();
+    let (writer, log) =
+        LogWriter::spawn(Format::json(), Output::Writer(Box::new(out.clone()))).expect("writer");
+    let sup = Supervisor::new(Policy::default(), log, false).expect("supervisor");
+    let (_tx, rx) = watch::channel(Stop::Running);
+    let status = sup
+        .run_once(
+            spec("echo compiling; echo warn >&2; exit 4", vec![], false),
+            rx,
+        )
+        .await;
+    assert_eq!(status, ExitStatus::Code(4));
+    sup.shutdown().await;
+    writer.finish().expect("finish");
+    let text = String::from_utf8(out.0.lock().expect("lock").clone()).expect("utf8");
+    assert!(
+        text.contains(r#""proc":"build","stream":"stdout","line":"compiling""#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#""stream":"stderr","line":"warn""#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#""event":"exited","target":"build""#),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn clear_env_hides_dozens_environment() {
+    // SAFETY: set before any thread of this test reads the environment.
+    unsafe { std::env::set_var("DOZEN_TEST_SECRET_ENV", "leak") };
+    let out = Shared::default();
+    let (writer, log) =
+        LogWriter::spawn(Format::json(), Output::Writer(Box::new(out.clone()))).expect("writer");
+    let sup = Supervisor::new(Policy::default(), log, false).expect("supervisor");
+    let (_tx, rx) = watch::channel(Stop::Running);
+    let env = vec![("PATH".to_string(), "/usr/bin:/bin".to_string())];
+    let status = sup
+        .run_once(
+            spec("echo \"[${DOZEN_TEST_SECRET_ENV:-unset}]\"", env, true),
+            rx,
+        )
+        .await;
+    assert!(status.success());
+    sup.shutdown().await;
+    writer.finish().expect("finish");
+    let text = String::from_utf8(out.0.lock().expect("lock").clone()).expect("utf8");
+    assert!(text.contains(r#""line":"[unset]""#), "{text}");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn stop_request_ends_a_long_run() {
+    let (writer, log) =
+        LogWriter::spawn(Format::json(), Output::Writer(Box::new(Shared::default())))
+            .expect("writer");
+    let sup = Supervisor::new(Policy::default(), log, false).expect("supervisor");
+    let (tx, rx) = watch::channel(Stop::Running);
+    // Asked to stop before it even starts: it must not run at all, or end at once.
+    tx.send(Stop::Graceful { signal: None }).expect("send");
+    let status = sup.run_once(spec("sleep 300", vec![], false), rx).await;
+    assert!(
+        matches!(status, ExitStatus::Signal(15) | ExitStatus::Code(0)),
+        "{status:?}"
+    );
+    sup.shutdown().await;
+    writer.finish().expect("finish");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn stop_request_ends_a_running_process() {
+    let (writer, log) =
+        LogWriter::spawn(Format::json(), Output::Writer(Box::new(Shared::default())))
+            .expect("writer");
+    let sup = Supervisor::new(Policy::default(), log, false).expect("supervisor");
+    let (tx, rx) = watch::channel(Stop::Running);
+    let dir = tempfile_dir();
+    let mark = dir.join("started");
+    let command = format!("touch '{}'; exec sleep 300", mark.display());
+    let stopper = async {
+        while !mark.exists() {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        tx.send(Stop::Graceful { signal: None }).expect("send");
+    };
+    let (status, ()) = tokio::join!(sup.run_once(spec(&command, vec![], false), rx), stopper);
+    assert_eq!(status, ExitStatus::Signal(15));
+    sup.shutdown().await;
+    writer.finish().expect("finish");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+fn tempfile_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("dozen-run-once-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    dir
+}
