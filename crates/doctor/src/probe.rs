@@ -475,6 +475,18 @@ pub(crate) fn run(
             break;
         }
         if let Some(pid) = obs.web_pid {
+            if !alive(pid) {
+                // It is gone: the runner's `exited` event is on its way; wait for it.
+                let until = Instant::now() + Duration::from_secs(5);
+                while obs.exited_early.is_none() && Instant::now() < until {
+                    match runner.events.recv_timeout(Duration::from_millis(200)) {
+                        Ok(ev) => obs.take(ev, false),
+                        Err(mpsc::RecvTimeoutError::Timeout) => {}
+                        Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                    }
+                }
+                break;
+            }
             let tree = process_tree(pid);
             obs.seen_pids.extend(tree.iter().copied());
             let snap = snapshot(&tree, root);
@@ -526,13 +538,22 @@ pub(crate) fn run(
     }
     // Phase 3: SIGTERM to the runner; it stops web.1 and reports how.
     let runner_pid = runner.child.id();
+    // Events that arrive before our SIGTERM (the runner may already have stopped because
+    // web.1 exited) are early exits, not responses to the stop.
+    let mut sent_term = false;
     if obs.exited_early.is_none() && runner.child.try_wait().ok().flatten().is_none() {
-        signal(runner_pid, "TERM");
+        while let Ok(ev) = runner.events.try_recv() {
+            obs.take(ev, false);
+        }
+        if obs.exited_early.is_none() {
+            signal(runner_pid, "TERM");
+            sent_term = true;
+        }
     }
     let stop_deadline = Instant::now() + opts.stop_grace + Duration::from_secs(15);
     loop {
         match runner.events.recv_timeout(Duration::from_millis(200)) {
-            Ok(ev) => obs.take(ev, true),
+            Ok(ev) => obs.take(ev, sent_term),
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
             Err(mpsc::RecvTimeoutError::Timeout) => {}
         }

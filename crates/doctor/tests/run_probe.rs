@@ -116,6 +116,14 @@ fn an_app_ignoring_sigterm_is_reported() {
 }
 
 #[test]
+fn an_app_that_does_not_speak_http_is_reported() {
+    let Some((_t, r)) = probe("not-http") else {
+        return;
+    };
+    assert_eq!(run_ids(&r), ["TF07-RUN-NO-HTTP"], "{:#?}", r.findings);
+}
+
+#[test]
 fn an_app_that_crashes_is_reported() {
     let Some((_t, r)) = probe("crashes") else {
         return;
