@@ -79,12 +79,16 @@ pub fn run(args: DoctorArgs) -> anyhow::Result<ExitCode> {
     let stdout = std::io::stdout();
     let color = !args.no_color && std::env::var_os("NO_COLOR").is_none() && stdout.is_terminal();
     let mut out = stdout.lock();
-    match args.format {
+    let written = match args.format {
         Format::Human => report.render_human(&mut out, color, opts.fail_on),
         Format::Json => report.render_json(&mut out),
         Format::Sarif => report.render_sarif(&mut out),
     }
-    .context("doctor: writing the report")?;
-    out.flush().context("doctor: writing the report")?;
+    .and_then(|()| out.flush());
+    match written {
+        // `dozen doctor | head` closes the pipe early; the verdict still stands.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        other => other.context("doctor: writing the report")?,
+    }
     Ok(ExitCode::from(report.exit_code(opts.fail_on)))
 }

@@ -8,12 +8,12 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum DoctorError {
     /// The directory to audit does not exist or cannot be read.
-    #[error("{}: cannot audit this directory: {source}", path.display())]
+    #[error("{}: cannot audit this directory: {cause}", path.display())]
     Root {
         /// The directory given.
         path: PathBuf,
-        /// Why it failed.
-        source: std::io::Error,
+        /// Why it failed (part of the message, so not repeated as a source).
+        cause: std::io::Error,
     },
     /// The path to audit is a file, not a directory.
     #[error("{}: not a directory; give the repository's root directory", path.display())]
@@ -22,12 +22,12 @@ pub enum DoctorError {
         path: PathBuf,
     },
     /// `--run` could not start the runner.
-    #[error("--run: cannot start `{}`: {source}; build dozen or pass its path", exe.display())]
+    #[error("--run: cannot start `{}`: {cause}; build dozen or pass its path", exe.display())]
     RunnerStart {
         /// The executable tried.
         exe: PathBuf,
-        /// Why it failed.
-        source: std::io::Error,
+        /// Why it failed (part of the message, so not repeated as a source).
+        cause: std::io::Error,
     },
     /// Writing a report failed.
     #[error("writing the report: {0}")]

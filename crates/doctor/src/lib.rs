@@ -101,9 +101,9 @@ enum Item {
 
 /// Audit `opts.root` and return the report.
 pub fn audit(opts: &Options) -> Result<Report, DoctorError> {
-    let meta = std::fs::metadata(&opts.root).map_err(|source| DoctorError::Root {
+    let meta = std::fs::metadata(&opts.root).map_err(|cause| DoctorError::Root {
         path: opts.root.clone(),
-        source,
+        cause,
     })?;
     if !meta.is_dir() {
         return Err(DoctorError::NotADirectory {

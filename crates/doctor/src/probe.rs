@@ -326,9 +326,9 @@ impl Runner {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|source| DoctorError::RunnerStart {
+            .map_err(|cause| DoctorError::RunnerStart {
                 exe: exe.to_path_buf(),
-                source,
+                cause,
             })?;
         let (tx, rx) = mpsc::channel();
         if let Some(out) = child.stdout.take() {
