@@ -143,38 +143,17 @@ pub fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let procfile = project.procfile()?;
     let plan = project.plan(args.formation.as_deref(), args.project.port, &[])?;
     if args.json {
-        let mut out = String::from("{\"procfile\":");
-        out.push_str(&json_str(&project.procfile_path.display().to_string()));
-        out.push_str(",\"types\":[");
-        for (i, t) in procfile.types.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            out.push_str(&format!(
-                "{{\"name\":{},\"command\":{},\"line\":{}}}",
-                json_str(&t.name),
-                json_str(&t.command),
-                t.line
-            ));
-        }
-        out.push_str("],\"env_files\":[");
-        let files: Vec<String> = project
-            .env_files
-            .iter()
-            .map(|f| json_str(&f.display().to_string()))
-            .collect();
-        out.push_str(&files.join(","));
-        out.push_str("],\"env_keys\":[");
-        let keys: Vec<String> = project.env.iter().map(|(k, _)| json_str(k)).collect();
-        out.push_str(&keys.join(","));
-        out.push_str("],\"processes\":[");
-        let procs: Vec<String> = plan
-            .iter()
-            .map(|i| format!("{{\"name\":{},\"port\":{}}}", json_str(&i.name()), i.port))
-            .collect();
-        out.push_str(&procs.join(","));
-        out.push_str("]}");
-        println!("{out}");
+        let report = serde_json::json!({
+            "procfile": project.procfile_path.display().to_string(),
+            "types": procfile.types.iter().map(|t| serde_json::json!({
+                "name": t.name, "command": t.command, "line": t.line,
+            })).collect::<Vec<_>>(),
+            "env_files": project.env_files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>(),
+            // Keys only: values are config, and config may be secret.
+            "env_keys": project.env.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+            "processes": plan.iter().map(|i| serde_json::json!({"name": i.name(), "port": i.port})).collect::<Vec<_>>(),
+        });
+        println!("{report}");
         return Ok(ExitCode::SUCCESS);
     }
     let width = procfile
@@ -208,22 +187,4 @@ pub fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
         println!("  {:<pwidth$}  port {}", inst.name(), inst.port);
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn json_str(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
