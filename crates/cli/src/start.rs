@@ -44,6 +44,7 @@ pub fn start(args: StartArgs) -> anyhow::Result<ExitCode> {
             port: Some(inst.port),
             color: inst.type_index,
             clear_env: false,
+            log: None,
         })
         .collect();
     let width = specs.iter().map(|s| s.name.len()).max().unwrap_or(0);

@@ -36,4 +36,6 @@ mod supervisor;
 pub use exit::{ExitStatus, signal_name};
 pub use net::is_listening;
 pub use policy::{CrashHistory, Policy, RestartPolicy, Verdict};
-pub use supervisor::{Outcome, ProcessSpec, Stop, SuperviseError, Supervisor};
+pub use supervisor::{
+    Outcome, Phase, ProcessHandle, ProcessSpec, ProcessState, Stop, SuperviseError, Supervisor,
+};

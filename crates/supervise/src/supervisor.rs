@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use dozen_logs::{EventKind, Label, LogSender, PlatformEvent, Stream, pump};
 use tokio::net::unix::pipe;
@@ -47,6 +47,9 @@ pub struct ProcessSpec {
     pub clear_env: bool,
     /// Palette index for its log lines.
     pub color: usize,
+    /// Where its output and lifecycle events go, if not the supervisor's log (the server gives
+    /// each app its own stream).
+    pub log: Option<LogSender>,
 }
 
 /// What the caller asks of the running formation.
@@ -72,6 +75,97 @@ pub struct Outcome {
     pub code: i32,
     /// The process whose exit ended the run, if one did.
     pub ended_by: Option<String>,
+}
+
+/// Where a process is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Being spawned.
+    Starting,
+    /// Running; not (yet) seen listening on its port.
+    Running,
+    /// Running and listening on its port.
+    Up,
+    /// Exited; waiting out the backoff before the next start.
+    Restarting,
+    /// Being stopped (SIGTERM sent).
+    Stopping,
+    /// Ended and will not be started again.
+    Exited,
+    /// Exited too often; given up.
+    Crashed,
+}
+
+impl Phase {
+    /// Lower-case name for tables and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Starting => "starting",
+            Phase::Running => "running",
+            Phase::Up => "up",
+            Phase::Restarting => "restarting",
+            Phase::Stopping => "stopping",
+            Phase::Exited => "exited",
+            Phase::Crashed => "crashed",
+        }
+    }
+}
+
+/// A snapshot of one process, for `ps`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessState {
+    /// The phase.
+    pub phase: Phase,
+    /// The current (or last) pid.
+    pub pid: Option<u32>,
+    /// The port it was given.
+    pub port: Option<u16>,
+    /// When it entered this phase.
+    pub since: SystemTime,
+    /// How often it has been restarted.
+    pub restarts: u32,
+    /// How it last ended.
+    pub last_exit: Option<ExitStatus>,
+}
+
+/// A process started with [`Supervisor::start_process`]: its state, and the means to stop it.
+#[derive(Debug)]
+pub struct ProcessHandle {
+    name: String,
+    stop: watch::Sender<Stop>,
+    state: watch::Receiver<ProcessState>,
+    task: JoinHandle<Report>,
+}
+
+impl ProcessHandle {
+    /// Its name, such as `web.1`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Its state now.
+    pub fn state(&self) -> ProcessState {
+        self.state.borrow().clone()
+    }
+
+    /// A receiver that sees every state change.
+    pub fn watch_state(&self) -> watch::Receiver<ProcessState> {
+        self.state.clone()
+    }
+
+    /// Ask it to stop (gracefully or now). Returns at once; await [`ProcessHandle::finished`].
+    pub fn stop(&self, how: Stop) {
+        let _ = self.stop.send(how);
+    }
+
+    /// Wait until it has ended for good (stopped, or crashed too often), and everything it
+    /// started is gone.
+    pub async fn finished(self) -> ExitStatus {
+        match self.task.await {
+            Ok(report) => report.status,
+            Err(_) => ExitStatus::Code(-1),
+        }
+    }
 }
 
 /// Errors setting up supervision.
@@ -148,9 +242,26 @@ impl Supervisor {
     /// other's: a build step, a release phase, a one-off. `stop` ends it early (SIGTERM, grace,
     /// SIGKILL). Whatever it leaves running is stopped before this returns.
     pub async fn run_once(&self, spec: ProcessSpec, stop: watch::Receiver<Stop>) -> ExitStatus {
-        run_process(self.ctx.clone(), spec, stop, false)
+        let (state, _) = watch::channel(initial_state(spec.port));
+        run_process(self.ctx.clone(), spec, stop, false, state)
             .await
             .status
+    }
+
+    /// Start a long-running process that is restarted by the policy until it is stopped through
+    /// the returned handle (or gives up). For a host that adds and removes processes while it
+    /// runs, such as `dozen server`.
+    pub fn start_process(&self, spec: ProcessSpec) -> ProcessHandle {
+        let (stop_tx, stop_rx) = watch::channel(Stop::Running);
+        let (state_tx, state_rx) = watch::channel(initial_state(spec.port));
+        let name = spec.name.clone();
+        let task = tokio::spawn(run_process(self.ctx.clone(), spec, stop_rx, true, state_tx));
+        ProcessHandle {
+            name,
+            stop: stop_tx,
+            state: state_rx,
+            task,
+        }
     }
 
     /// Clean up after [`Supervisor::run_once`] calls: sweep orphans (if enabled), remove the
@@ -170,7 +281,8 @@ impl Supervisor {
             let stop = inner_rx.clone();
             let tx = report_tx.clone();
             tokio::spawn(async move {
-                let report = run_process(ctx, spec, stop, true).await;
+                let (state, _) = watch::channel(initial_state(spec.port));
+                let report = run_process(ctx, spec, stop, true, state).await;
                 let _ = tx.send(report).await;
             });
         }
@@ -250,6 +362,10 @@ impl Ctx {
     }
 }
 
+async fn emit(log: &LogSender, event: PlatformEvent) {
+    let _ = log.event(event).await;
+}
+
 /// `5s`, `1.5s`, `50ms`.
 fn secs(d: Duration) -> String {
     if d < Duration::from_secs(1) {
@@ -269,18 +385,43 @@ async fn run_process(
     spec: ProcessSpec,
     mut stop: watch::Receiver<Stop>,
     may_restart: bool,
+    state: watch::Sender<ProcessState>,
 ) -> Report {
+    let set = |phase: Phase, pid: Option<u32>, exit: Option<ExitStatus>, restarted: bool| {
+        state.send_modify(|st| {
+            st.phase = phase;
+            st.since = SystemTime::now();
+            if pid.is_some() {
+                st.pid = pid;
+            }
+            if exit.is_some() {
+                st.last_exit = exit;
+            }
+            if restarted {
+                st.restarts += 1;
+            }
+        });
+    };
     let label = Arc::new(Label::new(spec.name.clone(), spec.color));
+    let log = spec.log.clone().unwrap_or_else(|| ctx.log.clone());
     let cgroup = ctx
         .cgroups
         .as_ref()
         .and_then(|root| root.child(&spec.name).ok());
     let mut history = CrashHistory::default();
-    let report = |status, stopped, gave_up| Report {
-        name: spec.name.clone(),
-        status,
-        stopped,
-        gave_up,
+    let report = |status, stopped, gave_up| {
+        let phase = if gave_up {
+            Phase::Crashed
+        } else {
+            Phase::Exited
+        };
+        set(phase, None, Some(status), false);
+        Report {
+            name: spec.name.clone(),
+            status,
+            stopped,
+            gave_up,
+        }
     };
     loop {
         if *stop.borrow() != Stop::Running {
@@ -295,7 +436,8 @@ async fn run_process(
         ) {
             Ok(s) => s,
             Err(e) => {
-                ctx.event(
+                emit(
+                    &log,
                     PlatformEvent::new(
                         EventKind::Error,
                         format!("{} could not be started: {e}", spec.name),
@@ -328,15 +470,17 @@ async fn run_process(
         if let Some(port) = spec.port {
             started = started.port(port);
         }
-        ctx.event(started).await;
+        emit(&log, started).await;
+        set(Phase::Running, Some(pid as u32), None, false);
         let mut pumps = start_pumps(
-            &ctx,
+            &log,
             &label,
             stdout.map(OwnedFd::from),
             stderr.map(OwnedFd::from),
         );
 
         let running = Running {
+            log: log.clone(),
             name: spec.name.clone(),
             pid,
             cgroup: if in_cgroup { cgroup.clone() } else { None },
@@ -353,7 +497,9 @@ async fn run_process(
             };
             up = true;
             if let Some(port) = bound {
-                ctx.event(
+                set(Phase::Up, None, None, false);
+                emit(
+                    &log,
                     PlatformEvent::new(
                         EventKind::Up,
                         format!("{} is listening on port {port}", spec.name),
@@ -366,9 +512,10 @@ async fn run_process(
             }
         };
         let Some(status) = exited else {
+            set(Phase::Stopping, None, None, false);
             let status = running.terminate(&ctx, &mut stop, &mut exit).await;
             settle(&ctx, &mut pumps, PUMP_SETTLE).await;
-            ctx.event(exited_event(&spec.name, pid, status)).await;
+            emit(&log, exited_event(&spec.name, pid, status)).await;
             if let Some(g) = ctx.guardian() {
                 g.forget_group(pid);
             }
@@ -376,7 +523,7 @@ async fn run_process(
         };
         // Let the last lines it printed come out before the news that it exited.
         settle(&ctx, &mut pumps, PUMP_SETTLE).await;
-        ctx.event(exited_event(&spec.name, pid, status)).await;
+        emit(&log, exited_event(&spec.name, pid, status)).await;
         running.clean_leftovers(&ctx, &mut stop).await;
         settle(&ctx, &mut pumps, DRAIN_WAIT).await;
         if let Some(g) = ctx.guardian() {
@@ -388,7 +535,8 @@ async fn run_process(
         match history.record(&ctx.policy, Instant::now()) {
             Verdict::GiveUp { failures } => {
                 let lines = label.recent_lines();
-                ctx.event(
+                emit(
+                    &log,
                     PlatformEvent::new(
                         EventKind::GaveUp,
                         format!(
@@ -407,7 +555,8 @@ async fn run_process(
                 )
                 .await;
                 for line in lines {
-                    ctx.event(
+                    emit(
+                        &log,
                         PlatformEvent::new(EventKind::GaveUp, format!("  {}: {line}", spec.name))
                             .target(&spec.name),
                     )
@@ -416,7 +565,9 @@ async fn run_process(
                 return report(status, false, true);
             }
             Verdict::RestartIn { delay, failures } => {
-                ctx.event(
+                set(Phase::Restarting, None, Some(status), true);
+                emit(
+                    &log,
                     PlatformEvent::new(
                         EventKind::Restarting,
                         format!(
@@ -442,6 +593,17 @@ async fn run_process(
     }
 }
 
+fn initial_state(port: Option<u16>) -> ProcessState {
+    ProcessState {
+        phase: Phase::Starting,
+        pid: None,
+        port,
+        since: SystemTime::now(),
+        restarts: 0,
+        last_exit: None,
+    }
+}
+
 fn exited_event(name: &str, pid: i32, status: ExitStatus) -> PlatformEvent {
     let mut ev = PlatformEvent::new(EventKind::Exited, format!("{name} {status}"))
         .target(name)
@@ -454,7 +616,7 @@ fn exited_event(name: &str, pid: i32, status: ExitStatus) -> PlatformEvent {
 }
 
 fn start_pumps(
-    ctx: &Arc<Ctx>,
+    log: &LogSender,
     label: &Arc<Label>,
     stdout: Option<OwnedFd>,
     stderr: Option<OwnedFd>,
@@ -466,7 +628,7 @@ fn start_pumps(
             continue;
         };
         let label = label.clone();
-        let log = ctx.log.clone();
+        let log = log.clone();
         handles.push(tokio::spawn(async move {
             let _ = pump(receiver, label, stream, log).await;
         }));
@@ -515,6 +677,7 @@ async fn wait_listening(port: Option<u16>) -> Option<u16> {
 
 /// A started process and what belongs to it.
 struct Running {
+    log: LogSender,
     name: String,
     pid: i32,
     cgroup: Option<Cgroup>,
@@ -592,7 +755,8 @@ impl Running {
             if !killed && (Instant::now() >= deadline || *stop.borrow() == Stop::Now) {
                 killed = true;
                 if *stop.borrow() != Stop::Now {
-                    ctx.event(
+                    emit(
+                        &self.log,
                         PlatformEvent::new(
                             EventKind::Killed,
                             format!(
@@ -631,7 +795,8 @@ impl Running {
             return;
         }
         let count = members.len().max(1);
-        ctx.event(
+        emit(
+            &self.log,
             PlatformEvent::new(
                 EventKind::Info,
                 format!(

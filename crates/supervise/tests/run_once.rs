@@ -29,6 +29,7 @@ fn spec(command: &str, env: Vec<(String, String)>, clear_env: bool) -> ProcessSp
         port: None,
         color: 0,
         clear_env,
+        log: None,
     }
 }
 
@@ -131,4 +132,55 @@ fn tempfile_dir() -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("dozen-run-once-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("mkdir");
     dir
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn started_process_reports_state_and_stops_on_request() {
+    use dozen_supervise::Phase;
+    let (writer, log) =
+        LogWriter::spawn(Format::json(), Output::Writer(Box::new(Shared::default())))
+            .expect("writer");
+    let policy = Policy {
+        restart: dozen_supervise::RestartPolicy::Always,
+        backoff_initial: std::time::Duration::from_millis(10),
+        ..Policy::default()
+    };
+    let sup = Supervisor::new(policy, log, false).expect("supervisor");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    drop(listener);
+    let mut s = spec(
+        &format!("python3 -m http.server {port} --bind 127.0.0.1"),
+        vec![],
+        false,
+    );
+    s.port = Some(port);
+    let handle = sup.start_process(s);
+    let mut state = handle.watch_state();
+    state
+        .wait_for(|st| st.phase == Phase::Up)
+        .await
+        .expect("up");
+    assert!(handle.state().pid.is_some());
+    handle.stop(Stop::Graceful { signal: None });
+    let status = handle.finished().await;
+    assert_eq!(
+        status,
+        ExitStatus::Signal(15),
+        "python dies of SIGTERM by default"
+    );
+    assert_eq!(state.borrow().phase, Phase::Exited);
+
+    // A process that keeps exiting is restarted, and its restarts are counted.
+    let handle = sup.start_process(spec("exit 1", vec![], false));
+    let mut state = handle.watch_state();
+    state
+        .wait_for(|st| st.restarts >= 2)
+        .await
+        .expect("restarts");
+    assert_eq!(state.borrow().last_exit, Some(ExitStatus::Code(1)));
+    handle.stop(Stop::Now);
+    handle.finished().await;
+    sup.shutdown().await;
+    writer.finish().expect("finish");
 }
