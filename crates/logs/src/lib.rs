@@ -47,4 +47,6 @@ pub use event::{EventKind, Label, LineBatch, PlatformEvent, Record, Stream};
 pub use format::{Format, TimeStyle};
 pub use framer::{LineFramer, MAX_LINE};
 pub use pump::{READ_SIZE, pump};
-pub use writer::{CHANNEL_BATCHES, LogSender, LogWriter, Output, SendError};
+pub use writer::{
+    CHANNEL_BATCHES, LogReceiver, LogSender, LogWriter, Output, SendError, log_channel,
+};

@@ -77,6 +77,26 @@ impl LogSender {
     }
 }
 
+/// The receiving side of a log channel, for consumers other than [`LogWriter`] (the server
+/// keeps one stream per app).
+#[derive(Debug)]
+pub struct LogReceiver {
+    rx: mpsc::Receiver<Record>,
+}
+
+impl LogReceiver {
+    /// The next record, or None when every sender is gone.
+    pub async fn recv(&mut self) -> Option<Record> {
+        self.rx.recv().await
+    }
+}
+
+/// A bounded log channel of [`CHANNEL_BATCHES`] records.
+pub fn log_channel() -> (LogSender, LogReceiver) {
+    let (tx, rx) = mpsc::channel(CHANNEL_BATCHES);
+    (LogSender { tx }, LogReceiver { rx })
+}
+
 /// The thread that renders records and writes them out, in the order they were sent.
 #[derive(Debug)]
 pub struct LogWriter {
