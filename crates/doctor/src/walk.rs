@@ -192,7 +192,9 @@ pub(crate) fn classify(rel: &str) -> (Kind, Context) {
     let dirs = &dirs[..dirs.len().saturating_sub(1)];
     let ext = name.rsplit_once('.').map_or("", |(_, e)| e);
 
-    let kind = if orig_name == "Procfile" || name.starts_with("procfile.") {
+    let kind = if orig_name == "Procfile"
+        || (orig_name.starts_with("Procfile.") && !orig_name.ends_with(".md"))
+    {
         Kind::Procfile
     } else if name == "dockerfile"
         || name.starts_with("dockerfile.")
@@ -569,6 +571,8 @@ mod tests {
     #[test]
     fn classification() {
         assert_eq!(classify("Procfile").0, Kind::Procfile);
+        assert_eq!(classify("Procfile.dev").0, Kind::Procfile);
+        assert_eq!(classify("crates/core/src/procfile.rs").0, Kind::Rust);
         assert_eq!(classify("docker/Dockerfile.prod").0, Kind::Dockerfile);
         assert_eq!(classify("docker-compose.override.yml").0, Kind::Compose);
         assert_eq!(classify(".env.example").0, Kind::EnvFile);

@@ -237,6 +237,10 @@ fn start_commands(repo: &Repo, out: &mut Vec<Finding>) -> Vec<StartCmd> {
                 &e.to_string(),
             ));
         }
+        // Procfile.dev and friends describe development; only `Procfile` is how the app runs.
+        if name_of(&f.rel) != "Procfile" {
+            continue;
+        }
         for p in procfile::parse(&src) {
             has_web_procfile |= p.name == "web";
             cmds.push(StartCmd {
