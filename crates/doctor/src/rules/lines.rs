@@ -951,6 +951,37 @@ pub(crate) fn line_rules() -> Vec<LineRule> {
             r"Rake::Task\[|ActiveRecord::Migrator\b|ActiveRecord::MigrationContext|DatabaseTasks\.migrate",
             request_handler_path
         ),
+        // VIII. In-process schedulers (kept only when the Procfile names a single type; see `repo`)
+        lr!(
+            "TF08-IN-PROCESS-SCHEDULER",
+            &[Python],
+            r"\b(?:BackgroundScheduler|AsyncIOScheduler|GeventScheduler)\(|\bschedule\.every\(",
+            keep
+        ),
+        lr!(
+            "TF08-IN-PROCESS-SCHEDULER",
+            &[JavaScript],
+            r"\bcron\.schedule\(|\bnew\s+CronJob\(|\bschedule\.scheduleJob\(",
+            keep
+        ),
+        lr!(
+            "TF08-IN-PROCESS-SCHEDULER",
+            &[Ruby],
+            r"\bRufus::Scheduler\.(?:new|singleton)\b",
+            keep
+        ),
+        lr!(
+            "TF08-IN-PROCESS-SCHEDULER",
+            &[Java],
+            r"@EnableScheduling\b",
+            keep
+        ),
+        lr!(
+            "TF08-IN-PROCESS-SCHEDULER",
+            &[Go],
+            r"\bcron\.New\(|\bgocron\.New(?:Scheduler)?\(",
+            keep
+        ),
         // II. Dependencies (kept only when the tool is declared nowhere; see `repo`)
         lr!("TF02-UNDECLARED-TOOL", CODE, TOOL_CALL_PATTERN, keep),
     ]

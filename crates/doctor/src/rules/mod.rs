@@ -275,6 +275,14 @@ pub static RULES: &[RuleInfo] = &[
         "fix the line the message names: one `name: command` per line, unique names of letters, digits, `_` and `-`"
     ),
     rule!(
+        "TF08-IN-PROCESS-SCHEDULER",
+        8,
+        W,
+        "background jobs scheduled inside the only process type",
+        "a scheduler started inside the web process runs once per web process and scales with it; the Procfile names a single type, so the work has nowhere else to go",
+        "run the jobs as their own process type (`clock:` or `worker:` in the Procfile) and scale it separately"
+    ),
+    rule!(
         "TF08-PROCESS-MANAGER",
         8,
         W,

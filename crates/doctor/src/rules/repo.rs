@@ -540,7 +540,7 @@ const CMD_RULES: &[CmdRule] = &[
     },
     CmdRule {
         id: "TF05-BUILD-AT-START",
-        pattern: r"\b(?:npm|pnpm|yarn)\s+(?:run\s+)?build\b|\bnext\s+build\b|\bnuxt\s+build\b|\bvite\s+build\b|\bng\s+build\b|\bwebpack(?:\s|$)|\btsc\b|\bgo\s+(?:build|run)\b|\bcargo\s+(?:build|run)\b|\bmvn\w*\b[^\n]*\b(?:package|install|compile|spring-boot:run)\b|\bgradlew?\b[^\n]*\b(?:build|assemble|bootJar|bootRun)\b|\bassets:precompile\b|\bcollectstatic\b|\bdotnet\s+(?:build|run)\b|\bmix\s+compile\b",
+        pattern: r"\b(?:npm|pnpm|yarn)\s+(?:run\s+)?build\b|\bnext\s+build\b|\bnuxt\s+build\b|\bvite\s+build\b|\bng\s+build\b|\bwebpack(?:\s|$)|\btsc\b|\bgo\s+(?:build|run)\b|\bcargo\s+(?:build|run)\b|\bmvn\w*\b[^\n]*\b(?:package|install|compile|spring-boot:run)\b|\bgradlew?\b[^\n]*\b(?:build|assemble|bootJar|bootRun)\b|\bassets:precompile\b|\bcollectstatic\b|\bdotnet\s+(?:build|run)\b|\bmix\s+compile\b|\bgit\s+(?:pull|clone|fetch|checkout)\b",
         web_only: false,
         skip_release: true,
     },
@@ -1489,6 +1489,11 @@ fn post_filter(repo: &Repo, cmds: &[StartCmd], line_findings: &mut Vec<Finding>)
             && server_db_re().is_match(&f.text)
     });
     let tool_re = re(TOOL_CALL_PATTERN);
+    // A root Procfile that names only one long-running type (release is a one-off).
+    let single_type_procfile = repo.kept.iter().filter(|f| f.rel == "Procfile").any(|f| {
+        let types = procfile::parse(&String::from_utf8_lossy(&f.text));
+        types.iter().filter(|t| t.name != "release").count() == 1
+    });
     line_findings.retain(|f| match f.rule {
         "TF07-FIXED-PORT" => {
             !web_binds_port
@@ -1498,6 +1503,7 @@ fn post_filter(repo: &Repo, cmds: &[StartCmd], line_findings: &mut Vec<Finding>)
         }
         "TF03-HARDCODED-DEBUG" => !(web_binds_port && f.evidence.contains(".run(")),
         "TF10-SQLITE-IN-DEV" => server_db,
+        "TF08-IN-PROCESS-SCHEDULER" => single_type_procfile,
         "TF02-UNDECLARED-TOOL" => {
             let Some(tool) = tool_re
                 .captures(f.evidence.as_bytes())
