@@ -288,6 +288,14 @@ class Run:
             self.procs.append(p)
             self.main = p
             self.fd = p.stdout.fileno()
+        # A 1 MiB pipe for every peer alike (the default is 64 KiB), so that
+        # the reader can take its time (see throughput_once) without making
+        # the writer wait.
+        try:
+            import fcntl
+            fcntl.fcntl(self.fd, 1031, 1 << 20)  # F_SETPIPE_SZ
+        except OSError:
+            pass
         self.eof = False
         self.tail = b""  # last bytes of output, for error messages
         self._drain: threading.Thread | None = None
@@ -432,6 +440,12 @@ def throughput_once(peer: str, tools: Tools, work: Path, nproc: int, nlines: int
                 break  # every producer said done; the missing lines are lost
             continue
         chunks.append(data)
+        if len(data) < 65536:
+            # A slow writer (foreman, honcho) hands us a line or two per read;
+            # reading each one at once would make the reader take a core's
+            # worth of CPU away from that writer. 1 ms of batching costs at
+            # most 1 ms of wall time.
+            time.sleep(0.001)
         ats += data.count(b"@")
         if b"#" in data:
             hashes += data.count(b"#")
@@ -541,6 +555,11 @@ def memory_once(peer: str, tools: Tools, work: Path, n: int, timeout: float) -> 
     table = proc_table()
     below = descendants(run.pid, table)
     helpers = [p for p in below if not is_workload(p)]
+    # CPU the runner (and its helpers) use while every process just sleeps.
+    idle_window = 3.0
+    c0 = cpu_s(run.pid) + sum(cpu_s(p) for p in helpers)
+    time.sleep(idle_window)
+    idle_cpu_pct = 100 * (cpu_s(run.pid) + sum(cpu_s(p) for p in helpers) - c0) / idle_window
     guardian = [p for p in helpers if any("dozen-guardian" in a for a in cmdline(p))]
     rss = status_kb(run.pid)
     pss = pss_kb(run.pid)
@@ -556,6 +575,7 @@ def memory_once(peer: str, tools: Tools, work: Path, n: int, timeout: float) -> 
         "helpers_rss_kb": helpers_rss, "with_helpers_rss_kb": (rss or 0) + helpers_rss,
         "with_helpers_pss_kb": (pss or 0) + helpers_pss if pss is not None else None,
         "shell_wrappers": len(wrappers),
+        "idle_cpu_pct": round(idle_cpu_pct, 1),
         "stop_s": round(stop_s, 3), "left_running": len(left),
     }
     if error:
@@ -723,6 +743,10 @@ def memory_md(w, summary: dict) -> None:
         w(f"| {n} | <= {fmt_mb(goal_kb(n))} | {fmt_mb(d.get('runner_rss_kb'))} | {fmt_mb(d.get('with_helpers_rss_kb'))} "
           f"| {fmt_mb(f.get('runner_rss_kb'))} | {fmt_mb(h.get('runner_rss_kb'))} | {fmt_mb(h.get('with_helpers_rss_kb'))} "
           f"({h.get('helper_processes', 'n/a')} helpers) |")
+    w("")
+    w("CPU used while all processes sleep (runner + helpers, % of one core, over 3 s starting 1 s after all were up): " + "; ".join(
+        f"{n_key}: " + ", ".join(f"{PEER_LABEL[p]} {r.get('idle_cpu_pct', 'n/a')}%" for p, r in row.items())
+        for n_key, row in summary["memory"].items()) + ".")
     w("")
     w("PSS (shared pages split between processes), same moments: " + "; ".join(
         f"{n_key}: " + ", ".join(
