@@ -1,7 +1,5 @@
-//! `--run` probes against small python3 apps under `tests/fixtures/run/`.
-//!
-//! They need dozen's runner: set `DOZEN_BIN` to the `dozen` binary (the cli crate's tests do).
-//! Without it each test prints why and passes without probing.
+//! `dozen doctor --run` probes against small python3 apps under
+//! `crates/doctor/tests/fixtures/run/`, with the real `dozen` binary as the runner.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -10,20 +8,7 @@ use std::time::Duration;
 use dozen_doctor::{Options, Report, audit};
 
 fn dozen_bin() -> Option<PathBuf> {
-    match std::env::var_os("DOZEN_BIN") {
-        Some(p) if Path::new(&p).exists() => Some(PathBuf::from(p)),
-        Some(p) => {
-            eprintln!(
-                "SKIPPED: DOZEN_BIN={} does not exist",
-                Path::new(&p).display()
-            );
-            None
-        }
-        None => {
-            eprintln!("SKIPPED: set DOZEN_BIN to the dozen binary to run the --run probes");
-            None
-        }
-    }
+    Some(PathBuf::from(env!("CARGO_BIN_EXE_dozen")))
 }
 
 fn has_python() -> bool {
@@ -45,7 +30,7 @@ fn probe(app: &str) -> Option<(tempfile::TempDir, Report)> {
     }
     let tmp = tempfile::tempdir().expect("tempdir");
     let src = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/run")
+        .join("../doctor/tests/fixtures/run")
         .join(app);
     for e in fs::read_dir(&src).expect("fixture").flatten() {
         fs::copy(e.path(), tmp.path().join(e.file_name())).expect("copy");
