@@ -1,0 +1,337 @@
+//! Running a build: copy the source to a fresh directory, run the plan's steps there under
+//! the supervisor with a clean environment, and check the Procfile.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{self, Read};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use dozen_core::Procfile;
+use dozen_logs::{EventKind, LogSender, PlatformEvent};
+use dozen_supervise::{ProcessSpec, Stop, Supervisor};
+use tokio::sync::watch;
+
+use crate::archive::Item;
+use crate::detect::BuildPlan;
+use crate::error::BuildError;
+use crate::manifest::AppManifest;
+use crate::slug::SlugMeta;
+use crate::source;
+
+/// The name build steps have in the log.
+pub const BUILD_PROCESS_NAME: &str = "build";
+
+/// Variables passed from dozen's own environment to build steps when set: where toolchains
+/// live and how the host reaches the network. Platform settings, never the app's config.
+pub const PASSED_THROUGH: [&str; 13] = [
+    "RUSTUP_HOME",
+    "RUSTUP_TOOLCHAIN",
+    "PYENV_ROOT",
+    "GOROOT",
+    "JAVA_HOME",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+];
+
+/// Everything one build needs.
+#[derive(Debug)]
+pub struct BuildRequest<'a> {
+    /// Runs the steps; their output goes to its log as lines of the `build` process.
+    pub supervisor: &'a Supervisor,
+    /// Where the build log goes: the steps' output lines (as process `build`) and the build's
+    /// own events (detected kind, each step). The server passes the app's stream.
+    pub log: &'a LogSender,
+    /// The unpacked source. Only read: the build runs in a copy.
+    pub source_dir: &'a Path,
+    /// A directory for this build alone (created if missing; must not contain `app`). The
+    /// build runs in `work_dir/app`, with `HOME` at `work_dir/home` and `TMPDIR` at
+    /// `work_dir/tmp`. The caller removes it after packing the slug.
+    pub work_dir: &'a Path,
+    /// The app's build cache, kept between builds (created if missing). Steps see it as
+    /// `CACHE_DIR`. Two builds of one app must not run at once with the same cache.
+    pub cache_dir: &'a Path,
+    /// The build's id, given to steps as `DOZEN_BUILD_ID`.
+    pub build_id: &'a str,
+    /// The source's version (a git commit, say), given to steps as `SOURCE_VERSION`; the build
+    /// id when unknown.
+    pub source_version: Option<&'a str>,
+    /// Extra platform variables for the steps (never the app's config vars: builds must not
+    /// depend on them). They override the defaults.
+    pub extra_env: Vec<(String, String)>,
+    /// Set to anything but [`Stop::Running`] to cancel: the running step is stopped (SIGTERM,
+    /// grace, SIGKILL) and the build ends with [`BuildError::Cancelled`].
+    pub stop: watch::Receiver<Stop>,
+}
+
+/// A finished build, ready for [`pack_slug`](crate::pack_slug).
+#[derive(Debug, Clone)]
+pub struct BuildOutput {
+    /// The built tree (`work_dir/app`).
+    pub dir: PathBuf,
+    /// What was run.
+    pub plan: BuildPlan,
+    /// What the app declared.
+    pub manifest: AppManifest,
+    /// The app's Procfile, read after the build.
+    pub procfile: Procfile,
+}
+
+impl BuildOutput {
+    /// The slug manifest fields this build determines.
+    pub fn slug_meta(&self) -> SlugMeta {
+        SlugMeta {
+            process_types: self
+                .procfile
+                .types
+                .iter()
+                .map(|t| (t.name.clone(), t.command.clone()))
+                .collect(),
+            health_check: self.manifest.health_check.clone(),
+            boot_timeout: self.manifest.boot_timeout,
+            build_kind: self.plan.kind.to_string(),
+        }
+    }
+}
+
+/// Build the app in `req.source_dir`: copy it to a fresh directory, read its manifest, detect
+/// or take its build command, check its Procfile, run each step under the supervisor, make a
+/// Python virtualenv relocatable, and read the Procfile again.
+///
+/// Each step is `/bin/sh -c STEP` in the build directory with *only* this environment
+/// (`clear_env`): `PATH` (dozen's own), `HOME`, `TMPDIR`, `LANG=C.UTF-8`, `CACHE_DIR`,
+/// `DOZEN_BUILD_ID`, `SOURCE_VERSION`, tool caches inside `CACHE_DIR` (`CARGO_HOME`,
+/// `npm_config_cache`, `PIP_CACHE_DIR`, `GOCACHE`, `GOMODCACHE`, `GOPATH`), the
+/// [`PASSED_THROUGH`] variables dozen itself has, and `req.extra_env`. No config var of the
+/// app is visible to a build.
+pub async fn build(req: BuildRequest<'_>) -> Result<BuildOutput, BuildError> {
+    let app_dir = req.work_dir.join("app");
+    let home = req.work_dir.join("home");
+    let tmp = req.work_dir.join("tmp");
+    if fs::symlink_metadata(&app_dir).is_ok() {
+        return Err(BuildError::DestinationExists { path: app_dir });
+    }
+    for dir in [req.work_dir, &home, &tmp, req.cache_dir] {
+        fs::create_dir_all(dir).map_err(|e| BuildError::io(dir, e))?;
+    }
+    let cache_dir =
+        fs::canonicalize(req.cache_dir).map_err(|e| BuildError::io(req.cache_dir, e))?;
+    copy_tree(req.source_dir, &app_dir)?;
+    let app_dir = fs::canonicalize(&app_dir).map_err(|e| BuildError::io(&app_dir, e))?;
+    let home = fs::canonicalize(&home).map_err(|e| BuildError::io(&home, e))?;
+    let tmp = fs::canonicalize(&tmp).map_err(|e| BuildError::io(&tmp, e))?;
+
+    let manifest = AppManifest::load(&app_dir)?;
+    let plan = BuildPlan::detect(&app_dir, &manifest)?;
+    // Fail before a long build when the Procfile is already wrong.
+    load_procfile(&app_dir)?;
+
+    let detected = match plan.kind {
+        "declared" => format!(
+            "building with the command from {}",
+            manifest
+                .build_command_from
+                .as_deref()
+                .unwrap_or(Path::new("the manifest"))
+                .display()
+        ),
+        "none" => "no build step: no build command declared and no Cargo.toml, package.json, requirements.txt, pyproject.toml or go.mod".into(),
+        kind => format!("detected a {kind} app"),
+    };
+    info(req.log, detected).await;
+
+    let env = build_env(&req, &home, &tmp, &cache_dir);
+    let total = plan.steps.len();
+    for (i, step) in plan.steps.iter().enumerate() {
+        if *req.stop.borrow() != Stop::Running {
+            return Err(BuildError::Cancelled { step: step.clone() });
+        }
+        info(req.log, format!("step {}/{total}: {step}", i + 1)).await;
+        let spec = ProcessSpec {
+            name: BUILD_PROCESS_NAME.into(),
+            command: step.clone(),
+            env: env.clone(),
+            cwd: app_dir.clone(),
+            port: None,
+            color: 0,
+            clear_env: true,
+            log: Some(req.log.clone()),
+        };
+        let status = req.supervisor.run_once(spec, req.stop.clone()).await;
+        if *req.stop.borrow() != Stop::Running {
+            return Err(BuildError::Cancelled { step: step.clone() });
+        }
+        if !status.success() {
+            return Err(BuildError::StepFailed {
+                step: step.clone(),
+                status,
+            });
+        }
+    }
+
+    let venv_bin = app_dir.join(".venv").join("bin");
+    if venv_bin.is_dir() {
+        let n = relocate_venv_scripts(&venv_bin)?;
+        if n > 0 {
+            info(
+                req.log,
+                format!("made {n} scripts in .venv/bin relocatable (they find .venv/bin/python beside them)"),
+            )
+            .await;
+        }
+    }
+
+    let procfile = load_procfile(&app_dir)?;
+    let names: Vec<&str> = procfile.names().collect();
+    info(req.log, format!("process types: {}", names.join(", "))).await;
+    Ok(BuildOutput {
+        dir: app_dir,
+        plan,
+        manifest,
+        procfile,
+    })
+}
+
+async fn info(log: &LogSender, text: String) {
+    // A closed log only loses the build's own narration; the build itself goes on.
+    let _ = log
+        .event(PlatformEvent::new(EventKind::Info, text).target(BUILD_PROCESS_NAME))
+        .await;
+}
+
+fn build_env(
+    req: &BuildRequest<'_>,
+    home: &Path,
+    tmp: &Path,
+    cache: &Path,
+) -> Vec<(String, String)> {
+    let mut env: BTreeMap<String, String> = BTreeMap::new();
+    let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
+    let dir = |p: &Path| p.to_string_lossy().into_owned();
+    let in_cache = |name: &str| dir(&cache.join(name));
+    env.insert("PATH".into(), path);
+    env.insert("HOME".into(), dir(home));
+    env.insert("TMPDIR".into(), dir(tmp));
+    env.insert("LANG".into(), "C.UTF-8".into());
+    env.insert("CACHE_DIR".into(), dir(cache));
+    env.insert("DOZEN_BUILD_ID".into(), req.build_id.into());
+    env.insert(
+        "SOURCE_VERSION".into(),
+        req.source_version.unwrap_or(req.build_id).into(),
+    );
+    env.insert("CARGO_HOME".into(), in_cache("cargo-home"));
+    env.insert("npm_config_cache".into(), in_cache("npm"));
+    env.insert("PIP_CACHE_DIR".into(), in_cache("pip"));
+    env.insert("PIP_DISABLE_PIP_VERSION_CHECK".into(), "1".into());
+    env.insert("PYTHONDONTWRITEBYTECODE".into(), "1".into());
+    env.insert("GOCACHE".into(), in_cache("go-build"));
+    env.insert("GOMODCACHE".into(), in_cache("go-mod"));
+    env.insert("GOPATH".into(), in_cache("go"));
+    for key in PASSED_THROUGH {
+        if let Ok(value) = std::env::var(key) {
+            env.insert(key.into(), value);
+        }
+    }
+    // rustup finds its toolchains under $HOME/.rustup by default, and HOME is the build's own:
+    // point it at dozen's.
+    if !env.contains_key("RUSTUP_HOME") {
+        if let Some(own_home) = std::env::var_os("HOME") {
+            let rustup = Path::new(&own_home).join(".rustup");
+            if rustup.is_dir() {
+                env.insert("RUSTUP_HOME".into(), dir(&rustup));
+            }
+        }
+    }
+    for (k, v) in &req.extra_env {
+        env.insert(k.clone(), v.clone());
+    }
+    env.into_iter().collect()
+}
+
+/// Read `app_dir/Procfile`, naming it `Procfile` in errors (the build directory means nothing
+/// to the user).
+fn load_procfile(app_dir: &Path) -> Result<Procfile, BuildError> {
+    let path = app_dir.join("Procfile");
+    match fs::read_to_string(&path) {
+        Ok(text) => Ok(Procfile::parse(&text, Path::new("Procfile"))?),
+        // Missing, unreadable or not UTF-8: let dozen-core say which, with the line.
+        Err(_) => match Procfile::load(&path) {
+            Ok(p) => Ok(p),
+            Err(e) => Err(e.into()),
+        },
+    }
+}
+
+/// Copy `from` to `to` (which must not exist): files with their execute bits, links as links,
+/// minus `.git` and `.dozen`.
+fn copy_tree(from: &Path, to: &Path) -> Result<(), BuildError> {
+    let mut items = BTreeMap::new();
+    let mut skipped = Vec::new();
+    source::walk(from, from, &None, &mut items, &mut skipped)?;
+    fs::create_dir(to).map_err(|e| BuildError::io(to, e))?;
+    for (rel, item) in &items {
+        let dest = to.join(rel);
+        match item {
+            Item::Dir => fs::create_dir_all(&dest).map_err(|e| BuildError::io(&dest, e))?,
+            Item::File { source, executable } => {
+                fs::copy(source, &dest).map_err(|e| BuildError::io(source, e))?;
+                let mode = if *executable { 0o755 } else { 0o644 };
+                fs::set_permissions(&dest, fs::Permissions::from_mode(mode))
+                    .map_err(|e| BuildError::io(&dest, e))?;
+            }
+            Item::Symlink { target } => {
+                std::os::unix::fs::symlink(target, &dest).map_err(|e| BuildError::io(&dest, e))?
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Rewrite the `#!<build dir>/.venv/bin/python` line of each script in `.venv/bin` so the
+/// script runs the `python` beside it wherever the slug is extracted (the trick pip's own
+/// launchers use for long paths). Returns how many scripts were rewritten.
+fn relocate_venv_scripts(venv_bin: &Path) -> Result<usize, BuildError> {
+    let prefix = format!("#!{}", venv_bin.display());
+    let mut rewritten = 0;
+    let entries = fs::read_dir(venv_bin).map_err(|e| BuildError::io(venv_bin, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| BuildError::io(venv_bin, e))?;
+        let path = entry.path();
+        let meta = fs::symlink_metadata(&path).map_err(|e| BuildError::io(&path, e))?;
+        if !meta.is_file() || meta.len() > 1 << 20 {
+            continue;
+        }
+        let mut head = [0u8; 2];
+        let mut file = fs::File::open(&path).map_err(|e| BuildError::io(&path, e))?;
+        if file.read_exact(&mut head).is_err() || &head != b"#!" {
+            continue;
+        }
+        let text = match fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => continue,
+            Err(e) => return Err(BuildError::io(&path, e)),
+        };
+        let (first, rest) = text.split_once('\n').unwrap_or((&text, ""));
+        let Some(interpreter) = first
+            .strip_prefix(&prefix)
+            .and_then(|s| s.strip_prefix('/'))
+        else {
+            continue;
+        };
+        if interpreter.contains(['/', ' ', '\'', '"', '$', '`', '\\']) || interpreter.is_empty() {
+            continue;
+        }
+        let launcher = format!(
+            "#!/bin/sh\n'''exec' \"$(dirname -- \"$(readlink -f -- \"$0\")\")/{interpreter}\" \"$0\" \"$@\"\n' '''\n{rest}"
+        );
+        fs::write(&path, launcher).map_err(|e| BuildError::io(&path, e))?;
+        rewritten += 1;
+    }
+    Ok(rewritten)
+}

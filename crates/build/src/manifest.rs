@@ -1,0 +1,290 @@
+//! What an app declares about its build and its web process: `dozen.toml` and `app.json`.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::BuildError;
+
+/// dozen's own manifest file, in the app's root.
+pub const DOZEN_TOML: &str = "dozen.toml";
+/// Heroku's app manifest, in the app's root.
+pub const APP_JSON: &str = "app.json";
+
+/// The longest boot timeout an app may ask for, in seconds.
+pub const MAX_BOOT_TIMEOUT: u64 = 3600;
+
+/// What an app declares in `dozen.toml` and `app.json`. Everything is optional; a missing file
+/// is the same as an empty one.
+///
+/// `dozen.toml`:
+///
+/// ```toml
+/// [build]
+/// command = "make dist"        # replaces detection
+///
+/// [web]
+/// health_check = "/healthz"    # path the router probes before sending traffic
+/// boot_timeout = 60            # seconds the web process has to come up
+/// ```
+///
+/// Other tables (such as `[doctor]`) belong to other parts of dozen and are ignored here;
+/// unknown keys inside `[build]` and `[web]` are errors, so a typo is not silently ignored.
+///
+/// `app.json` (Heroku's format): `scripts.build` is read as the build command (a dozen
+/// extension; Heroku itself has only `postdeploy` and `pr-predestroy`). Everything else in it
+/// is ignored. When both files declare a build command, `dozen.toml` wins.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AppManifest {
+    /// The declared build command, if any.
+    pub build_command: Option<String>,
+    /// Which file declared [`build_command`](Self::build_command).
+    pub build_command_from: Option<PathBuf>,
+    /// The HTTP path to probe, starting with `/`.
+    pub health_check: Option<String>,
+    /// Seconds the web process has to come up.
+    pub boot_timeout: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct DozenToml {
+    #[serde(default)]
+    build: Option<BuildTable>,
+    #[serde(default)]
+    web: Option<WebTable>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BuildTable {
+    command: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WebTable {
+    health_check: Option<String>,
+    boot_timeout: Option<u64>,
+}
+
+impl AppManifest {
+    /// Read `dir/dozen.toml` and `dir/app.json`, if they exist. Errors name the file and,
+    /// where it is known, the line.
+    pub fn load(dir: &Path) -> Result<AppManifest, BuildError> {
+        let mut manifest = AppManifest::default();
+        if let Some(text) = read_optional(&dir.join(DOZEN_TOML))? {
+            manifest = Self::parse_dozen_toml(&text, Path::new(DOZEN_TOML))?;
+        }
+        if let Some(text) = read_optional(&dir.join(APP_JSON))? {
+            let command = Self::parse_app_json(&text, Path::new(APP_JSON))?;
+            if manifest.build_command.is_none() && command.is_some() {
+                manifest.build_command = command;
+                manifest.build_command_from = Some(APP_JSON.into());
+            }
+        }
+        Ok(manifest)
+    }
+
+    /// Parse `dozen.toml` text; `file` is only used in errors.
+    pub fn parse_dozen_toml(text: &str, file: &Path) -> Result<AppManifest, BuildError> {
+        let parsed: DozenToml = toml::from_str(text).map_err(|e| BuildError::Manifest {
+            file: file.into(),
+            line: e.span().map(|s| line_of(text, s.start)),
+            message: e.message().trim().to_string(),
+        })?;
+        let err = |key: &str, message: &str| BuildError::Manifest {
+            file: file.into(),
+            line: find_key_line(text, key),
+            message: message.to_string(),
+        };
+        let mut manifest = AppManifest::default();
+        if let Some(build) = parsed.build {
+            if let Some(command) = build.command {
+                if command.trim().is_empty() {
+                    return Err(err(
+                        "command",
+                        "`build.command` is empty; remove it or give a shell command",
+                    ));
+                }
+                manifest.build_command = Some(command);
+                manifest.build_command_from = Some(file.into());
+            }
+        }
+        if let Some(web) = parsed.web {
+            if let Some(path) = web.health_check {
+                if !path.starts_with('/') || path.chars().any(char::is_whitespace) {
+                    return Err(err(
+                        "health_check",
+                        "`web.health_check` must be a URL path starting with `/`, such as \"/healthz\"",
+                    ));
+                }
+                manifest.health_check = Some(path);
+            }
+            if let Some(secs) = web.boot_timeout {
+                if secs == 0 || secs > MAX_BOOT_TIMEOUT {
+                    return Err(err(
+                        "boot_timeout",
+                        &format!(
+                            "`web.boot_timeout` must be between 1 and {MAX_BOOT_TIMEOUT} seconds"
+                        ),
+                    ));
+                }
+                manifest.boot_timeout = Some(secs);
+            }
+        }
+        Ok(manifest)
+    }
+
+    /// Parse `app.json` text and return its `scripts.build`; `file` is only used in errors.
+    pub fn parse_app_json(text: &str, file: &Path) -> Result<Option<String>, BuildError> {
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| BuildError::Manifest {
+                file: file.into(),
+                line: Some(e.line()),
+                message: format!("invalid JSON: {e}"),
+            })?;
+        let err = |message: &str| BuildError::Manifest {
+            file: file.into(),
+            line: find_key_line(text, "build"),
+            message: message.to_string(),
+        };
+        let Some(object) = value.as_object() else {
+            return Err(BuildError::Manifest {
+                file: file.into(),
+                line: Some(1),
+                message: "the top level must be a JSON object".into(),
+            });
+        };
+        let scripts = match object.get("scripts") {
+            None | Some(serde_json::Value::Null) => return Ok(None),
+            Some(serde_json::Value::Object(s)) => s,
+            Some(_) => {
+                return Err(BuildError::Manifest {
+                    file: file.into(),
+                    line: find_key_line(text, "scripts"),
+                    message: "`scripts` must be an object".into(),
+                });
+            }
+        };
+        match scripts.get("build") {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(serde_json::Value::String(s)) if !s.trim().is_empty() => Ok(Some(s.clone())),
+            Some(serde_json::Value::String(_)) => Err(err(
+                "`scripts.build` is empty; remove it or give a shell command",
+            )),
+            Some(_) => Err(err("`scripts.build` must be a string (a shell command)")),
+        }
+    }
+}
+
+fn read_optional(path: &Path) -> Result<Option<String>, BuildError> {
+    match fs::read(path) {
+        Ok(bytes) => String::from_utf8(bytes).map(Some).map_err(|e| {
+            let at = e.utf8_error().valid_up_to();
+            BuildError::Manifest {
+                file: path.file_name().map(PathBuf::from).unwrap_or_default(),
+                line: Some(line_of_bytes(e.as_bytes(), at)),
+                message: "not valid UTF-8; save it as UTF-8 text".into(),
+            }
+        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(BuildError::io(path, e)),
+    }
+}
+
+/// The 1-based line holding byte `offset`.
+fn line_of(text: &str, offset: usize) -> usize {
+    line_of_bytes(text.as_bytes(), offset)
+}
+
+fn line_of_bytes(bytes: &[u8], offset: usize) -> usize {
+    let end = offset.min(bytes.len());
+    bytes[..end].iter().filter(|b| **b == b'\n').count() + 1
+}
+
+/// The first line on which `key` appears as a key (`key =`, `key:` or `"key"`), for errors
+/// about values that parsed but are not acceptable.
+fn find_key_line(text: &str, key: &str) -> Option<usize> {
+    let quoted = format!("\"{key}\"");
+    text.lines()
+        .position(|line| {
+            let t = line.trim_start();
+            t.starts_with(&quoted)
+                || t.strip_prefix(key)
+                    .is_some_and(|rest| rest.trim_start().starts_with('='))
+        })
+        .map(|i| i + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dozen_toml_reads_build_and_web_and_ignores_other_tables() {
+        let text = "[build]\ncommand = \"make\"\n\n[web]\nhealth_check = \"/healthz\"\nboot_timeout = 30\n\n[doctor]\nanything = 1\n";
+        let m = AppManifest::parse_dozen_toml(text, Path::new("dozen.toml")).expect("parses");
+        assert_eq!(m.build_command.as_deref(), Some("make"));
+        assert_eq!(m.health_check.as_deref(), Some("/healthz"));
+        assert_eq!(m.boot_timeout, Some(30));
+    }
+
+    #[test]
+    fn dozen_toml_errors_name_file_and_line() {
+        let text = "[build]\ncommand = \"make\"\n\n[web]\nboot_timeout = \"soon\"\n";
+        let e = AppManifest::parse_dozen_toml(text, Path::new("dozen.toml")).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.starts_with("dozen.toml:5:"), "{msg}");
+
+        let text = "[web]\nhealth_check = \"healthz\"\n";
+        let e = AppManifest::parse_dozen_toml(text, Path::new("dozen.toml")).unwrap_err();
+        assert!(e.to_string().starts_with("dozen.toml:2:"), "{e}");
+        assert!(e.to_string().contains("web.health_check"), "{e}");
+
+        let text = "[build]\ncomand = \"make\"\n";
+        let e = AppManifest::parse_dozen_toml(text, Path::new("dozen.toml")).unwrap_err();
+        assert!(e.to_string().starts_with("dozen.toml:2:"), "{e}");
+        assert!(e.to_string().contains("comand"), "{e}");
+    }
+
+    #[test]
+    fn app_json_scripts_build_is_the_build_command() {
+        let text = "{\n \"name\": \"x\",\n \"scripts\": {\"postdeploy\": \"a\", \"build\": \"make\"},\n \"healthchecks\": {}\n}";
+        let c = AppManifest::parse_app_json(text, Path::new("app.json")).expect("parses");
+        assert_eq!(c.as_deref(), Some("make"));
+        assert_eq!(
+            AppManifest::parse_app_json(
+                "{\"scripts\":{\"postdeploy\":\"a\"}}",
+                Path::new("app.json")
+            )
+            .expect("parses"),
+            None
+        );
+    }
+
+    #[test]
+    fn app_json_errors_name_file_and_line() {
+        let e =
+            AppManifest::parse_app_json("{\n\"scripts\": {\n\"build\": 3}}", Path::new("app.json"))
+                .unwrap_err();
+        assert!(e.to_string().starts_with("app.json:3:"), "{e}");
+        let e = AppManifest::parse_app_json("{\n\"scripts\": [,\n}", Path::new("app.json"))
+            .unwrap_err();
+        assert!(e.to_string().starts_with("app.json:2:"), "{e}");
+    }
+
+    #[test]
+    fn dozen_toml_wins_over_app_json() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        fs::write(dir.path().join(DOZEN_TOML), "[build]\ncommand = \"a\"\n").expect("write");
+        fs::write(dir.path().join(APP_JSON), "{\"scripts\":{\"build\":\"b\"}}").expect("write");
+        let m = AppManifest::load(dir.path()).expect("loads");
+        assert_eq!(m.build_command.as_deref(), Some("a"));
+        fs::remove_file(dir.path().join(DOZEN_TOML)).expect("rm");
+        let m = AppManifest::load(dir.path()).expect("loads");
+        assert_eq!(m.build_command.as_deref(), Some("b"));
+        assert_eq!(m.build_command_from.as_deref(), Some(Path::new(APP_JSON)));
+    }
+}
