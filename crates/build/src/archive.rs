@@ -437,7 +437,7 @@ impl Extraction {
                     return Err(BuildError::unsafe_entry(shown, Unsafe::ThroughLink));
                 }
                 Some(Node::File) => {
-                    return Err(BuildError::unsafe_entry(shown, Unsafe::Duplicate));
+                    return Err(BuildError::unsafe_entry(shown, Unsafe::ParentIsFile));
                 }
                 None => {
                     self.nodes.insert(prefix.to_string(), Node::Dir);

@@ -122,7 +122,8 @@ pub async fn build(req: BuildRequest<'_>) -> Result<BuildOutput, BuildError> {
     }
     let cache_dir =
         fs::canonicalize(req.cache_dir).map_err(|e| BuildError::io(req.cache_dir, e))?;
-    copy_tree(req.source_dir, &app_dir)?;
+    let (from, to) = (req.source_dir.to_path_buf(), app_dir.clone());
+    blocking(move || copy_tree(&from, &to)).await?;
     let app_dir = fs::canonicalize(&app_dir).map_err(|e| BuildError::io(&app_dir, e))?;
     let home = fs::canonicalize(&home).map_err(|e| BuildError::io(&home, e))?;
     let tmp = fs::canonicalize(&tmp).map_err(|e| BuildError::io(&tmp, e))?;
@@ -177,7 +178,7 @@ pub async fn build(req: BuildRequest<'_>) -> Result<BuildOutput, BuildError> {
 
     let venv_bin = app_dir.join(".venv").join("bin");
     if venv_bin.is_dir() {
-        let n = relocate_venv_scripts(&venv_bin)?;
+        let n = blocking(move || relocate_venv_scripts(&venv_bin)).await?;
         if n > 0 {
             info(
                 req.log,
@@ -196,6 +197,20 @@ pub async fn build(req: BuildRequest<'_>) -> Result<BuildOutput, BuildError> {
         manifest,
         procfile,
     })
+}
+
+/// Run file-system work off the async threads (a large source tree takes a while to copy).
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, BuildError> + Send + 'static,
+) -> Result<T, BuildError> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => result,
+        Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+        Err(_) => Err(BuildError::io(
+            "(build)",
+            io::Error::other("the runtime shut down during the build"),
+        )),
+    }
 }
 
 async fn info(log: &LogSender, text: String) {

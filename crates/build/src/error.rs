@@ -35,6 +35,8 @@ pub enum Unsafe {
     ThroughLink,
     /// The same path twice (other than a directory).
     Duplicate,
+    /// A path below something the archive made a file.
+    ParentIsFile,
     /// A path that is not UTF-8 or is empty.
     BadName,
 }
@@ -61,6 +63,7 @@ impl fmt::Display for Unsafe {
             ),
             Unsafe::ThroughLink => f.write_str("the path goes through a symbolic link"),
             Unsafe::Duplicate => f.write_str("the path appears twice"),
+            Unsafe::ParentIsFile => f.write_str("a parent of the path is a file in the archive"),
             Unsafe::BadName => f.write_str("the path is empty or not UTF-8"),
         }
     }

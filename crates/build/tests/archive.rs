@@ -634,3 +634,49 @@ fn slug_with_wrong_digest_is_refused() {
     assert!(matches!(e, BuildError::DigestMismatch { .. }), "{e:?}");
     assert!(!dest.exists());
 }
+
+#[test]
+fn damaged_archives_are_errors_not_panics() {
+    // A valid archive with a long (GNU) name, a link and an executable, then damaged byte by
+    // byte in the tar stream itself (so the damage reaches the tar parser, past zstd).
+    let mut tar = tar::Builder::new(Vec::new());
+    let long = format!("{}/file.txt", "deep/".repeat(30));
+    for (path, data) in [("Procfile", &b"web: ./run\n"[..]), (&long[..], b"long")] {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o755);
+        tar.append_data(&mut h, path, data).expect("append");
+    }
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Symlink);
+    h.set_size(0);
+    tar.append_link(&mut h, "link", "Procfile").expect("link");
+    let clean = tar.into_inner().expect("tar");
+
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let (mut ok, mut refused) = (0, 0);
+    for i in 0..300 {
+        let mut damaged = clean.clone();
+        for _ in 0..(1 + next() % 4) {
+            let at = (next() % damaged.len() as u64) as usize;
+            damaged[at] = (next() & 0xff) as u8;
+        }
+        let zst = zstd::encode_all(damaged.as_slice(), 1).expect("zstd");
+        let dest = tmp.path().join(format!("d{i}"));
+        match unpack_source(zst.as_slice(), &dest, &Limits::default()) {
+            Ok(_) => ok += 1,
+            Err(_) => {
+                refused += 1;
+                assert!(!dest.exists());
+            }
+        }
+    }
+    assert!(refused > 0 && ok > 0, "ok {ok}, refused {refused}");
+}

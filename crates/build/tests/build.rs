@@ -299,3 +299,36 @@ async fn python_app_gets_a_relocatable_venv_inside_the_slug() {
     );
     assert!(log.contains("relocatable"), "{log}");
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn rust_app_binary_lands_in_the_slug_and_target_stays_in_the_cache() {
+    let mut h = Harness::new();
+    let source = h.app(&[
+        ("Procfile", "web: ./target/release/hello\n"),
+        (
+            "Cargo.toml",
+            "[package]\nname = \"hello\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[workspace]\n",
+        ),
+        (
+            "src/main.rs",
+            "fn main() { println!(\"hello from rust\"); }\n",
+        ),
+    ]);
+    let out = h.build(&source, h.running()).await.expect("rust build");
+    assert_eq!(out.plan.kind, "rust");
+    assert!(out.dir.join("target/release/hello").is_file());
+    assert!(
+        !out.dir.join("target/release/deps").exists(),
+        "only the executables are copied into the slug"
+    );
+    assert!(
+        h.tmp
+            .path()
+            .join("cache/cargo-target/release/hello")
+            .is_file()
+    );
+    let status = h.run("./target/release/hello", &out.dir).await;
+    assert!(status.success(), "{status}");
+    let (log, _tmp) = h.finish().await;
+    assert!(log.contains(r#""line":"hello from rust""#), "{log}");
+}
