@@ -43,13 +43,13 @@ pub const PASSED_THROUGH: [&str; 13] = [
 /// Everything one build needs.
 #[derive(Debug)]
 pub struct BuildRequest<'a> {
-    /// Runs the steps; their output goes to its log as lines of the `build` process.
+    /// Runs the steps (as one-offs, never restarted).
     pub supervisor: &'a Supervisor,
     /// Where the build log goes: the steps' output lines (as process `build`) and the build's
     /// own events (detected kind, each step). The server passes the app's stream.
-    pub log: &'a LogSender,
+    pub log: LogSender,
     /// The unpacked source. Only read: the build runs in a copy.
-    pub source_dir: &'a Path,
+    pub source: &'a Path,
     /// A directory for this build alone (created if missing; must not contain `app`). The
     /// build runs in `work_dir/app`, with `HOME` at `work_dir/home` and `TMPDIR` at
     /// `work_dir/tmp`. The caller removes it after packing the slug.
@@ -81,6 +81,8 @@ pub struct BuildOutput {
     pub manifest: AppManifest,
     /// The app's Procfile, read after the build.
     pub procfile: Procfile,
+    /// The Procfile's process types, name -> command (for the release record).
+    pub process_types: BTreeMap<String, String>,
 }
 
 impl BuildOutput {
@@ -100,7 +102,7 @@ impl BuildOutput {
     }
 }
 
-/// Build the app in `req.source_dir`: copy it to a fresh directory, read its manifest, detect
+/// Build the app in `req.source`: copy it to a fresh directory, read its manifest, detect
 /// or take its build command, check its Procfile, run each step under the supervisor, make a
 /// Python virtualenv relocatable, and read the Procfile again.
 ///
@@ -122,7 +124,7 @@ pub async fn build(req: BuildRequest<'_>) -> Result<BuildOutput, BuildError> {
     }
     let cache_dir =
         fs::canonicalize(req.cache_dir).map_err(|e| BuildError::io(req.cache_dir, e))?;
-    let (from, to) = (req.source_dir.to_path_buf(), app_dir.clone());
+    let (from, to) = (req.source.to_path_buf(), app_dir.clone());
     blocking(move || copy_tree(&from, &to)).await?;
     let app_dir = fs::canonicalize(&app_dir).map_err(|e| BuildError::io(&app_dir, e))?;
     let home = fs::canonicalize(&home).map_err(|e| BuildError::io(&home, e))?;
@@ -145,7 +147,7 @@ pub async fn build(req: BuildRequest<'_>) -> Result<BuildOutput, BuildError> {
         "none" => "no build step: no build command declared and no Cargo.toml, package.json, requirements.txt, pyproject.toml or go.mod".into(),
         kind => format!("detected a {kind} app"),
     };
-    info(req.log, detected).await;
+    info(&req.log, detected).await;
 
     let env = build_env(&req, &home, &tmp, &cache_dir);
     let total = plan.steps.len();
@@ -153,7 +155,7 @@ pub async fn build(req: BuildRequest<'_>) -> Result<BuildOutput, BuildError> {
         if *req.stop.borrow() != Stop::Running {
             return Err(BuildError::Cancelled { step: step.clone() });
         }
-        info(req.log, format!("step {}/{total}: {step}", i + 1)).await;
+        info(&req.log, format!("step {}/{total}: {step}", i + 1)).await;
         let spec = ProcessSpec {
             name: BUILD_PROCESS_NAME.into(),
             command: step.clone(),
@@ -181,7 +183,7 @@ pub async fn build(req: BuildRequest<'_>) -> Result<BuildOutput, BuildError> {
         let n = blocking(move || relocate_venv_scripts(&venv_bin)).await?;
         if n > 0 {
             info(
-                req.log,
+                &req.log,
                 format!("made {n} scripts in .venv/bin relocatable (they find .venv/bin/python beside them)"),
             )
             .await;
@@ -190,12 +192,18 @@ pub async fn build(req: BuildRequest<'_>) -> Result<BuildOutput, BuildError> {
 
     let procfile = load_procfile(&app_dir)?;
     let names: Vec<&str> = procfile.names().collect();
-    info(req.log, format!("process types: {}", names.join(", "))).await;
+    info(&req.log, format!("process types: {}", names.join(", "))).await;
+    let process_types = procfile
+        .types
+        .iter()
+        .map(|t| (t.name.clone(), t.command.clone()))
+        .collect();
     Ok(BuildOutput {
         dir: app_dir,
         plan,
         manifest,
         procfile,
+        process_types,
     })
 }
 

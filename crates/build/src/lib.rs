@@ -50,7 +50,7 @@
 //! assert_eq!(plan.kind, "none");
 //!
 //! let slug = pack_slug(&source, &tmp.path().join("slugs"), SlugMeta::default())?;
-//! assert_eq!(slug.path.file_name().unwrap().to_str().unwrap(), format!("{}.tar.zst", slug.digest()));
+//! assert_eq!(slug.path.file_name().unwrap().to_str().unwrap(), format!("{}.tar.zst", slug.digest));
 //! extract_slug(&slug.path, &tmp.path().join("releases/v1"))?;
 //! assert!(tmp.path().join("releases/v1/Procfile").is_file());
 //! # Ok::<(), Box<dyn std::error::Error>>(())

@@ -63,6 +63,10 @@ pub struct SlugManifest {
 /// A slug on disk.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Slug {
+    /// blake3 of the `tar.zst` file, 64 lowercase hex digits (the same as `manifest.digest`).
+    pub digest: String,
+    /// Size of the `tar.zst` file in bytes (the same as `manifest.size`).
+    pub size: u64,
     /// `<slugs_dir>/<digest>.tar.zst`.
     pub path: PathBuf,
     /// `<slugs_dir>/<digest>.json`.
@@ -72,9 +76,9 @@ pub struct Slug {
 }
 
 impl Slug {
-    /// The slug's digest (its name).
-    pub fn digest(&self) -> &str {
-        &self.manifest.digest
+    /// The manifest as the JSON text of `<digest>.json`.
+    pub fn manifest_json(&self) -> String {
+        manifest_text(&self.manifest)
     }
 
     /// Read the slug named `digest` and its manifest from `slugs_dir`.
@@ -96,11 +100,20 @@ impl Slug {
             ));
         }
         Ok(Slug {
+            digest: manifest.digest.clone(),
+            size: manifest.size,
             path,
             manifest_path,
             manifest,
         })
     }
+}
+
+fn manifest_text(manifest: &SlugManifest) -> String {
+    let mut text = serde_json::to_string_pretty(manifest)
+        .expect("a SlugManifest holds only strings and integers, which always serialize");
+    text.push('\n');
+    text
 }
 
 /// Pack the built tree `built_dir` into `slugs_dir` as `<blake3 hex>.tar.zst` plus
@@ -165,21 +178,21 @@ pub fn pack_slug(built_dir: &Path, slugs_dir: &Path, meta: SlugMeta) -> Result<S
         build_kind: meta.build_kind,
         dozen_version: DOZEN_VERSION.to_string(),
     };
-    let mut json = serde_json::to_vec_pretty(&manifest)
-        .map_err(|e| BuildError::io(&manifest_path, io::Error::other(e)))?;
-    json.push(b'\n');
+    let json = manifest_text(&manifest);
     let mut tmp = tempfile::Builder::new()
         .prefix(".slug-")
         .suffix(".json.partial")
         .tempfile_in(slugs_dir)
         .map_err(|e| BuildError::io(slugs_dir, e))?;
-    tmp.write_all(&json)
+    tmp.write_all(json.as_bytes())
         .and_then(|()| tmp.as_file().sync_all())
         .map_err(|e| BuildError::io(tmp.path(), e))?;
     tmp.persist(&manifest_path)
         .map_err(|e| BuildError::io(&manifest_path, e.error))?;
 
     Ok(Slug {
+        digest: manifest.digest.clone(),
+        size: manifest.size,
         path,
         manifest_path,
         manifest,

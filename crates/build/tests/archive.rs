@@ -532,36 +532,40 @@ fn slug_digest_is_deterministic_and_names_the_file() {
     let slugs = tmp.path().join("slugs");
     let a = pack_slug(&one, &slugs, meta()).expect("pack");
     let b = pack_slug(&one, &slugs, meta()).expect("pack again");
-    assert_eq!(a.digest(), b.digest());
+    assert_eq!(a.digest, b.digest);
 
     std::thread::sleep(std::time::Duration::from_millis(20));
     let two = tmp.path().join("two");
     sample_tree(&two);
     let c = pack_slug(&two, &tmp.path().join("slugs2"), meta()).expect("pack copy");
     assert_eq!(
-        a.digest(),
-        c.digest(),
+        a.digest, c.digest,
         "same tree elsewhere, later: same digest"
     );
 
     write(&two.join("lib/data.txt"), "changed\n");
     let d = pack_slug(&two, &tmp.path().join("slugs2"), meta()).expect("pack changed");
-    assert_ne!(a.digest(), d.digest());
+    assert_ne!(a.digest, d.digest);
 
     let bytes = fs::read(&a.path).expect("read slug");
-    assert_eq!(blake3::hash(&bytes).to_hex().as_str(), a.digest());
-    assert_eq!(a.path, slugs.join(format!("{}.tar.zst", a.digest())));
+    assert_eq!(blake3::hash(&bytes).to_hex().as_str(), a.digest);
+    assert_eq!(a.path, slugs.join(format!("{}.tar.zst", a.digest)));
     assert_eq!(a.manifest.size, bytes.len() as u64);
     assert_eq!(a.manifest.files, 4);
 
     let json: serde_json::Value =
         serde_json::from_slice(&fs::read(&a.manifest_path).expect("manifest")).expect("json");
-    assert_eq!(json["digest"], a.digest());
+    assert_eq!(json["digest"], a.digest);
     assert_eq!(json["process_types"][1]["name"], "worker");
     assert_eq!(json["health_check"], "/healthz");
     assert_eq!(json["build_kind"], "none");
     assert_eq!(json["dozen_version"], env!("CARGO_PKG_VERSION"));
-    let reopened = dozen_build::Slug::open(&slugs, a.digest()).expect("open");
+    assert_eq!(
+        a.manifest_json(),
+        fs::read_to_string(&a.manifest_path).expect("manifest text")
+    );
+    assert_eq!(a.size, a.manifest.size);
+    let reopened = dozen_build::Slug::open(&slugs, &a.digest).expect("open");
     assert_eq!(reopened, a);
     let names: Vec<_> = fs::read_dir(&slugs)
         .expect("ls")
@@ -609,7 +613,7 @@ fn slug_with_wrong_digest_is_refused() {
     let dest = tmp.path().join("r1");
     let e = extract_slug(&other, &dest).expect_err("mismatch");
     assert!(matches!(e, BuildError::DigestMismatch { .. }), "{e:?}");
-    assert!(e.to_string().contains(slug.digest()), "{e}");
+    assert!(e.to_string().contains(&slug.digest), "{e}");
     assert!(!dest.exists());
 
     // The right name, corrupted content.

@@ -78,8 +78,8 @@ impl Harness {
         let cache = self.tmp.path().join("cache");
         build(BuildRequest {
             supervisor: &self.sup,
-            log: &self.log,
-            source_dir: source,
+            log: self.log.clone(),
+            source,
             work_dir: &work,
             cache_dir: &cache,
             build_id: "b-test",
@@ -143,6 +143,10 @@ async fn shell_app_builds_in_a_copy_with_a_clean_environment() {
         out.procfile.names().collect::<Vec<_>>(),
         ["web", "worker"],
         "process types come from the Procfile"
+    );
+    assert_eq!(
+        out.process_types.get("worker").map(String::as_str),
+        Some("./work")
     );
     let meta = out.slug_meta();
     assert_eq!(meta.health_check.as_deref(), Some("/up"));
