@@ -27,6 +27,11 @@ const MAX_LINK_HOPS: usize = 40;
 /// Bounds on what an archive may unpack to. Checked while reading, so an archive that is
 /// small compressed and huge expanded (a "zip bomb") is refused after at most `max_bytes` of
 /// output, and nothing is left behind.
+///
+/// A file's declared size is checked before any of it is written. The whole decompressed
+/// stream is also capped (at `max_bytes` plus room for headers), which bounds what the tar
+/// reader may hold in memory for long-name and PAX metadata entries: at worst about
+/// `max_bytes`, so keep it at a size the host can hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// The most bytes of file content, summed over all files.

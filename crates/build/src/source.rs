@@ -63,7 +63,7 @@ pub fn pack_source(dir: &Path, out: impl Write) -> Result<SourceStats, BuildErro
     let ignore = load_ignore(dir)?;
     let mut stats = SourceStats::default();
     let mut items = BTreeMap::new();
-    match git_files(dir)? {
+    match git_files(dir, &mut stats.skipped)? {
         Some(paths) => {
             stats.from_git = true;
             for rel in paths {
@@ -239,7 +239,7 @@ pub(crate) fn walk(
 
 /// The files git lists for `dir`, relative to it, or `None` when `dir` is not in a git
 /// checkout (or git is not installed).
-fn git_files(dir: &Path) -> Result<Option<Vec<String>>, BuildError> {
+fn git_files(dir: &Path, skipped: &mut Vec<PathBuf>) -> Result<Option<Vec<String>>, BuildError> {
     let inside = Command::new("git")
         .arg("-C")
         .arg(dir)
@@ -275,12 +275,13 @@ fn git_files(dir: &Path) -> Result<Option<Vec<String>>, BuildError> {
             message: stderr.trim().lines().last().unwrap_or("failed").to_string(),
         });
     }
-    let mut files: Vec<String> = out
-        .stdout
-        .split(|b| *b == 0)
-        .filter(|p| !p.is_empty())
-        .filter_map(|p| std::str::from_utf8(p).ok().map(str::to_owned))
-        .collect();
+    let mut files = Vec::new();
+    for raw in out.stdout.split(|b| *b == 0).filter(|p| !p.is_empty()) {
+        match std::str::from_utf8(raw) {
+            Ok(path) => files.push(path.to_owned()),
+            Err(_) => skipped.push(PathBuf::from(String::from_utf8_lossy(raw).into_owned())),
+        }
+    }
     // --cached and --others can name a path twice (e.g. during a merge).
     files.sort();
     files.dedup();
