@@ -823,7 +823,8 @@ def main() -> int:
         "method": "producers print then sleep; bench sends SIGTERM to the runner once every line is counted",
         "subreaper": subreaper,
         "versions": {
-            "dozen": version_of([tools.dozen, "--version"]) + " @ " + version_of(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"]),
+            "dozen": version_of([tools.dozen, "--version"]) + " built from the work tree at " + version_of(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"])
+            + (" + local changes" if subprocess.run(["git", "-C", str(ROOT), "diff", "--quiet", "HEAD", "--", "crates", "Cargo.toml", "Cargo.lock"]).returncode else ""),
             "foreman": version_of(["dpkg-query", "-W", "-f", "${Version}", "ruby-foreman"]),
             "honcho": version_of([tools.honcho, "--version"]),
             "python": platform.python_version(),
