@@ -109,7 +109,10 @@ impl BuildOutput {
 /// Each step is `/bin/sh -c STEP` in the build directory with *only* this environment
 /// (`clear_env`): `PATH` (dozen's own), `HOME`, `TMPDIR`, `LANG=C.UTF-8`, `CACHE_DIR`,
 /// `DOZEN_BUILD_ID`, `SOURCE_VERSION`, tool caches inside `CACHE_DIR` (`CARGO_HOME`,
-/// `npm_config_cache`, `PIP_CACHE_DIR`, `GOCACHE`, `GOMODCACHE`, `GOPATH`), the
+/// `npm_config_cache`, `PIP_CACHE_DIR`, `GOCACHE`, `GOMODCACHE`, `GOPATH`), quiet
+/// non-interactive tool settings (`PIP_DISABLE_PIP_VERSION_CHECK`, `PYTHONDONTWRITEBYTECODE`,
+/// npm's audit, fund and update notices off), `RUSTUP_HOME` (dozen's own, so rustup finds its
+/// toolchains although `HOME` is the build's), the
 /// [`PASSED_THROUGH`] variables dozen itself has, and `req.extra_env`. No config var of the
 /// app is visible to a build.
 pub async fn build(req: BuildRequest<'_>) -> Result<BuildOutput, BuildError> {
@@ -250,6 +253,10 @@ fn build_env(
     );
     env.insert("CARGO_HOME".into(), in_cache("cargo-home"));
     env.insert("npm_config_cache".into(), in_cache("npm"));
+    // No network calls a build does not need, and no prompts.
+    env.insert("npm_config_audit".into(), "false".into());
+    env.insert("npm_config_fund".into(), "false".into());
+    env.insert("npm_config_update_notifier".into(), "false".into());
     env.insert("PIP_CACHE_DIR".into(), in_cache("pip"));
     env.insert("PIP_DISABLE_PIP_VERSION_CHECK".into(), "1".into());
     env.insert("PYTHONDONTWRITEBYTECODE".into(), "1".into());

@@ -336,3 +336,23 @@ async fn rust_app_binary_lands_in_the_slug_and_target_stays_in_the_cache() {
     let (log, _tmp) = h.finish().await;
     assert!(log.contains(r#""line":"hello from rust""#), "{log}");
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn node_app_installs_and_runs_its_build_script() {
+    let mut h = Harness::new();
+    let source = h.app(&[
+        ("Procfile", "web: node server.js\n"),
+        (
+            "package.json",
+            r#"{"name": "napp", "version": "1.0.0", "scripts": {"build": "node -e \"require('fs').writeFileSync('dist.txt', 'built')\""}}"#,
+        ),
+    ]);
+    let out = h.build(&source, h.running()).await.expect("node build");
+    assert_eq!(out.plan.kind, "node");
+    assert_eq!(out.plan.steps, ["npm install", "npm run build"]);
+    assert_eq!(
+        fs::read_to_string(out.dir.join("dist.txt")).expect("the build script ran"),
+        "built"
+    );
+    h.finish().await;
+}
