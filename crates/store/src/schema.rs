@@ -1,0 +1,103 @@
+//! The schema, as an ordered list of migrations embedded in the binary.
+//!
+//! Each migration is a list of statements that run in one transaction,
+//! written in the SQL both SQLite and PostgreSQL accept: TEXT, BIGINT
+//! (INTEGER affinity on SQLite, int8 on PostgreSQL), no serial columns, no
+//! JSON types (JSON lives in TEXT). A released migration never changes; a
+//! schema change is a new migration appended at the end.
+
+/// One schema change.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Migration {
+    /// Increasing from 1, never reused.
+    pub version: i64,
+    /// What it does, stored beside the version.
+    pub description: &'static str,
+    /// Statements, run in order.
+    pub statements: &'static [&'static str],
+}
+
+/// Table recording which migrations ran. Created by `migrate` itself.
+pub(crate) const CREATE_MIGRATIONS_TABLE: &str =
+    "CREATE TABLE IF NOT EXISTS dozen_schema_migrations (
+    version BIGINT PRIMARY KEY,
+    description TEXT NOT NULL,
+    applied_at TEXT NOT NULL
+)";
+
+/// Every migration, oldest first.
+pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    description: "apps, config vars, slugs, builds, releases, formation, domains, api tokens",
+    statements: &[
+        "CREATE TABLE apps (
+            name TEXT PRIMARY KEY,
+            created_at TEXT NOT NULL,
+            current_release BIGINT
+        )",
+        "CREATE TABLE config_vars (
+            app TEXT NOT NULL REFERENCES apps (name) ON DELETE CASCADE,
+            key TEXT NOT NULL,
+            value TEXT NOT NULL,
+            PRIMARY KEY (app, key)
+        )",
+        "CREATE TABLE slugs (
+            digest TEXT PRIMARY KEY,
+            size BIGINT NOT NULL CHECK (size >= 0),
+            manifest TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        )",
+        "CREATE TABLE builds (
+            id TEXT PRIMARY KEY,
+            app TEXT NOT NULL REFERENCES apps (name) ON DELETE CASCADE,
+            source_digest TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('pending', 'succeeded', 'failed')),
+            slug TEXT REFERENCES slugs (digest),
+            process_types TEXT NOT NULL,
+            error TEXT,
+            created_at TEXT NOT NULL,
+            finished_at TEXT
+        )",
+        "CREATE INDEX builds_by_app ON builds (app, created_at)",
+        "CREATE INDEX builds_by_status ON builds (status)",
+        "CREATE TABLE releases (
+            app TEXT NOT NULL REFERENCES apps (name) ON DELETE CASCADE,
+            version BIGINT NOT NULL CHECK (version >= 1),
+            slug TEXT REFERENCES slugs (digest),
+            config TEXT NOT NULL,
+            process_types TEXT NOT NULL,
+            description TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('pending', 'succeeded', 'failed')),
+            failure_reason TEXT,
+            build_id TEXT REFERENCES builds (id),
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (app, version)
+        )",
+        "CREATE INDEX releases_by_status ON releases (status)",
+        "CREATE TABLE formation (
+            app TEXT NOT NULL REFERENCES apps (name) ON DELETE CASCADE,
+            process_type TEXT NOT NULL,
+            quantity BIGINT NOT NULL CHECK (quantity >= 0),
+            PRIMARY KEY (app, process_type)
+        )",
+        "CREATE TABLE domains (
+            hostname TEXT PRIMARY KEY,
+            app TEXT NOT NULL REFERENCES apps (name) ON DELETE CASCADE,
+            created_at TEXT NOT NULL
+        )",
+        "CREATE INDEX domains_by_app ON domains (app)",
+        "CREATE TABLE api_tokens (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            hash TEXT NOT NULL UNIQUE,
+            created_at TEXT NOT NULL,
+            revoked_at TEXT
+        )",
+        "CREATE UNIQUE INDEX api_tokens_active_name ON api_tokens (name) WHERE revoked_at IS NULL",
+    ],
+}];
+
+/// Highest version this build knows.
+pub(crate) fn latest_version() -> i64 {
+    MIGRATIONS.last().map_or(0, |m| m.version)
+}

@@ -1,0 +1,966 @@
+//! The store's behaviour, written once and run on SQLite and PostgreSQL.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::{Kind, TestDb};
+use dozen_store::{
+    Backend, BuildStatus, INTERRUPTED, NewRelease, ReleaseStatus, Store, StoreError,
+};
+
+on_both_backends!(
+    migrations_are_explicit_and_idempotent,
+    concurrent_migrations_apply_once,
+    sqlite_file_is_created_in_wal_mode,
+    tokens_are_stored_hashed_and_revocable,
+    bootstrap_token_follows_the_environment,
+    apps_are_created_once_with_valid_names,
+    config_changes_make_numbered_snapshots,
+    invalid_config_writes_nothing,
+    releases_from_slugs_and_rollback,
+    release_status_and_activation,
+    formation_scales_within_bounds,
+    builds_finish_once_and_recover_after_crash,
+    domains_belong_to_one_app,
+    destroying_an_app_removes_everything_it_owns,
+    concurrent_config_changes_get_consecutive_versions,
+    concurrent_mixed_writers_get_consecutive_versions,
+    errors_never_contain_config_values,
+);
+
+const SECRET: &str = "hunter2-very-secret-value";
+
+fn kv(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    kv(pairs).into_iter().collect()
+}
+
+fn digest(seed: &str) -> String {
+    blake3::hash(seed.as_bytes()).to_hex().to_string()
+}
+
+#[track_caller]
+fn assert_not_found<T: std::fmt::Debug>(r: Result<T, StoreError>, what: &str) {
+    match r {
+        Err(StoreError::NotFound { what: w, .. }) if w == what => {}
+        other => panic!("expected NotFound {what}, got {other:?}"),
+    }
+}
+
+#[track_caller]
+fn assert_invalid<T: std::fmt::Debug>(r: Result<T, StoreError>) -> StoreError {
+    match r {
+        Err(e @ StoreError::Invalid { .. }) => {
+            assert_eq!(e.http_status(), 422);
+            e
+        }
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+}
+
+#[track_caller]
+fn assert_conflict<T: std::fmt::Debug>(r: Result<T, StoreError>) -> StoreError {
+    match r {
+        Err(e @ StoreError::Conflict { .. }) => {
+            assert_eq!(e.http_status(), 409);
+            e
+        }
+        other => panic!("expected Conflict, got {other:?}"),
+    }
+}
+
+async fn migrations_are_explicit_and_idempotent(db: &TestDb) {
+    let s = &db.store;
+    assert_eq!(
+        s.backend(),
+        match db.kind {
+            Kind::Sqlite => Backend::Sqlite,
+            Kind::Postgres => Backend::Postgres,
+        }
+    );
+    assert_eq!(s.pending_migrations().await.expect("pending"), vec![1]);
+    match s.ensure_migrated().await {
+        Err(e @ StoreError::NotMigrated { .. }) => {
+            assert!(e.to_string().contains("dozen migrate"), "{e}");
+            assert_eq!(e.http_status(), 503);
+        }
+        other => panic!("expected NotMigrated, got {other:?}"),
+    }
+    // Nothing works before migrating, and nothing is created implicitly.
+    assert!(s.create_app("shop").await.is_err());
+    assert_eq!(s.pending_migrations().await.expect("pending"), vec![1]);
+
+    assert_eq!(s.migrate().await.expect("migrate"), vec![1]);
+    assert_eq!(s.migrate().await.expect("migrate again"), Vec::<i64>::new());
+    assert!(s.pending_migrations().await.expect("pending").is_empty());
+    s.ensure_migrated().await.expect("migrated");
+    s.create_app("shop").await.expect("works after migrating");
+
+    // Forget that migration 1 ran: it shows as pending again.
+    let mut raw = db.raw().await;
+    sqlx::query("DELETE FROM dozen_schema_migrations WHERE version = 1")
+        .execute(&mut raw)
+        .await
+        .expect("delete");
+    assert_eq!(s.pending_migrations().await.expect("pending"), vec![1]);
+    assert!(matches!(
+        s.ensure_migrated().await,
+        Err(StoreError::NotMigrated { ref pending, .. }) if pending == &[1]
+    ));
+
+    // A schema from a newer dozen is refused, by the server and by migrate.
+    sqlx::query(
+        "INSERT INTO dozen_schema_migrations (version, description, applied_at) \
+         VALUES (1, 'x', 'x'), (99, 'from the future', 'x')",
+    )
+    .execute(&mut raw)
+    .await
+    .expect("insert");
+    assert!(matches!(
+        s.ensure_migrated().await,
+        Err(StoreError::SchemaTooNew {
+            found: 99,
+            known: 1
+        })
+    ));
+    assert!(matches!(
+        s.migrate().await,
+        Err(StoreError::SchemaTooNew { found: 99, .. })
+    ));
+}
+
+async fn concurrent_migrations_apply_once(db: &TestDb) {
+    let (a, b) = (db.store.clone(), db.store.clone());
+    let ta = tokio::spawn(async move { a.migrate().await });
+    let tb = tokio::spawn(async move { b.migrate().await });
+    let mut applied = ta.await.expect("join").expect("migrate a");
+    applied.extend(tb.await.expect("join").expect("migrate b"));
+    assert_eq!(applied, vec![1]);
+    db.store.ensure_migrated().await.expect("migrated");
+}
+
+async fn sqlite_file_is_created_in_wal_mode(db: &TestDb) {
+    if db.kind != Kind::Sqlite {
+        // The PostgreSQL counterpart: a bad URL is refused without echoing it.
+        let e = Store::connect(Some("mysql://user:pw-SECRET@host/db"), &db.data_dir)
+            .await
+            .expect_err("unsupported scheme");
+        assert!(!e.to_string().contains("pw-SECRET"), "{e}");
+        let e = Store::connect(
+            Some("postgres://user:pw-SECRET@127.0.0.1:1/db"),
+            &db.data_dir,
+        )
+        .await
+        .expect_err("nothing listens on port 1");
+        assert!(!e.to_string().contains("pw-SECRET"), "{e}");
+        assert!(!format!("{e:?}").contains("pw-SECRET"), "{e:?}");
+        return;
+    }
+    assert!(db.data_dir.join("dozen.db").is_file());
+    let mut raw = db.raw().await;
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&mut raw)
+        .await
+        .expect("pragma");
+    assert_eq!(mode, "wal");
+    // A nested data dir that does not exist yet is created.
+    let nested = db.data_dir.join("a/b");
+    let s = Store::connect(None, &nested).await.expect("connect");
+    assert_eq!(s.migrate().await.expect("migrate"), vec![1]);
+    assert!(nested.join("dozen.db").is_file());
+    assert!(!format!("{s:?}").contains(nested.to_string_lossy().as_ref()));
+}
+
+async fn tokens_are_stored_hashed_and_revocable(db: &TestDb) {
+    let s = db.ready().await;
+    let (info, token) = s.create_token("ci").await.expect("create");
+    assert!(token.starts_with(dozen_store::TOKEN_PREFIX), "{token}");
+    assert_eq!(token.len(), 68);
+    assert_eq!(info.name, "ci");
+    assert!(info.id.starts_with("tok_"));
+    assert!(info.revoked_at.is_none());
+
+    // The database holds the blake3 hash, and the token appears nowhere.
+    let mut raw = db.raw().await;
+    let rows: Vec<(String, String, String, String)> =
+        sqlx::query_as("SELECT id, name, hash, created_at FROM api_tokens")
+            .fetch_all(&mut raw)
+            .await
+            .expect("select");
+    assert_eq!(rows.len(), 1);
+    let (_, _, hash, _) = &rows[0];
+    assert_eq!(hash, &blake3::hash(token.as_bytes()).to_hex().to_string());
+    for (a, b, c, d) in &rows {
+        for col in [a, b, c, d] {
+            assert!(!col.contains(&token[4..]), "token stored in clear");
+        }
+    }
+
+    assert_eq!(
+        s.verify_token(&token).await.expect("verify"),
+        Some(info.clone())
+    );
+    let mut wrong = token.clone();
+    wrong.pop();
+    wrong.push(if token.ends_with('0') { '1' } else { '0' });
+    assert_eq!(s.verify_token(&wrong).await.expect("verify"), None);
+    assert_eq!(s.verify_token("").await.expect("verify"), None);
+    assert_eq!(s.verify_token("dzn_nope").await.expect("verify"), None);
+    assert_eq!(
+        s.verify_token(&hash.clone()).await.expect("verify"),
+        None,
+        "the hash is not a token"
+    );
+
+    assert_conflict(s.create_token("ci").await);
+    assert_invalid(s.create_token("").await);
+    assert_invalid(s.create_token("has space").await);
+    let (other, other_token) = s.create_token("laptop").await.expect("create");
+    assert_eq!(s.list_tokens().await.expect("list").len(), 2);
+
+    let revoked = s.revoke_token("ci").await.expect("revoke by name");
+    assert_eq!(revoked.id, info.id);
+    assert!(revoked.revoked_at.is_some());
+    assert_eq!(s.verify_token(&token).await.expect("verify"), None);
+    assert!(
+        s.verify_token(&other_token)
+            .await
+            .expect("verify")
+            .is_some()
+    );
+    // By id again: unchanged. By name: no live token has it any more.
+    assert_eq!(
+        s.revoke_token(&info.id).await.expect("revoke by id"),
+        revoked
+    );
+    assert_not_found(s.revoke_token("ci").await, "token");
+    assert_not_found(s.revoke_token("tok_0000").await, "token");
+    // The name is free again.
+    let (again, _) = s.create_token("ci").await.expect("reuse name");
+    assert_ne!(again.id, info.id);
+    let listed = s.list_tokens().await.expect("list");
+    assert_eq!(listed.len(), 3);
+    assert!(
+        listed
+            .iter()
+            .any(|t| t.id == other.id && t.revoked_at.is_none())
+    );
+}
+
+async fn bootstrap_token_follows_the_environment(db: &TestDb) {
+    let s = db.ready().await;
+    let first = "bootstrap-token-0123456789";
+    let second = "bootstrap-token-abcdefghij";
+    let e = assert_invalid(s.ensure_token("bootstrap", "short").await);
+    assert!(!e.to_string().contains("short"));
+
+    let a = s.ensure_token("bootstrap", first).await.expect("ensure");
+    assert_eq!(s.ensure_token("bootstrap", first).await.expect("again"), a);
+    assert_eq!(s.list_tokens().await.expect("list").len(), 1);
+    assert_eq!(
+        s.verify_token(first).await.expect("verify"),
+        Some(a.clone())
+    );
+
+    // Rotated: the old bootstrap token stops working.
+    let b = s.ensure_token("bootstrap", second).await.expect("rotate");
+    assert_ne!(a.id, b.id);
+    assert_eq!(s.verify_token(first).await.expect("verify"), None);
+    assert_eq!(s.verify_token(second).await.expect("verify"), Some(b));
+
+    // A revoked secret is not revived.
+    let e = assert_conflict(s.ensure_token("bootstrap", first).await);
+    assert!(!e.to_string().contains(first), "{e}");
+    assert_eq!(s.verify_token(first).await.expect("verify"), None);
+}
+
+async fn apps_are_created_once_with_valid_names(db: &TestDb) {
+    let s = db.ready().await;
+    let shop = s.create_app("shop").await.expect("create");
+    assert_eq!(shop.name, "shop");
+    assert_eq!(shop.current_release, None);
+    assert_conflict(s.create_app("shop").await);
+    for bad in ["Shop", "a", "shop_1", "", "1shop", "-shop", &"a".repeat(31)] {
+        assert_invalid(s.create_app(bad).await);
+    }
+    s.create_app("api").await.expect("create");
+    let names: Vec<String> = s
+        .apps()
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|a| a.name)
+        .collect();
+    assert_eq!(names, ["api", "shop"]);
+    assert_eq!(s.app("shop").await.expect("get"), shop);
+    assert_not_found(s.app("nope").await, "app");
+    assert_invalid(s.app("No Such").await);
+    assert_not_found(s.destroy_app("nope").await, "app");
+    assert_not_found(s.config("nope").await, "app");
+    assert_not_found(s.releases("nope").await, "app");
+    assert_not_found(s.formation("nope").await, "app");
+    assert_not_found(s.domains("nope").await, "app");
+    assert_not_found(s.builds("nope").await, "app");
+    assert_not_found(s.current_release("nope").await, "app");
+    assert_not_found(s.create_build("nope", "abc").await, "app");
+    assert_not_found(s.set_config("nope", &kv(&[("A", "1")]), &[]).await, "app");
+}
+
+async fn config_changes_make_numbered_snapshots(db: &TestDb) {
+    let s = db.ready().await;
+    s.create_app("shop").await.expect("create");
+    assert!(s.config("shop").await.expect("config").is_empty());
+
+    let v1 = s
+        .set_config("shop", &kv(&[("A", "1"), ("B", "2")]), &[])
+        .await
+        .expect("set");
+    assert_eq!(v1.version, 1);
+    assert_eq!(v1.description, "Set A, B");
+    assert_eq!(v1.config, map(&[("A", "1"), ("B", "2")]));
+    assert_eq!(v1.status, ReleaseStatus::Pending);
+    assert_eq!(v1.slug, None);
+    assert!(v1.process_types.is_empty());
+
+    let v2 = s
+        .set_config("shop", &kv(&[("A", "3")]), &["B".to_owned()])
+        .await
+        .expect("set and unset");
+    assert_eq!(v2.version, 2);
+    assert_eq!(v2.description, "Set A; unset B");
+    assert_eq!(v2.config, map(&[("A", "3")]));
+    assert_eq!(s.config("shop").await.expect("config"), map(&[("A", "3")]));
+
+    // Unsetting a key that is not set still makes a release, like Heroku.
+    let v3 = s
+        .set_config("shop", &[], &["C".to_owned()])
+        .await
+        .expect("unset");
+    assert_eq!((v3.version, v3.description.as_str()), (3, "Unset C"));
+
+    // Older releases keep their snapshot.
+    let all = s.releases("shop").await.expect("releases");
+    assert_eq!(all.iter().map(|r| r.version).collect::<Vec<_>>(), [3, 2, 1]);
+    assert_eq!(all[2], v1);
+    assert_eq!(s.release("shop", 1).await.expect("v1"), v1);
+    assert_eq!(v1.config_keys(), ["A", "B"]);
+
+    // Numbering is per app.
+    s.create_app("api").await.expect("create");
+    let api1 = s
+        .set_config("api", &kv(&[("X", "1")]), &[])
+        .await
+        .expect("set");
+    assert_eq!(api1.version, 1);
+}
+
+async fn invalid_config_writes_nothing(db: &TestDb) {
+    let s = db.ready().await;
+    s.create_app("shop").await.expect("create");
+    s.set_config("shop", &kv(&[("A", "1")]), &[])
+        .await
+        .expect("set");
+    type Change = (Vec<(String, String)>, Vec<String>);
+    let cases: Vec<Change> = vec![
+        (vec![], vec![]),
+        (kv(&[("1A", "x")]), vec![]),
+        (kv(&[("A B", "x")]), vec![]),
+        (kv(&[("", "x")]), vec![]),
+        (kv(&[("OK", "x"), ("BAD=", "x")]), vec![]),
+        (kv(&[("A", "x"), ("A", "y")]), vec![]),
+        (kv(&[("A", "x")]), vec!["A".to_owned()]),
+        (vec![], vec!["1A".to_owned()]),
+        (kv(&[("NUL", "a\0b")]), vec![]),
+        (
+            kv(&[("K", &"x".repeat(dozen_store::MAX_CONFIG_VALUE_BYTES + 1))]),
+            vec![],
+        ),
+    ];
+    for (set, unset) in cases {
+        assert_invalid(s.set_config("shop", &set, &unset).await);
+    }
+    assert_eq!(s.releases("shop").await.expect("releases").len(), 1);
+    assert_eq!(s.config("shop").await.expect("config"), map(&[("A", "1")]));
+    // Values may hold anything an environment variable can.
+    let odd = "multi\nline 'quoted' \"double\" $HOME ünïcode =;";
+    let r = s
+        .set_config("shop", &kv(&[("ODD", odd)]), &[])
+        .await
+        .expect("set");
+    assert_eq!(r.config["ODD"], odd);
+    assert_eq!(s.config("shop").await.expect("config")["ODD"], odd);
+}
+
+async fn releases_from_slugs_and_rollback(db: &TestDb) {
+    let s = db.ready().await;
+    s.create_app("shop").await.expect("create");
+    s.set_config("shop", &kv(&[("A", "1"), ("B", "2")]), &[])
+        .await
+        .expect("v1");
+    s.set_config("shop", &kv(&[("A", "3")]), &["B".to_owned()])
+        .await
+        .expect("v2");
+
+    let slug = digest("slug-1");
+    let web = map(&[("web", "python app.py"), ("worker", "python worker.py")]);
+    let deploy = NewRelease {
+        slug: Some(slug.clone()),
+        process_types: web.clone(),
+        description: "Deploy 1".to_owned(),
+        build_id: None,
+    };
+    // The slug must be recorded first.
+    assert_not_found(s.create_release("shop", deploy.clone()).await, "slug");
+    s.record_slug(&slug, 1234, r#"{"files": 3}"#)
+        .await
+        .expect("record");
+    s.record_slug(&slug, 1234, r#"{"files": 3}"#)
+        .await
+        .expect("idempotent");
+    let rec = s.slug(&slug).await.expect("slug");
+    assert_eq!(
+        (rec.size, rec.manifest_json.as_str()),
+        (1234, r#"{"files": 3}"#)
+    );
+    assert_not_found(s.slug(&digest("other")).await, "slug");
+    assert_invalid(s.record_slug("../etc", 1, "{}").await);
+    assert_invalid(s.record_slug(&digest("x"), -1, "{}").await);
+    assert_invalid(s.record_slug(&digest("x"), 1, "not json").await);
+    assert_invalid(
+        s.create_release(
+            "shop",
+            NewRelease {
+                process_types: map(&[("we b", "x")]),
+                description: "bad".to_owned(),
+                ..NewRelease::default()
+            },
+        )
+        .await,
+    );
+
+    let v3 = s.create_release("shop", deploy).await.expect("deploy");
+    assert_eq!(v3.version, 3);
+    assert_eq!(v3.slug.as_deref(), Some(slug.as_str()));
+    assert_eq!(
+        v3.config,
+        map(&[("A", "3")]),
+        "snapshot of the current config"
+    );
+    assert_eq!(v3.process_types, web);
+
+    // A config change keeps the slug and process types of the latest release.
+    let v4 = s
+        .set_config("shop", &kv(&[("C", "4")]), &[])
+        .await
+        .expect("v4");
+    assert_eq!(v4.slug, v3.slug);
+    assert_eq!(v4.process_types, web);
+    assert_eq!(v4.config, map(&[("A", "3"), ("C", "4")]));
+
+    // Rollback to v1: its (empty) slug and its config, which becomes current.
+    let v5 = s.rollback("shop", 1).await.expect("rollback");
+    assert_eq!(v5.version, 5);
+    assert_eq!(v5.description, "Rollback to v1");
+    assert_eq!(v5.slug, None);
+    assert_eq!(v5.config, map(&[("A", "1"), ("B", "2")]));
+    assert_eq!(s.config("shop").await.expect("config"), v5.config);
+    assert_eq!(v5.status, ReleaseStatus::Pending);
+
+    let v6 = s.rollback("shop", 3).await.expect("rollback");
+    assert_eq!(v6.slug.as_deref(), Some(slug.as_str()));
+    assert_eq!(v6.process_types, web);
+    assert_eq!(v6.config, map(&[("A", "3")]));
+    assert_eq!(s.config("shop").await.expect("config"), map(&[("A", "3")]));
+
+    assert_not_found(s.rollback("shop", 99).await, "release");
+    assert_not_found(s.release("shop", 99).await, "release");
+    assert_eq!(s.releases("shop").await.expect("list").len(), 6);
+}
+
+async fn release_status_and_activation(db: &TestDb) {
+    let s = db.ready().await;
+    s.create_app("shop").await.expect("create");
+    let new = |d: &str| NewRelease {
+        description: d.to_owned(),
+        ..NewRelease::default()
+    };
+    assert_invalid(s.create_release("shop", new(" ")).await);
+    let v1 = s.create_release("shop", new("one")).await.expect("v1");
+    let v2 = s.create_release("shop", new("two")).await.expect("v2");
+    let v3 = s.create_release("shop", new("three")).await.expect("v3");
+    assert_eq!((v1.version, v2.version, v3.version), (1, 2, 3));
+    assert_eq!(s.current_release("shop").await.expect("current"), None);
+
+    s.activate_release("shop", 1).await.expect("activate");
+    let current = s
+        .current_release("shop")
+        .await
+        .expect("current")
+        .expect("live");
+    assert_eq!(current.version, 1);
+    assert_eq!(current.status, ReleaseStatus::Succeeded);
+    assert_eq!(s.app("shop").await.expect("app").current_release, Some(1));
+
+    s.set_release_status(
+        "shop",
+        2,
+        ReleaseStatus::Failed,
+        Some("release phase exited 1"),
+    )
+    .await
+    .expect("fail v2");
+    let v2 = s.release("shop", 2).await.expect("v2");
+    assert_eq!(v2.status, ReleaseStatus::Failed);
+    assert_eq!(v2.failure_reason.as_deref(), Some("release phase exited 1"));
+    s.set_release_status("shop", 2, ReleaseStatus::Failed, None)
+        .await
+        .expect("same status is a no-op");
+    assert_conflict(
+        s.set_release_status("shop", 2, ReleaseStatus::Succeeded, None)
+            .await,
+    );
+    assert_conflict(s.activate_release("shop", 2).await);
+    assert_invalid(
+        s.set_release_status("shop", 3, ReleaseStatus::Pending, None)
+            .await,
+    );
+    assert_not_found(
+        s.set_release_status("shop", 9, ReleaseStatus::Failed, None)
+            .await,
+        "release",
+    );
+    assert_not_found(s.activate_release("shop", 9).await, "release");
+    // The failed release did not touch the live one.
+    assert_eq!(s.app("shop").await.expect("app").current_release, Some(1));
+
+    s.set_release_status("shop", 3, ReleaseStatus::Succeeded, None)
+        .await
+        .expect("succeed");
+    assert_eq!(
+        s.current_release("shop")
+            .await
+            .expect("current")
+            .map(|r| r.version),
+        Some(1),
+        "succeeded is not live"
+    );
+    assert_conflict(
+        s.set_release_status("shop", 3, ReleaseStatus::Failed, None)
+            .await,
+    );
+    s.activate_release("shop", 3).await.expect("activate v3");
+    s.activate_release("shop", 3).await.expect("again");
+    assert_eq!(
+        s.current_release("shop")
+            .await
+            .expect("current")
+            .map(|r| r.version),
+        Some(3)
+    );
+    // Previous live release stays Succeeded.
+    assert_eq!(
+        s.release("shop", 1).await.expect("v1").status,
+        ReleaseStatus::Succeeded
+    );
+}
+
+async fn formation_scales_within_bounds(db: &TestDb) {
+    let s = db.ready().await;
+    s.create_app("shop").await.expect("create");
+    assert!(s.formation("shop").await.expect("formation").is_empty());
+    let f = s
+        .scale("shop", &[("web".to_owned(), 2), ("worker".to_owned(), 1)])
+        .await
+        .expect("scale");
+    assert_eq!(
+        f,
+        BTreeMap::from([("web".to_owned(), 2), ("worker".to_owned(), 1)])
+    );
+    let f = s
+        .scale("shop", &[("web".to_owned(), 0)])
+        .await
+        .expect("scale down");
+    assert_eq!(
+        f,
+        BTreeMap::from([("web".to_owned(), 0), ("worker".to_owned(), 1)])
+    );
+
+    // One bad change refuses the whole request.
+    assert_invalid(
+        s.scale("shop", &[("worker".to_owned(), 5), ("web".to_owned(), -1)])
+            .await,
+    );
+    assert_invalid(s.scale("shop", &[("we b".to_owned(), 1)]).await);
+    assert_invalid(
+        s.scale("shop", &[("web".to_owned(), dozen_store::MAX_QUANTITY + 1)])
+            .await,
+    );
+    assert_invalid(s.scale("shop", &[]).await);
+    assert_not_found(s.scale("nope", &[("web".to_owned(), 1)]).await, "app");
+    assert_eq!(s.formation("shop").await.expect("formation"), f);
+}
+
+async fn builds_finish_once_and_recover_after_crash(db: &TestDb) {
+    let s = db.ready().await;
+    s.create_app("shop").await.expect("create");
+    s.create_app("api").await.expect("create");
+    let b1 = s
+        .create_build("shop", &digest("src-1"))
+        .await
+        .expect("build");
+    assert_eq!(b1.status, BuildStatus::Pending);
+    assert_eq!(b1.finished_at, None);
+    let b2 = s
+        .create_build("shop", &digest("src-2"))
+        .await
+        .expect("build");
+    assert!(b2.id > b1.id, "ids sort by time: {} {}", b1.id, b2.id);
+    let ids: Vec<String> = s
+        .builds("shop")
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|b| b.id)
+        .collect();
+    assert_eq!(ids, [b2.id.clone(), b1.id.clone()]);
+    assert!(s.builds("api").await.expect("list").is_empty());
+    assert_invalid(s.create_build("shop", "").await);
+
+    let slug = digest("slug");
+    let types = BTreeMap::from([("web".to_owned(), "./server".to_owned())]);
+    assert_not_found(
+        s.finish_build(&b1.id, BuildStatus::Succeeded, Some(&slug), &types, None)
+            .await,
+        "slug",
+    );
+    assert_invalid(
+        s.finish_build(&b1.id, BuildStatus::Succeeded, None, &types, None)
+            .await,
+    );
+    assert_invalid(
+        s.finish_build(&b1.id, BuildStatus::Pending, None, &types, None)
+            .await,
+    );
+    s.record_slug(&slug, 10, "{}").await.expect("record");
+    let done = s
+        .finish_build(&b1.id, BuildStatus::Succeeded, Some(&slug), &types, None)
+        .await
+        .expect("finish");
+    assert_eq!(done.status, BuildStatus::Succeeded);
+    assert_eq!(done.slug.as_deref(), Some(slug.as_str()));
+    assert_eq!(done.process_types, types);
+    assert!(done.finished_at.is_some());
+    assert_eq!(s.build(&b1.id).await.expect("get"), done);
+    assert_conflict(
+        s.finish_build(
+            &b1.id,
+            BuildStatus::Failed,
+            None,
+            &BTreeMap::new(),
+            Some("x"),
+        )
+        .await,
+    );
+    let failed = s
+        .finish_build(
+            &b2.id,
+            BuildStatus::Failed,
+            None,
+            &BTreeMap::new(),
+            Some("npm ci exited 1"),
+        )
+        .await
+        .expect("fail");
+    assert_eq!(failed.error.as_deref(), Some("npm ci exited 1"));
+    assert_not_found(s.build("nope").await, "build");
+    assert_not_found(
+        s.finish_build("nope", BuildStatus::Failed, None, &BTreeMap::new(), None)
+            .await,
+        "build",
+    );
+
+    // A release names its build; a build of another app is refused.
+    let rel = |build: &str| NewRelease {
+        slug: Some(slug.clone()),
+        process_types: types.clone(),
+        description: "Deploy".to_owned(),
+        build_id: Some(build.to_owned()),
+    };
+    let live = s
+        .create_release("shop", rel(&b1.id))
+        .await
+        .expect("release");
+    assert_eq!(live.build_id.as_deref(), Some(b1.id.as_str()));
+    assert_not_found(s.create_release("api", rel(&b1.id)).await, "build");
+    s.activate_release("shop", live.version)
+        .await
+        .expect("activate");
+
+    // A crash mid-deploy: a build and a release left pending.
+    let b3 = s
+        .create_build("shop", &digest("src-3"))
+        .await
+        .expect("build");
+    let pending = s
+        .create_release("shop", rel(&b1.id))
+        .await
+        .expect("release");
+    assert_eq!(s.recover_interrupted().await.expect("recover"), (1, 1));
+    let b3 = s.build(&b3.id).await.expect("get");
+    assert_eq!(b3.status, BuildStatus::Failed);
+    assert_eq!(b3.error.as_deref(), Some(INTERRUPTED));
+    assert!(b3.finished_at.is_some());
+    let pending = s.release("shop", pending.version).await.expect("get");
+    assert_eq!(pending.status, ReleaseStatus::Failed);
+    assert_eq!(pending.failure_reason.as_deref(), Some(INTERRUPTED));
+    // The live release is untouched.
+    let current = s
+        .current_release("shop")
+        .await
+        .expect("current")
+        .expect("live");
+    assert_eq!(
+        (current.version, current.status),
+        (live.version, ReleaseStatus::Succeeded)
+    );
+    assert_eq!(s.recover_interrupted().await.expect("recover"), (0, 0));
+}
+
+async fn domains_belong_to_one_app(db: &TestDb) {
+    let s = db.ready().await;
+    s.create_app("shop").await.expect("create");
+    s.create_app("api").await.expect("create");
+    s.add_domain("shop", "Shop.Example.COM").await.expect("add");
+    s.add_domain("shop", "shop.example.com.")
+        .await
+        .expect("same app: no-op");
+    s.add_domain("shop", "www.shop.example").await.expect("add");
+    assert_eq!(
+        s.domains("shop").await.expect("list"),
+        ["shop.example.com", "www.shop.example"]
+    );
+    assert_conflict(s.add_domain("api", "shop.example.com").await);
+    for bad in ["", "-x.com", "a..b", "a b.com", "10.0.0.1", "*.x.com"] {
+        assert_invalid(s.add_domain("api", bad).await);
+    }
+    assert_not_found(s.add_domain("nope", "x.example").await, "app");
+    s.add_domain("api", "api.example.com").await.expect("add");
+    assert_eq!(
+        s.all_domains().await.expect("all"),
+        [
+            ("api.example.com".to_owned(), "api".to_owned()),
+            ("shop.example.com".to_owned(), "shop".to_owned()),
+            ("www.shop.example".to_owned(), "shop".to_owned()),
+        ]
+    );
+    assert_not_found(s.remove_domain("api", "shop.example.com").await, "domain");
+    s.remove_domain("shop", "SHOP.example.com")
+        .await
+        .expect("remove");
+    assert_eq!(s.domains("shop").await.expect("list"), ["www.shop.example"]);
+    s.add_domain("api", "shop.example.com")
+        .await
+        .expect("free again");
+}
+
+async fn destroying_an_app_removes_everything_it_owns(db: &TestDb) {
+    let s = db.ready().await;
+    for app in ["shop", "api"] {
+        s.create_app(app).await.expect("create");
+        s.set_config(app, &kv(&[("A", "1")]), &[])
+            .await
+            .expect("config");
+        let slug = digest(app);
+        s.record_slug(&slug, 1, "{}").await.expect("slug");
+        let b = s.create_build(app, &digest("src")).await.expect("build");
+        s.finish_build(
+            &b.id,
+            BuildStatus::Succeeded,
+            Some(&slug),
+            &BTreeMap::new(),
+            None,
+        )
+        .await
+        .expect("finish");
+        let r = s
+            .create_release(
+                app,
+                NewRelease {
+                    slug: Some(slug),
+                    description: "Deploy".to_owned(),
+                    build_id: Some(b.id),
+                    ..NewRelease::default()
+                },
+            )
+            .await
+            .expect("release");
+        s.activate_release(app, r.version).await.expect("activate");
+        s.scale(app, &[("web".to_owned(), 2)]).await.expect("scale");
+        s.add_domain(app, &format!("{app}.example.com"))
+            .await
+            .expect("domain");
+    }
+    s.destroy_app("shop").await.expect("destroy");
+    assert_not_found(s.app("shop").await, "app");
+    for table in ["config_vars", "releases", "builds", "formation", "domains"] {
+        assert_eq!(
+            db.count(&format!("SELECT COUNT(*) FROM {table} WHERE app = 'shop'"))
+                .await,
+            0,
+            "{table}"
+        );
+        assert!(
+            db.count(&format!("SELECT COUNT(*) FROM {table} WHERE app = 'api'"))
+                .await
+                > 0,
+            "{table} of the other app"
+        );
+    }
+    // Slugs are shared by content and stay.
+    s.slug(&digest("shop")).await.expect("slug record stays");
+    // The name and its domain are free; the new app starts from v1.
+    s.create_app("shop").await.expect("recreate");
+    assert!(s.config("shop").await.expect("config").is_empty());
+    assert!(s.formation("shop").await.expect("formation").is_empty());
+    assert_eq!(s.current_release("shop").await.expect("current"), None);
+    let v1 = s
+        .set_config("shop", &kv(&[("B", "2")]), &[])
+        .await
+        .expect("set");
+    assert_eq!(v1.version, 1);
+    s.add_domain("api", "shop.example.com")
+        .await
+        .expect("domain is free");
+}
+
+async fn concurrent_config_changes_get_consecutive_versions(db: &TestDb) {
+    let s = db.ready().await;
+    s.create_app("shop").await.expect("create");
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                s.set_config("shop", &kv(&[(&format!("K{i:02}"), "v")]), &[])
+                    .await
+            })
+        })
+        .collect();
+    let mut versions = Vec::new();
+    for t in tasks {
+        let r = t.await.expect("join").expect("set_config");
+        // Each change saw every change before it: vN has N keys.
+        assert_eq!(r.config.len() as i64, r.version, "{r:?}");
+        versions.push(r.version);
+    }
+    versions.sort_unstable();
+    assert_eq!(versions, (1..=20).collect::<Vec<i64>>());
+    assert_eq!(s.config("shop").await.expect("config").len(), 20);
+    assert_eq!(s.releases("shop").await.expect("releases").len(), 20);
+}
+
+async fn concurrent_mixed_writers_get_consecutive_versions(db: &TestDb) {
+    let s = db.ready().await;
+    s.create_app("shop").await.expect("create");
+    s.create_app("api").await.expect("create");
+    let mut tasks = Vec::new();
+    for i in 0..24 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let app = if i % 2 == 0 { "shop" } else { "api" };
+            match i % 4 {
+                0 | 1 => s
+                    .set_config(app, &kv(&[(&format!("K{i}"), "v")]), &[])
+                    .await
+                    .map(|r| (app, r.version)),
+                2 => s
+                    .create_release(
+                        app,
+                        NewRelease {
+                            description: format!("Deploy {i}"),
+                            ..NewRelease::default()
+                        },
+                    )
+                    .await
+                    .map(|r| (app, r.version)),
+                _ => {
+                    // Scaling takes the same lock but makes no release.
+                    s.scale(app, &[("web".to_owned(), i)])
+                        .await
+                        .map(|_| (app, 0))
+                }
+            }
+        }));
+    }
+    let mut by_app: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
+    for t in tasks {
+        let (app, v) = t.await.expect("join").expect("write");
+        if v > 0 {
+            by_app.entry(app).or_default().push(v);
+        }
+    }
+    for versions in by_app.values_mut() {
+        versions.sort_unstable();
+        let n = versions.len() as i64;
+        assert_eq!(versions, &(1..=n).collect::<Vec<i64>>());
+    }
+    assert_eq!(by_app.values().map(Vec::len).sum::<usize>(), 18);
+}
+
+async fn errors_never_contain_config_values(db: &TestDb) {
+    let s = db.ready().await;
+    s.create_app("shop").await.expect("create");
+    let r = s
+        .set_config("shop", &kv(&[("PASSWORD", SECRET)]), &[])
+        .await
+        .expect("set");
+    assert!(
+        !format!("{r:?}").contains(SECRET),
+        "Debug of a release shows values"
+    );
+    assert!(format!("{r:?}").contains("PASSWORD"));
+
+    let mut errors: Vec<StoreError> = Vec::new();
+    let bad_sets = [
+        kv(&[("1BAD", SECRET)]),
+        kv(&[("GOOD", &format!("{SECRET}\0"))]),
+        kv(&[("GOOD", SECRET), ("GOOD", SECRET)]),
+        kv(&[("GOOD", &SECRET.repeat(5000))]),
+    ];
+    for set in &bad_sets {
+        if let Err(e) = s.set_config("shop", set, &[]).await {
+            errors.push(e);
+        }
+    }
+    for r in [
+        s.set_config("nope", &kv(&[("PASSWORD", SECRET)]), &[])
+            .await,
+        s.rollback("shop", 42).await,
+    ] {
+        if let Err(e) = r {
+            errors.push(e);
+        }
+    }
+    s.set_release_status("shop", 1, ReleaseStatus::Failed, Some("boom"))
+        .await
+        .expect("fail");
+    errors.push(s.activate_release("shop", 1).await.expect_err("failed"));
+    errors.push(
+        s.ensure_token("bootstrap", "short")
+            .await
+            .expect_err("short"),
+    );
+    assert_eq!(errors.len(), 8, "every bad call failed: {errors:?}");
+    for e in &errors {
+        assert!(!e.to_string().contains(SECRET), "{e}");
+        assert!(!format!("{e:?}").contains(SECRET), "{e:?}");
+    }
+    // Nothing of that was written.
+    assert_eq!(s.releases("shop").await.expect("releases").len(), 1);
+}
