@@ -2,9 +2,31 @@
 
 use std::collections::HashMap;
 use std::fs;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long one reading of the process table serves every caller. Stopping many processes
+/// asks the same question for each of them every few milliseconds; one walk of /proc answers
+/// them all.
+const SNAPSHOT_TTL: Duration = Duration::from_millis(15);
+
+static SNAPSHOT: Mutex<Option<(Instant, Arc<HashMap<i32, i32>>)>> = Mutex::new(None);
+
+/// Parent of every live process, from a snapshot at most [`SNAPSHOT_TTL`] old.
+fn parents() -> Arc<HashMap<i32, i32>> {
+    let mut snap = SNAPSHOT.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((at, map)) = snap.as_ref() {
+        if at.elapsed() < SNAPSHOT_TTL {
+            return map.clone();
+        }
+    }
+    let map = Arc::new(read_parents());
+    *snap = Some((Instant::now(), map.clone()));
+    map
+}
 
 /// Parent of every live process, read from `/proc/<pid>/stat`.
-fn parents() -> HashMap<i32, i32> {
+fn read_parents() -> HashMap<i32, i32> {
     let mut map = HashMap::new();
     let Ok(dir) = fs::read_dir("/proc") else {
         return map;
@@ -42,7 +64,7 @@ pub(crate) fn read_ppid(pid: i32) -> Option<i32> {
 pub(crate) fn descendants(root: i32) -> Vec<i32> {
     let parents = parents();
     let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
-    for (&pid, &ppid) in &parents {
+    for (&pid, &ppid) in parents.iter() {
         children.entry(ppid).or_default().push(pid);
     }
     let mut out = Vec::new();

@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 use crate::cgroup::{Cgroup, CgroupRoot};
 use crate::exit::{ExitStatus, signal_name};
 use crate::guardian::Guardian;
+use crate::net::PortWatcher;
 use crate::policy::{CrashHistory, Policy, Verdict};
 use crate::proctree;
 use crate::spawn::{Spawned, group_alive, pgid_of, signal, signal_group, spawn_shell};
@@ -192,6 +193,7 @@ struct Ctx {
     guardian: Option<Guardian>,
     pumps: Mutex<Vec<JoinHandle<()>>>,
     sweep_orphans: bool,
+    ports: PortWatcher,
 }
 
 #[derive(Debug)]
@@ -229,6 +231,7 @@ impl Supervisor {
                 guardian: Some(guardian),
                 pumps: Mutex::new(Vec::new()),
                 sweep_orphans,
+                ports: PortWatcher::start(BOOT_WATCH),
             }),
         })
     }
@@ -486,7 +489,7 @@ async fn run_process(
             cgroup: if in_cgroup { cgroup.clone() } else { None },
         };
         let mut exit = exit;
-        let listening = wait_listening(spec.port);
+        let listening = wait_listening(ctx.ports.clone(), spec.port);
         tokio::pin!(listening);
         let mut up = false;
         let exited = loop {
@@ -659,20 +662,14 @@ async fn settle(ctx: &Ctx, pumps: &mut Vec<JoinHandle<()>>, limit: Duration) {
 /// Resolves with the port once something listens on it (a process that serves HTTP or TCP is
 /// up); never resolves for a process without a port or one that does not bind it within
 /// [`BOOT_WATCH`].
-async fn wait_listening(port: Option<u16>) -> Option<u16> {
-    let Some(port) = port else {
-        return std::future::pending().await;
-    };
-    let started = Instant::now();
-    let mut interval = Duration::from_millis(25);
-    while started.elapsed() < BOOT_WATCH {
-        tokio::time::sleep(interval).await;
-        if crate::net::is_listening(port) {
-            return Some(port);
+async fn wait_listening(watcher: PortWatcher, port: Option<u16>) -> Option<u16> {
+    match port {
+        Some(port) => {
+            watcher.bound(port).await;
+            Some(port)
         }
-        interval = (interval * 2).min(Duration::from_secs(1));
+        None => std::future::pending().await,
     }
-    std::future::pending().await
 }
 
 /// A started process and what belongs to it.
@@ -686,10 +683,12 @@ struct Running {
 impl Running {
     /// Every live process that belongs to this one, besides the main process.
     fn members(&self) -> HashSet<i32> {
-        let mut set: HashSet<i32> = proctree::descendants(self.pid).into_iter().collect();
-        if let Some(cg) = &self.cgroup {
-            set.extend(cg.pids());
-        }
+        // In a cgroup, everything the process started is a member (children inherit the
+        // cgroup), so the cgroup's list is the whole answer and no /proc walk is needed.
+        let mut set: HashSet<i32> = match &self.cgroup {
+            Some(cg) => cg.pids().into_iter().collect(),
+            None => proctree::descendants(self.pid).into_iter().collect(),
+        };
         set.remove(&self.pid);
         set
     }
