@@ -10,10 +10,13 @@ use std::time::{Duration, Instant};
 /// them all.
 const SNAPSHOT_TTL: Duration = Duration::from_millis(15);
 
-static SNAPSHOT: Mutex<Option<(Instant, Arc<HashMap<i32, i32>>)>> = Mutex::new(None);
+/// Pid -> parent pid.
+type ParentMap = Arc<HashMap<i32, i32>>;
+
+static SNAPSHOT: Mutex<Option<(Instant, ParentMap)>> = Mutex::new(None);
 
 /// Parent of every live process, from a snapshot at most [`SNAPSHOT_TTL`] old.
-fn parents() -> Arc<HashMap<i32, i32>> {
+fn parents() -> ParentMap {
     let mut snap = SNAPSHOT.lock().unwrap_or_else(|p| p.into_inner());
     if let Some((at, map)) = snap.as_ref() {
         if at.elapsed() < SNAPSHOT_TTL {
