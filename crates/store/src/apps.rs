@@ -104,7 +104,8 @@ impl Store {
 
     /// Set and unset config vars and make the new release that carries them,
     /// in one transaction. The release copies the slug and process types of
-    /// the latest release (none before the first deploy) and is
+    /// the newest release that did not fail (none before the first deploy:
+    /// a failed deploy's slug never comes back this way) and is
     /// [`Pending`](crate::ReleaseStatus::Pending) until the server activates it.
     ///
     /// Keys are checked with `dozen_core::name::validate_env_key`; values
@@ -163,7 +164,7 @@ impl Store {
                 .await?;
         }
         let config = read_config(&mut tx, app).await?;
-        let latest = releases::latest_release(&mut tx, app).await?;
+        let latest = releases::latest_usable_release(&mut tx, app).await?;
         let (slug, process_types) = match latest {
             Some(r) => (r.slug, r.process_types),
             None => (None, BTreeMap::new()),

@@ -42,7 +42,7 @@ async fn find_build(conn: &mut sqlx::AnyConnection, id: &str) -> Result<Build, S
 
 impl Store {
     /// Record a build of `app` from the uploaded source with this digest,
-    /// status Pending. The id sorts by creation time.
+    /// status Pending. Ids increase in creation order (see [`Build::id`]).
     pub async fn create_build(&self, app: &str, source_digest: &str) -> Result<Build, StoreError> {
         validate::digest("source digest", source_digest)?;
         let build = Build {
@@ -140,9 +140,7 @@ impl Store {
     pub async fn builds(&self, app: &str) -> Result<Vec<Build>, StoreError> {
         let mut tx = self.pool.begin().await?;
         self.app_exists(&mut tx, app).await?;
-        let sql = format!(
-            "SELECT {BUILD_COLUMNS} FROM builds WHERE app = $1 ORDER BY created_at DESC, id DESC"
-        );
+        let sql = format!("SELECT {BUILD_COLUMNS} FROM builds WHERE app = $1 ORDER BY id DESC");
         let rows = sqlx::query(&sql).bind(app).fetch_all(&mut *tx).await?;
         tx.commit().await?;
         rows.iter().map(build_from_row).collect()

@@ -1,5 +1,7 @@
 //! Timestamps, random ids and token hashing.
 
+use std::sync::atomic::{AtomicI64, Ordering};
+
 use crate::StoreError;
 
 /// Now, as stored: RFC 3339, UTC, microseconds (`2026-11-25T21:30:12.123456Z`).
@@ -28,10 +30,28 @@ fn hex(bytes: &[u8]) -> String {
     s
 }
 
-/// A build id that sorts by creation time: `YYYYMMDDhhmmssmmm-xxxxxxxx` (UTC).
+/// Nanoseconds since the Unix epoch, strictly increasing within this
+/// process even when the clock stands still or steps back.
+fn monotonic_nanos() -> i64 {
+    static LAST: AtomicI64 = AtomicI64::new(0);
+    let now = i64::try_from(jiff::Timestamp::now().as_nanosecond()).unwrap_or(i64::MAX - 1);
+    let mut prev = LAST.load(Ordering::Relaxed);
+    loop {
+        let next = now.max(prev.saturating_add(1));
+        match LAST.compare_exchange_weak(prev, next, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return next,
+            Err(actual) => prev = actual,
+        }
+    }
+}
+
+/// A build id that sorts by creation order:
+/// `YYYYMMDDhhmmssnnnnnnnnn-xxxxxxxx` (UTC to the nanosecond, strictly
+/// increasing within the server, then random hex).
 pub(crate) fn build_id() -> Result<String, StoreError> {
-    let time = jiff::Timestamp::now()
-        .strftime("%Y%m%d%H%M%S%3f")
+    let time = jiff::Timestamp::from_nanosecond(i128::from(monotonic_nanos()))
+        .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+        .strftime("%Y%m%d%H%M%S%9f")
         .to_string();
     Ok(format!("{time}-{}", hex(&random_bytes::<4>()?)))
 }
@@ -68,8 +88,10 @@ mod tests {
     #[test]
     fn ids_have_their_shape() {
         let b = build_id().expect("random");
-        assert_eq!(b.len(), 17 + 1 + 8, "{b}");
-        assert!(b[..17].chars().all(|c| c.is_ascii_digit()));
+        assert_eq!(b.len(), 23 + 1 + 8, "{b}");
+        assert!(b[..23].chars().all(|c| c.is_ascii_digit()));
+        let ids: Vec<String> = (0..1000).map(|_| build_id().expect("random")).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "build ids increase");
         let t = new_token().expect("random");
         assert!(t.starts_with(TOKEN_PREFIX));
         assert_eq!(t.len(), 4 + 64);

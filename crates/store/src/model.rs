@@ -176,8 +176,9 @@ impl fmt::Display for BuildStatus {
 /// A build: source tarball in, slug out.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Build {
-    /// Sortable unique id: UTC time to the millisecond, then random hex
-    /// (`20261125213012123-9f3ac01b`).
+    /// Unique id that sorts in creation order: UTC time to the nanosecond
+    /// (strictly increasing within one server), then random hex
+    /// (`20261125213012123456789-9f3ac01b`).
     pub id: String,
     /// The app it builds.
     pub app: String,

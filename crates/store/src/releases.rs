@@ -82,12 +82,16 @@ pub(crate) async fn insert_release(
     Ok(release)
 }
 
-pub(crate) async fn latest_release(
+/// The newest release that did not fail: what a config change builds on.
+/// A failed release's slug must not come back through `config:set`; a
+/// pending one (a deploy in flight) is what the user last asked for.
+pub(crate) async fn latest_usable_release(
     conn: &mut AnyConnection,
     app: &str,
 ) -> Result<Option<Release>, StoreError> {
     let sql = format!(
-        "SELECT {RELEASE_COLUMNS} FROM releases WHERE app = $1 ORDER BY version DESC LIMIT 1"
+        "SELECT {RELEASE_COLUMNS} FROM releases WHERE app = $1 AND status <> 'failed' \
+         ORDER BY version DESC LIMIT 1"
     );
     sqlx::query(&sql)
         .bind(app)

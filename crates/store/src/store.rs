@@ -67,7 +67,7 @@ impl fmt::Debug for Store {
 impl Store {
     /// Open the store.
     ///
-    /// `url` `None` opens (creating it and `data_dir` when missing) the SQLite
+    /// `url` `None` (or empty) opens (creating it and `data_dir` when missing) the SQLite
     /// file `<data_dir>/dozen.db`. `Some` takes a `postgres://`,
     /// `postgresql://` or `sqlite:` URL as given (for SQLite add `?mode=rwc`
     /// to create the file). Every SQLite connection runs in WAL mode with
@@ -76,6 +76,8 @@ impl Store {
     /// This does not migrate: call [`Store::ensure_migrated`] before serving.
     pub async fn connect(url: Option<&str>, data_dir: &Path) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
+        // `DATABASE_URL=` (set but empty) means the default, as if unset.
+        let url = url.filter(|u| !u.trim().is_empty());
         let (backend, options) = match url {
             None => {
                 std::fs::create_dir_all(data_dir).map_err(|source| StoreError::Io {
@@ -135,6 +137,12 @@ impl Store {
     /// Which database this store runs on.
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// Check the database answers (for a readiness probe).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let _one: i64 = sqlx::query_scalar("SELECT 1").fetch_one(&self.pool).await?;
+        Ok(())
     }
 
     /// Close every connection, waiting for those in use to come back. Call
