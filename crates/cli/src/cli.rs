@@ -5,6 +5,9 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::admin::{self, TokenAction};
+use crate::remote::{self, AppArgs};
+
 /// dozen: run twelve-factor apps, from a laptop to a host.
 #[derive(Debug, Parser)]
 #[command(name = "dozen", version, about, propagate_version = true)]
@@ -23,6 +26,144 @@ enum Command {
     Check(CheckArgs),
     /// Audit a repository against the twelve factors.
     Doctor(crate::doctor::DoctorArgs),
+
+    /// Run the server: the API, deploys and app processes (configured by the environment).
+    Server,
+    /// Apply the store's schema migrations (run once before `dozen server`, and after upgrades).
+    Migrate,
+    /// List API tokens (on the server host).
+    Tokens,
+    /// Create an API token (on the server host); prints it once.
+    #[command(name = "tokens:create")]
+    TokensCreate { name: String },
+    /// Revoke an API token by id or name (on the server host).
+    #[command(name = "tokens:revoke")]
+    TokensRevoke { token: String },
+
+    /// List apps.
+    Apps(AppArgs),
+    /// Create an app.
+    #[command(name = "apps:create", alias = "create")]
+    AppsCreate {
+        /// Lower-case letters, digits and dashes, starting with a letter.
+        name: String,
+        #[command(flatten)]
+        args: AppArgs,
+    },
+    /// Destroy an app: its processes, releases, config and builds.
+    #[command(name = "apps:destroy", alias = "destroy")]
+    AppsDestroy {
+        /// Repeat the app's name to confirm.
+        #[arg(long)]
+        confirm: Option<String>,
+        #[command(flatten)]
+        args: AppArgs,
+    },
+    /// Show an app: live release, process types, formation.
+    #[command(name = "apps:info", alias = "info")]
+    AppsInfo(AppArgs),
+    /// Pack this directory, upload it, build it, release it (streams the build log).
+    Deploy {
+        /// The app's directory.
+        #[arg(short = 'd', long = "dir", value_name = "DIR")]
+        dir: Option<PathBuf>,
+        #[command(flatten)]
+        args: AppArgs,
+    },
+    /// List builds.
+    Builds(AppArgs),
+    /// List releases.
+    Releases(AppArgs),
+    /// Show one release.
+    #[command(name = "releases:info")]
+    ReleasesInfo {
+        /// The release, vN.
+        #[arg(value_name = "vN")]
+        release: String,
+        #[command(flatten)]
+        args: AppArgs,
+    },
+    /// Roll back: a new release with an earlier release's slug and config (default: the previous).
+    Rollback {
+        /// The release to go back to, vN.
+        #[arg(value_name = "vN")]
+        release: Option<String>,
+        #[command(flatten)]
+        args: AppArgs,
+    },
+    /// Show config vars.
+    Config(AppArgs),
+    /// Print one config var's value.
+    #[command(name = "config:get")]
+    ConfigGet {
+        key: String,
+        #[command(flatten)]
+        args: AppArgs,
+    },
+    /// Set config vars (a new release, rolled out).
+    #[command(name = "config:set")]
+    ConfigSet {
+        #[arg(required = true, value_name = "KEY=VALUE")]
+        pairs: Vec<String>,
+        #[command(flatten)]
+        args: AppArgs,
+    },
+    /// Remove config vars (a new release, rolled out).
+    #[command(name = "config:unset")]
+    ConfigUnset {
+        #[arg(required = true, value_name = "KEY")]
+        keys: Vec<String>,
+        #[command(flatten)]
+        args: AppArgs,
+    },
+    /// List the app's processes: state, port, release, uptime.
+    Ps(AppArgs),
+    /// Scale process types: web=3 worker=1.
+    #[command(name = "ps:scale", alias = "scale")]
+    PsScale {
+        #[arg(required = true, value_name = "TYPE=N")]
+        changes: Vec<String>,
+        #[command(flatten)]
+        args: AppArgs,
+    },
+    /// Restart all processes, or one type.
+    #[command(name = "ps:restart", alias = "restart")]
+    PsRestart {
+        #[arg(value_name = "TYPE")]
+        type_name: Option<String>,
+        #[command(flatten)]
+        args: AppArgs,
+    },
+    /// Start a one-off in the app's live release without waiting; see its output in logs.
+    #[command(name = "run:detached")]
+    RunDetached {
+        #[arg(
+            required = true,
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "COMMAND"
+        )]
+        command: Vec<String>,
+        #[command(flatten)]
+        args: AppArgs,
+    },
+    /// Show the app's recent log events; --tail follows live.
+    Logs {
+        /// Keep following new events.
+        #[arg(short = 't', long)]
+        tail: bool,
+        /// Only this process (web.1) or type (web).
+        #[arg(long = "ps", value_name = "PROCESS")]
+        ps: Option<String>,
+        /// app (process output) or dozen (platform events).
+        #[arg(long, value_name = "SOURCE")]
+        source: Option<String>,
+        /// How many recent events.
+        #[arg(short = 'n', long = "num", default_value_t = 100)]
+        num: usize,
+        #[command(flatten)]
+        args: AppArgs,
+    },
 }
 
 /// Where the app is and how to set up its processes (shared by start, run and check).
@@ -128,6 +269,9 @@ pub struct StartArgs {
 pub struct RunArgs {
     #[command(flatten)]
     pub project: ProjectArgs,
+    /// Run in this app's live release on the dozen server instead of locally (also DOZEN_APP).
+    #[arg(short = 'a', long = "app", env = "DOZEN_APP")]
+    pub app: Option<String>,
     /// The command and its arguments, or the name of a Procfile process type.
     #[arg(
         required = true,
@@ -154,8 +298,55 @@ pub struct CheckArgs {
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Start(args) => crate::start::start(args),
-        Command::Run(args) => crate::run::run(args),
+        Command::Run(args) => match args.app.clone() {
+            Some(app) => remote::run(
+                &args.command,
+                false,
+                AppArgs {
+                    app: Some(app),
+                    json: false,
+                },
+            ),
+            None => crate::run::run(args),
+        },
         Command::Check(args) => crate::start::check(args),
         Command::Doctor(args) => crate::doctor::run(args),
+        Command::Server => admin::server(),
+        Command::Migrate => admin::migrate(),
+        Command::Tokens => admin::tokens(TokenAction::List),
+        Command::TokensCreate { name } => admin::tokens(TokenAction::Create(name)),
+        Command::TokensRevoke { token } => admin::tokens(TokenAction::Revoke(token)),
+        Command::Apps(args) => remote::apps(args),
+        Command::AppsCreate { name, args } => remote::apps_create(&name, args),
+        Command::AppsDestroy { confirm, args } => remote::apps_destroy(confirm.as_deref(), args),
+        Command::AppsInfo(args) => remote::apps_info(args),
+        Command::Deploy { dir, args } => remote::deploy(dir, args),
+        Command::Builds(args) => remote::builds(args),
+        Command::Releases(args) => remote::releases(args),
+        Command::ReleasesInfo { release, args } => remote::releases_info(&release, args),
+        Command::Rollback { release, args } => remote::rollback(release.as_deref(), args),
+        Command::Config(args) => remote::config(args),
+        Command::ConfigGet { key, args } => remote::config_get(&key, args),
+        Command::ConfigSet { pairs, args } => remote::config_set(&pairs, args),
+        Command::ConfigUnset { keys, args } => remote::config_unset(&keys, args),
+        Command::Ps(args) => remote::ps(args),
+        Command::PsScale { changes, args } => remote::ps_scale(&changes, args),
+        Command::PsRestart { type_name, args } => remote::ps_restart(type_name.as_deref(), args),
+        Command::RunDetached { command, args } => remote::run(&command, true, args),
+        Command::Logs {
+            tail,
+            ps,
+            source,
+            num,
+            args,
+        } => remote::logs(tail, ps.as_deref(), source.as_deref(), num, args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_well_formed() {
+        <super::Cli as clap::CommandFactory>::command().debug_assert();
     }
 }

@@ -2,12 +2,17 @@
 //!
 //! - `dozen start` / `run` / `check`: the laptop runner (`project`, `start`, `run`, `check`).
 //! - `dozen doctor`: the twelve-factor audit (`doctor`, over `dozen_doctor`).
+//! - `dozen server`, `migrate`, `tokens:*`: the server host's commands (`admin`).
+//! - `apps`, `deploy`, `config:*`, `ps:*`, `logs`, …: the server's client (`remote`, `client`).
 //!
 //! Errors reach [`main`] as `anyhow` errors and are printed once, as `dozen: context: cause`.
 
+mod admin;
 mod cli;
+mod client;
 mod doctor;
 mod project;
+mod remote;
 mod run;
 mod start;
 

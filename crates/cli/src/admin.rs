@@ -1,0 +1,96 @@
+//! Commands run on the server host itself: `dozen server`, and the one-off admin commands
+//! `dozen migrate` and `dozen tokens:*`, which work on the store directly (factor XII).
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use dozen_logs::{Format, LogWriter, Output, TimeStyle};
+use dozen_server::ServerConfig;
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the runtime")
+}
+
+fn config() -> anyhow::Result<ServerConfig> {
+    ServerConfig::from_env().map_err(|e| anyhow::anyhow!("configuration: {e}"))
+}
+
+/// `dozen server`.
+pub fn server() -> anyhow::Result<ExitCode> {
+    let config = config()?;
+    let format = if std::env::var("DOZEN_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"))
+    {
+        Format::json()
+    } else {
+        Format::human(false, TimeStyle::Local, 8)
+    };
+    let (writer, log) =
+        LogWriter::spawn(format, Output::Stdout).context("starting the log writer")?;
+    let rt = runtime()?;
+    let result = rt.block_on(dozen_server::serve(config, log));
+    drop(rt);
+    let _ = writer.finish();
+    result.context("dozen server")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `dozen migrate`.
+pub fn migrate() -> anyhow::Result<ExitCode> {
+    let config = config()?;
+    runtime()?.block_on(async {
+        let store = dozen_server::open_store(&config).await?;
+        let applied = store.migrate().await?;
+        if applied.is_empty() {
+            println!("the store is up to date");
+        } else {
+            println!("applied migrations {applied:?}");
+        }
+        store.close().await;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// `dozen tokens`, `tokens:create NAME`, `tokens:revoke ID|NAME`.
+pub fn tokens(action: TokenAction) -> anyhow::Result<ExitCode> {
+    let config = config()?;
+    runtime()?.block_on(async {
+        let store = dozen_server::open_store(&config).await?;
+        store.ensure_migrated().await?;
+        match action {
+            TokenAction::List => {
+                for t in store.list_tokens().await? {
+                    println!("{}", serde_json::to_string(&t)?);
+                }
+            }
+            TokenAction::Create(name) => {
+                let (info, secret) = store.create_token(&name).await?;
+                eprintln!(
+                    "created token {} ({}); it is shown once:",
+                    info.name, info.id
+                );
+                println!("{secret}");
+            }
+            TokenAction::Revoke(id) => {
+                let info = store.revoke_token(&id).await?;
+                println!("revoked token {} ({})", info.name, info.id);
+            }
+        }
+        store.close().await;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// What `tokens` does.
+#[derive(Debug)]
+pub enum TokenAction {
+    /// List.
+    List,
+    /// Create one with this name.
+    Create(String),
+    /// Revoke by id or name.
+    Revoke(String),
+}

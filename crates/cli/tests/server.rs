@@ -1,0 +1,488 @@
+//! `dozen server` end to end, on SQLite and on PostgreSQL: the real server binary, the real
+//! client commands, real app processes answering HTTP.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use support::*;
+
+const TOKEN: &str = "dzn_test_token_0123456789abcdef";
+
+/// Where the store lives for one test.
+enum Backend {
+    Sqlite,
+    Postgres(String),
+}
+
+fn pg_admin_url() -> String {
+    std::env::var("DOZEN_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+impl Backend {
+    fn postgres() -> Backend {
+        let name = format!("dozen_cli_{}", unique_tag());
+        let ok = Command::new("psql")
+            .args([
+                &pg_admin_url(),
+                "-q",
+                "-c",
+                &format!("CREATE DATABASE {name}"),
+            ])
+            .status()
+            .expect("psql (PostgreSQL client) must be installed for the server tests");
+        assert!(
+            ok.success(),
+            "could not create database {name} at {}",
+            pg_admin_url()
+        );
+        let base = pg_admin_url();
+        let url = match base.rsplit_once('/') {
+            Some((head, _)) => format!("{head}/{name}"),
+            None => panic!("DOZEN_TEST_DATABASE_URL needs a database name"),
+        };
+        Backend::Postgres(url)
+    }
+
+    fn url(&self) -> Option<&str> {
+        match self {
+            Backend::Sqlite => None,
+            Backend::Postgres(u) => Some(u),
+        }
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        if let Backend::Postgres(url) = self {
+            if let Some((_, name)) = url.rsplit_once('/') {
+                let _ = Command::new("psql")
+                    .args([
+                        &pg_admin_url(),
+                        "-q",
+                        "-c",
+                        &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+                    ])
+                    .status();
+            }
+        }
+    }
+}
+
+/// A running `dozen server` and a client environment pointing at it.
+struct Server {
+    child: Option<Child>,
+    port: u16,
+    data: tempfile::TempDir,
+    backend: Backend,
+    lines: mpsc::Receiver<String>,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+impl Server {
+    fn start(backend: Backend) -> Server {
+        let data = tempfile::tempdir().expect("tmp");
+        let mut s = Server {
+            child: None,
+            port: free_port(),
+            data,
+            backend,
+            lines: mpsc::channel().1,
+        };
+        let migrate = s.admin(&["migrate"]).output().expect("migrate");
+        assert!(
+            migrate.status.success(),
+            "migrate: {}",
+            String::from_utf8_lossy(&migrate.stderr)
+        );
+        s.launch();
+        s
+    }
+
+    fn admin(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(dozen_bin());
+        c.args(args)
+            .env("PORT", self.port.to_string())
+            .env("DOZEN_DATA_DIR", self.data.path())
+            .env("DOZEN_API_TOKEN", TOKEN)
+            .env("DOZEN_BIND", "127.0.0.1")
+            .env_remove("DATABASE_URL")
+            .env("NO_COLOR", "1");
+        if let Some(url) = self.backend.url() {
+            c.env("DATABASE_URL", url);
+        }
+        c
+    }
+
+    fn launch(&mut self) {
+        let mut child = self
+            .admin(&["server"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("server");
+        let out = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for l in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+        self.child = Some(child);
+        self.lines = rx;
+        self.wait_line("listening");
+    }
+
+    fn wait_line(&self, needle: &str) -> String {
+        loop {
+            match self.lines.recv_timeout(HANG) {
+                Ok(l) if l.contains(needle) => return l,
+                Ok(_) => {}
+                Err(e) => panic!("server never said {needle:?}: {e}"),
+            }
+        }
+    }
+
+    /// `dozen ARGS` as a client of this server.
+    fn client(&self, args: &[&str]) -> Output {
+        let out = Command::new(dozen_bin())
+            .args(args)
+            .env("DOZEN_URL", format!("http://127.0.0.1:{}", self.port))
+            .env("DOZEN_API_TOKEN", TOKEN)
+            .env_remove("DOZEN_APP")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .output()
+            .expect("client");
+        Output {
+            status: out.status,
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.client(args);
+        assert_eq!(
+            out.code(),
+            Some(0),
+            "dozen {args:?}\nstdout: {}\nstderr: {}",
+            out.stdout,
+            out.stderr
+        );
+        out.stdout
+    }
+
+    fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut a = args.to_vec();
+        a.push("--json");
+        serde_json::from_str(&self.ok(&a)).expect("json")
+    }
+
+    fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let status = c.wait().expect("wait");
+            assert!(status.success(), "server exit {status:?}");
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let _ = c.wait();
+        }
+    }
+}
+
+/// GET / on a local port; the body.
+fn http_get(port: u16) -> Option<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    s.write_all(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    buf.split_once("\r\n\r\n").map(|(_, b)| b.to_string())
+}
+
+/// The port of the first process named `name` that is up.
+fn await_up(server: &Server, app: &str, name: &str) -> u16 {
+    let port = std::cell::Cell::new(0u16);
+    await_condition(&format!("{name} of {app} to be up"), || {
+        let ps = server.json(&["ps", "-a", app]);
+        ps.as_array().into_iter().flatten().any(|p| {
+            let hit = p["name"] == name && p["state"] == "up";
+            if hit {
+                port.set(p["port"].as_u64().unwrap_or(0) as u16);
+            }
+            hit
+        })
+    });
+    port.get()
+}
+
+fn example_app() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/hello")
+}
+
+fn full_lifecycle(backend: Backend) {
+    let mut server = Server::start(backend);
+    server.ok(&["apps:create", "shop"]);
+    let apps = server.json(&["apps"]);
+    assert_eq!(apps[0]["name"], "shop");
+
+    // Deploy: build, release v1, web.1 answers on its port.
+    let deploy = server.ok(&[
+        "deploy",
+        "-a",
+        "shop",
+        "-d",
+        example_app().to_str().expect("path"),
+    ]);
+    assert!(deploy.contains("v1 is live"), "{deploy}");
+    let port = await_up(&server, "shop", "web.1");
+    assert_eq!(http_get(port).as_deref(), Some("Hello from web.1\n"));
+
+    // Config: a new release, the web process restarted with it.
+    let set = server.ok(&[
+        "config:set",
+        "-a",
+        "shop",
+        "GREETING=Bonjour",
+        "SECRET_TOKEN=s3cr3t-value",
+    ]);
+    assert!(set.contains("v2"), "{set}");
+    assert_eq!(
+        server.ok(&["config:get", "-a", "shop", "GREETING"]).trim(),
+        "Bonjour"
+    );
+    let port = await_up(&server, "shop", "web.1");
+    assert_eq!(http_get(port).as_deref(), Some("Bonjour from web.1\n"));
+    let releases = server.json(&["releases", "-a", "shop"]);
+    assert_eq!(releases[0]["version"], 2);
+    assert!(
+        !releases.to_string().contains("s3cr3t-value"),
+        "release listings show keys only"
+    );
+
+    // Scale up and down.
+    server.ok(&["ps:scale", "-a", "shop", "web=2", "worker=1"]);
+    await_up(&server, "shop", "web.2");
+    let ps = server.json(&["ps", "-a", "shop"]);
+    let names: Vec<&str> = ps
+        .as_array()
+        .expect("ps")
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert_eq!(names, ["web.1", "web.2", "worker.1"]);
+    server.ok(&["ps:scale", "-a", "shop", "web=1", "worker=0"]);
+    let ps = server.json(&["ps", "-a", "shop"]);
+    assert_eq!(ps.as_array().expect("ps").len(), 1);
+
+    // One-off: output and exit code come back.
+    let run = server.client(&[
+        "run",
+        "-a",
+        "shop",
+        "--",
+        "echo \"$GREETING from $PS\"; exit 3",
+    ]);
+    assert_eq!(run.code(), Some(3), "{run:?}");
+    assert_eq!(run.stdout, "Bonjour from run.1\n");
+
+    // Logs: process output and platform events; never a config value.
+    let logs = server.ok(&["logs", "-a", "shop", "-n", "1500"]);
+    assert!(logs.contains("listening on port"), "{logs}");
+    assert!(!logs.contains("s3cr3t-value"), "{logs}");
+
+    // Rollback to v1: its config (no GREETING) comes back.
+    let rb = server.ok(&["rollback", "-a", "shop", "v1"]);
+    assert!(rb.contains("Rollback to v1"), "{rb}");
+    let port = await_up(&server, "shop", "web.1");
+    assert_eq!(http_get(port).as_deref(), Some("Hello from web.1\n"));
+    assert_eq!(
+        server
+            .client(&["config:get", "-a", "shop", "GREETING"])
+            .code(),
+        Some(1)
+    );
+
+    // Restart of the server: the formation comes back from the store.
+    server.kill9();
+    server.launch();
+    let port = await_up(&server, "shop", "web.1");
+    assert_eq!(http_get(port).as_deref(), Some("Hello from web.1\n"));
+    let info = server.json(&["apps:info", "-a", "shop"]);
+    assert_eq!(
+        info["current_release"], 3,
+        "v1 deploy, v2 config, v3 rollback"
+    );
+    server.stop();
+}
+
+#[test]
+fn lifecycle_on_sqlite() {
+    full_lifecycle(Backend::Sqlite);
+}
+
+#[test]
+fn lifecycle_on_postgres() {
+    full_lifecycle(Backend::postgres());
+}
+
+fn bad_input(backend: Backend) {
+    let server = Server::start(backend);
+    // Auth: a wrong token gets 401 and nothing else.
+    let out = Command::new(dozen_bin())
+        .args(["apps"])
+        .env("DOZEN_URL", format!("http://127.0.0.1:{}", server.port))
+        .env("DOZEN_API_TOKEN", "wrong")
+        .output()
+        .expect("client");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("HTTP 401"));
+
+    let out = server.client(&["apps:create", "Not_Valid"]);
+    assert_eq!(out.code(), Some(1));
+    assert!(out.stderr.contains("app name"), "{}", out.stderr);
+    let out = server.client(&["apps:info", "-a", "nope"]);
+    assert!(
+        out.stderr.contains("not found") && out.stderr.contains("404"),
+        "{}",
+        out.stderr
+    );
+    server.ok(&["apps:create", "shop"]);
+    let out = server.client(&["apps:create", "shop"]);
+    assert!(out.stderr.contains("409"), "{}", out.stderr);
+    let out = server.client(&["config:set", "-a", "shop", "novalue-secret"]);
+    assert_eq!(out.code(), Some(1));
+    assert!(!out.stderr.contains("novalue-secret"), "{}", out.stderr);
+    let out = server.client(&["releases:info", "-a", "shop", "v9"]);
+    assert!(out.stderr.contains("404"), "{}", out.stderr);
+
+    // A Procfile with an error: the build fails with the line, nothing is released.
+    let app = App::with("web: ./serve\nweb: ./again\n");
+    let out = server.client(&[
+        "deploy",
+        "-a",
+        "shop",
+        "-d",
+        app.path().to_str().expect("path"),
+    ]);
+    assert_eq!(out.code(), Some(1));
+    assert!(out.stderr.contains("Procfile:2"), "{}", out.stderr);
+    assert_eq!(
+        server
+            .json(&["releases", "-a", "shop"])
+            .as_array()
+            .map(Vec::len),
+        Some(0)
+    );
+}
+
+#[test]
+fn bad_input_on_sqlite() {
+    bad_input(Backend::Sqlite);
+}
+
+#[test]
+fn bad_input_on_postgres() {
+    bad_input(Backend::postgres());
+}
+
+#[test]
+fn unsafe_archives_are_refused() {
+    let server = Server::start(Backend::Sqlite);
+    server.ok(&["apps:create", "shop"]);
+    // An archive with a path that climbs out of the build directory.
+    let mut tar = tar::Builder::new(Vec::new());
+    let data = b"web: echo pwned\n";
+    let mut header = tar::Header::new_gnu();
+    header.set_size(data.len() as u64);
+    header.set_mode(0o644);
+    header.as_old_mut().name[..12].copy_from_slice(b"../Procfile\0");
+    header.set_cksum();
+    tar.append(&header, &data[..]).expect("append");
+    let raw = tar.into_inner().expect("tar");
+    let body = zstd::encode_all(&raw[..], 3).expect("zstd");
+    let response = post_raw(server.port, "/v1/apps/shop/builds", &body);
+    let last = response
+        .lines()
+        .rev()
+        .find(|l| l.contains("\"status\""))
+        .unwrap_or_default();
+    assert!(
+        last.contains("\"status\":\"failed\"") && last.contains("../Procfile"),
+        "{response}"
+    );
+    assert_eq!(
+        server
+            .json(&["releases", "-a", "shop"])
+            .as_array()
+            .map(Vec::len),
+        Some(0)
+    );
+    assert_eq!(
+        server.json(&["builds", "-a", "shop"])[0]["status"],
+        "failed"
+    );
+}
+
+/// POST raw bytes with the test token; the whole response.
+fn post_raw(port: u16, path: &str, body: &[u8]) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).expect("write");
+    s.write_all(body).expect("write");
+    let mut buf = String::new();
+    let _ = s.read_to_string(&mut buf);
+    buf
+}
+
+#[test]
+fn server_refuses_an_unmigrated_store() {
+    let data = tempfile::tempdir().expect("tmp");
+    let out = Command::new(dozen_bin())
+        .args(["server"])
+        .env("PORT", free_port().to_string())
+        .env("DOZEN_DATA_DIR", data.path())
+        .env_remove("DATABASE_URL")
+        .output()
+        .expect("server");
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("dozen migrate"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -1,0 +1,84 @@
+//! The server's configuration, read from the environment only (factor III).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Everything `dozen server` is configured with.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// `PORT`: where the API listens (default 5050).
+    pub port: u16,
+    /// `DATABASE_URL`: the store; unset means SQLite under the data directory.
+    pub database_url: Option<String>,
+    /// `DOZEN_DATA_DIR`: slugs, build cache, release directories (default `./.dozen`).
+    pub data_dir: PathBuf,
+    /// `DOZEN_API_TOKEN`: a bootstrap admin token, created in the store if missing.
+    pub api_token: Option<String>,
+    /// `DOZEN_MAX_UPLOAD_MB`: the largest source upload accepted (default 512 MB).
+    pub max_upload: u64,
+    /// `DOZEN_LOG_LINES`: recent log lines kept per app (default 1500, as Heroku).
+    pub log_lines: usize,
+    /// `DOZEN_BUILD_TIMEOUT`: seconds a build may take (default 900).
+    pub build_timeout: Duration,
+}
+
+impl ServerConfig {
+    /// Read the configuration from the process environment. An error names the variable (and
+    /// never echoes its value).
+    pub fn from_env() -> Result<ServerConfig, String> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Read the configuration through `lookup` (tests pass a map).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<ServerConfig, String> {
+        fn number<T: std::str::FromStr>(
+            lookup: &impl Fn(&str) -> Option<String>,
+            key: &str,
+            default: T,
+        ) -> Result<T, String> {
+            match lookup(key).filter(|v| !v.trim().is_empty()) {
+                None => Ok(default),
+                Some(v) => v
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("{key} must be a whole number")),
+            }
+        }
+        let max_upload_mb: u64 = number(&lookup, "DOZEN_MAX_UPLOAD_MB", 512)?;
+        Ok(ServerConfig {
+            port: number(&lookup, "PORT", 5050)?,
+            database_url: lookup("DATABASE_URL").filter(|v| !v.trim().is_empty()),
+            data_dir: lookup("DOZEN_DATA_DIR")
+                .filter(|v| !v.trim().is_empty())
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(".dozen")),
+            api_token: lookup("DOZEN_API_TOKEN").filter(|v| !v.trim().is_empty()),
+            max_upload: max_upload_mb.saturating_mul(1024 * 1024),
+            log_lines: number(&lookup, "DOZEN_LOG_LINES", 1500)?,
+            build_timeout: Duration::from_secs(number(&lookup, "DOZEN_BUILD_TIMEOUT", 900)?),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn defaults_and_overrides() {
+        let env: HashMap<&str, &str> = HashMap::from([("PORT", "6060"), ("DOZEN_LOG_LINES", "10")]);
+        let c = ServerConfig::from_lookup(|k| env.get(k).map(|v| v.to_string())).expect("config");
+        assert_eq!(c.port, 6060);
+        assert_eq!(c.log_lines, 10);
+        assert_eq!(c.data_dir, PathBuf::from(".dozen"));
+        assert!(c.database_url.is_none());
+    }
+
+    #[test]
+    fn bad_number_names_the_variable_not_the_value() {
+        let err = ServerConfig::from_lookup(|k| (k == "PORT").then(|| "s3cret".to_string()))
+            .expect_err("bad");
+        assert!(err.contains("PORT") && !err.contains("s3cret"), "{err}");
+    }
+}

@@ -1,0 +1,278 @@
+//! Build, release, run: a source upload becomes a slug, the slug and config become a release,
+//! and the release goes live after its release phase.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use axum::body::Body;
+use dozen_logs::EventKind;
+use dozen_store::{BuildStatus, NewRelease, Release, ReleaseStatus};
+use dozen_supervise::Stop;
+use tokio::sync::watch;
+use tokio_stream::StreamExt;
+
+use crate::api::AppState;
+use crate::error::ApiError;
+
+/// An upload saved to disk.
+#[derive(Debug)]
+pub struct Upload {
+    path: PathBuf,
+    digest: String,
+    size: u64,
+}
+
+/// Save the request body to a file under the data directory, refusing more than the
+/// configured maximum. The digest names the source in the build record.
+pub async fn receive_upload(s: &AppState, app: &str, body: Body) -> Result<Upload, ApiError> {
+    let dir = s.config.data_dir.join("uploads");
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| ApiError::Internal(format!("{}: {e}", dir.display())))?;
+    let path = dir.join(format!(
+        "{app}-{}.tar.zst",
+        std::process::id() as u128 * 1_000_000 + nanos()
+    ));
+    let mut file = std::fs::File::create(&path)
+        .map_err(|e| ApiError::Internal(format!("{}: {e}", path.display())))?;
+    let mut hasher = blake3::Hasher::new();
+    let mut size: u64 = 0;
+    let mut stream = body.into_data_stream();
+    let result: Result<(), ApiError> = async {
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| {
+                if e.to_string().contains("length limit") {
+                    ApiError::TooLarge(format!(
+                        "the upload is larger than the server accepts ({} MB, DOZEN_MAX_UPLOAD_MB)",
+                        s.config.max_upload / (1024 * 1024)
+                    ))
+                } else {
+                    ApiError::Invalid(format!("reading the upload: {e}"))
+                }
+            })?;
+            size += chunk.len() as u64;
+            if size > s.config.max_upload {
+                return Err(ApiError::TooLarge(format!(
+                    "the upload is larger than the server accepts ({} MB, DOZEN_MAX_UPLOAD_MB)",
+                    s.config.max_upload / (1024 * 1024)
+                )));
+            }
+            hasher.update(&chunk);
+            file.write_all(&chunk)
+                .map_err(|e| ApiError::Internal(format!("{}: {e}", path.display())))?;
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&path);
+        return Err(e);
+    }
+    if size == 0 {
+        let _ = std::fs::remove_file(&path);
+        return Err(ApiError::Invalid(
+            "the upload is empty: send the app's source as tar.zst".into(),
+        ));
+    }
+    Ok(Upload {
+        path,
+        digest: hasher.finalize().to_hex().to_string(),
+        size,
+    })
+}
+
+fn nanos() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() % 1_000_000)
+        .unwrap_or(0)
+}
+
+/// The whole deploy: build the upload into a slug, make a release of it, roll it out.
+pub async fn deploy(s: &AppState, app: &str, upload: Upload) -> Result<Release, ApiError> {
+    let _op = s.runtime.lock_app(app).await;
+    let build = s.store.create_build(app, &upload.digest).await?;
+    s.runtime
+        .event(
+            app,
+            EventKind::Info,
+            format!(
+                "build {} started ({} bytes of source)",
+                build.id, upload.size
+            ),
+        )
+        .await;
+    let work = s.config.data_dir.join("builds").join(&build.id);
+    let outcome = build_slug(s, app, &build.id, &upload, &work).await;
+    let _ = std::fs::remove_file(&upload.path);
+    let _ = std::fs::remove_dir_all(&work);
+    let (digest, process_types) = match outcome {
+        Ok(v) => v,
+        Err(e) => {
+            let message = e.to_string();
+            let _ = s
+                .store
+                .finish_build(
+                    &build.id,
+                    BuildStatus::Failed,
+                    None,
+                    &Default::default(),
+                    Some(&message),
+                )
+                .await;
+            s.runtime
+                .event(
+                    app,
+                    EventKind::Error,
+                    format!("build {} failed: {message}", build.id),
+                )
+                .await;
+            return Err(e);
+        }
+    };
+    s.store
+        .finish_build(
+            &build.id,
+            BuildStatus::Succeeded,
+            Some(&digest),
+            &process_types,
+            None,
+        )
+        .await?;
+    let release = s
+        .store
+        .create_release(
+            app,
+            NewRelease {
+                slug: Some(digest.clone()),
+                process_types,
+                description: format!("Deploy {}", &digest[..digest.len().min(7)]),
+                build_id: Some(build.id.clone()),
+            },
+        )
+        .await?;
+    roll_out(s, release).await
+}
+
+async fn build_slug(
+    s: &AppState,
+    app: &str,
+    build_id: &str,
+    upload: &Upload,
+    work: &std::path::Path,
+) -> Result<(String, std::collections::BTreeMap<String, String>), ApiError> {
+    let src = work.join("src");
+    let limits = dozen_build::Limits::default();
+    let (archive, dest) = (upload.path.clone(), src.clone());
+    let file = std::fs::File::open(&archive)
+        .map_err(|e| ApiError::Internal(format!("{}: {e}", archive.display())))?;
+    tokio::task::spawn_blocking(move || dozen_build::unpack_source(file, &dest, &limits))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(|e| ApiError::Invalid(format!("the upload: {e}")))?;
+
+    let (_stop_tx, stop_rx) = watch::channel(Stop::Running);
+    let log = s.runtime.log(app).sender();
+    let output = dozen_build::build(dozen_build::BuildRequest {
+        supervisor: s.runtime.supervisor(),
+        source: &src,
+        work_dir: &work.join("work"),
+        cache_dir: &s.config.data_dir.join("cache").join(app),
+        build_id,
+        source_version: None,
+        extra_env: Vec::new(),
+        log,
+        stop: stop_rx,
+    })
+    .await
+    .map_err(|e| ApiError::Invalid(e.to_string()))?;
+    let slugs = s.config.data_dir.join("slugs");
+    let built = output.dir.clone();
+    let meta = output.slug_meta();
+    let slug = tokio::task::spawn_blocking(move || dozen_build::pack_slug(&built, &slugs, meta))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    s.store
+        .record_slug(
+            &slug.digest,
+            i64::try_from(slug.size).unwrap_or(i64::MAX),
+            &slug.manifest_json(),
+        )
+        .await?;
+    s.runtime
+        .event(
+            app,
+            EventKind::Info,
+            format!(
+                "slug {} ({} bytes)",
+                &slug.digest[..12.min(slug.digest.len())],
+                slug.size
+            ),
+        )
+        .await;
+    Ok((slug.digest, output.process_types))
+}
+
+/// Take a new release live: run its release phase (if it has one), mark it live, converge the
+/// formation to it. If the release phase fails, the release is marked failed and the running
+/// one stays. The caller holds the app's lock ([`crate::runtime::Runtime::lock_app`]).
+pub async fn roll_out(s: &AppState, release: Release) -> Result<Release, ApiError> {
+    let app = release.app.clone();
+    let version = release.version;
+    if release.slug.is_none() {
+        // Config changes before the first deploy: nothing to run yet.
+        s.store.activate_release(&app, version).await?;
+        s.runtime
+            .event(
+                &app,
+                EventKind::Info,
+                format!("v{version}: {} (no code deployed yet)", release.description),
+            )
+            .await;
+        return Ok(s.store.release(&app, version).await?);
+    }
+    if let Some(command) = release.process_types.get("release").cloned() {
+        s.runtime
+            .event(
+                &app,
+                EventKind::Info,
+                format!("v{version}: running the release phase"),
+            )
+            .await;
+        let (_stop_tx, stop_rx) = watch::channel(Stop::Running);
+        let status = s
+            .runtime
+            .run_once(&release, "release", &command, stop_rx)
+            .await?;
+        if !status.success() {
+            let reason = format!("the release phase {status}");
+            s.store
+                .set_release_status(&app, version, ReleaseStatus::Failed, Some(&reason))
+                .await?;
+            s.runtime
+                .event(
+                    &app,
+                    EventKind::Error,
+                    format!("v{version} failed: {reason}; the running release stays"),
+                )
+                .await;
+            return Err(ApiError::Invalid(format!(
+                "v{version} failed: {reason}; the running release stays"
+            )));
+        }
+    }
+    s.store.activate_release(&app, version).await?;
+    let mut formation = s.store.formation(&app).await?;
+    for t in release.process_types.keys().filter(|t| *t != "release") {
+        formation.entry(t.clone()).or_insert(i64::from(t == "web"));
+    }
+    s.runtime.converge(&release, &formation).await?;
+    s.runtime
+        .event(
+            &app,
+            EventKind::Info,
+            format!("v{version} is live: {}", release.description),
+        )
+        .await;
+    Ok(s.store.release(&app, version).await?)
+}

@@ -1,0 +1,71 @@
+//! API errors: a status and a message that is safe to show (never a config value, never a
+//! server internal).
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use dozen_store::StoreError;
+
+/// An error answered to an API client.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 401: no token, or not a valid one. Says nothing more.
+    #[error("unauthorized: send a valid API token (Authorization: Bearer <token>)")]
+    Unauthorized,
+    /// 404.
+    #[error("{0}")]
+    NotFound(String),
+    /// 409.
+    #[error("{0}")]
+    Conflict(String),
+    /// 422: the request was understood but is wrong.
+    #[error("{0}")]
+    Invalid(String),
+    /// 413.
+    #[error("{0}")]
+    TooLarge(String),
+    /// 503: the server is shutting down.
+    #[error("the server is shutting down; try again shortly")]
+    Unavailable,
+    /// 500: logged in full on the server, answered without detail.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound { .. } => ApiError::NotFound(e.to_string()),
+            StoreError::Conflict { .. } => ApiError::Conflict(e.to_string()),
+            StoreError::Invalid { .. } => ApiError::Invalid(e.to_string()),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let ApiError::Internal(detail) = &self {
+            // The detail goes to the server's own log (stderr), not to the client.
+            eprintln!("dozen server: internal error: {detail}");
+        }
+        let status = self.status();
+        let body = serde_json::json!({ "error": { "status": status.as_u16(), "message": self.to_string() } });
+        (status, Json(body)).into_response()
+    }
+}

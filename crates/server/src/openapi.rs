@@ -1,0 +1,46 @@
+//! The API's OpenAPI 3.1 description, served at `/openapi.json`. A test checks that every route
+//! of the router is described here.
+
+/// The document.
+pub const DOCUMENT: &str = r##"{
+  "openapi": "3.1.0",
+  "info": {"title": "dozen server API", "version": "1", "description": "Apps, builds, releases, config vars, formation, one-off runs and logs. Every /v1 call needs Authorization: Bearer <token>. Errors are {\"error\": {\"status\", \"message\"}}. Streaming endpoints answer application/x-ndjson: one log event per line, then a final result object."},
+  "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+  "security": [{"bearer": []}],
+  "paths": {
+    "/healthz": {"get": {"summary": "Liveness", "security": [], "responses": {"200": {"description": "ok"}}}},
+    "/openapi.json": {"get": {"summary": "This document", "security": [], "responses": {"200": {"description": "OpenAPI"}}}},
+    "/v1/apps": {
+      "get": {"summary": "List apps", "responses": {"200": {"description": "apps"}}},
+      "post": {"summary": "Create an app", "requestBody": {"content": {"application/json": {"schema": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string", "pattern": "^[a-z][a-z0-9-]{1,29}$"}}}}}}, "responses": {"201": {"description": "created"}, "409": {"description": "exists"}, "422": {"description": "invalid name"}}}
+    },
+    "/v1/apps/{app}": {
+      "get": {"summary": "App info: live release, process types, formation, processes", "responses": {"200": {"description": "app"}, "404": {"description": "unknown app"}}},
+      "delete": {"summary": "Destroy an app and everything it has", "responses": {"200": {"description": "destroyed"}}}
+    },
+    "/v1/apps/{app}/config": {
+      "get": {"summary": "Config vars", "responses": {"200": {"description": "key -> value"}}},
+      "patch": {"summary": "Set and unset config vars (a new release)", "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {"set": {"type": "object", "additionalProperties": {"type": "string"}}, "unset": {"type": "array", "items": {"type": "string"}}}}}}}, "responses": {"200": {"description": "the new release"}, "422": {"description": "invalid key"}}}
+    },
+    "/v1/apps/{app}/releases": {"get": {"summary": "Releases, newest first (config keys only)", "responses": {"200": {"description": "releases"}}}},
+    "/v1/apps/{app}/releases/{version}": {"get": {"summary": "One release (vN or N)", "responses": {"200": {"description": "release"}, "404": {"description": "unknown"}}}},
+    "/v1/apps/{app}/rollback": {"post": {"summary": "A new release copying an earlier one's slug and config", "requestBody": {"required": false, "content": {"application/json": {"schema": {"type": "object", "properties": {"version": {"type": "string"}}}}}}, "responses": {"200": {"description": "the new release"}}}},
+    "/v1/apps/{app}/builds": {
+      "get": {"summary": "Builds, newest first", "responses": {"200": {"description": "builds"}}},
+      "post": {"summary": "Upload source (tar.zst) and deploy it; streams the build log", "requestBody": {"content": {"application/zstd": {"schema": {"type": "string", "format": "binary"}}}}, "responses": {"200": {"description": "NDJSON build log, then {status, release | error}"}, "413": {"description": "too large"}}}
+    },
+    "/v1/apps/{app}/formation": {
+      "get": {"summary": "Process type -> quantity", "responses": {"200": {"description": "formation"}}},
+      "patch": {"summary": "Scale", "requestBody": {"content": {"application/json": {"schema": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}}}}}, "responses": {"200": {"description": "formation"}}}
+    },
+    "/v1/apps/{app}/ps": {"get": {"summary": "Processes: name, state, pid, port, release, uptime", "responses": {"200": {"description": "processes"}}}},
+    "/v1/apps/{app}/ps/restart": {"post": {"summary": "Restart all processes or one type", "responses": {"200": {"description": "processes"}}}},
+    "/v1/apps/{app}/run": {"post": {"summary": "Run a one-off command in the live release; streams output, then {exit}", "requestBody": {"content": {"application/json": {"schema": {"type": "object", "required": ["command"], "properties": {"command": {"type": "string"}, "detached": {"type": "boolean"}}}}}}, "responses": {"200": {"description": "NDJSON output"}, "202": {"description": "detached"}}}},
+    "/v1/apps/{app}/logs": {"get": {"summary": "Recent log events; tail=true follows live", "parameters": [{"name": "lines", "in": "query", "schema": {"type": "integer"}}, {"name": "tail", "in": "query", "schema": {"type": "boolean"}}, {"name": "ps", "in": "query", "schema": {"type": "string"}}, {"name": "source", "in": "query", "schema": {"type": "string", "enum": ["app", "dozen"]}}], "responses": {"200": {"description": "NDJSON"}}}},
+    "/v1/tokens": {
+      "get": {"summary": "API tokens (never their secrets)", "responses": {"200": {"description": "tokens"}}},
+      "post": {"summary": "Create a token; the secret is shown once", "responses": {"201": {"description": "token"}}}
+    },
+    "/v1/tokens/{token}": {"delete": {"summary": "Revoke a token by id or name", "responses": {"200": {"description": "revoked"}}}}
+  }
+}"##;

@@ -1,0 +1,387 @@
+//! The processes of every app on this host: converging each app's formation to its live
+//! release, one-off runs, and stopping it all.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use dozen_logs::{EventKind, PlatformEvent};
+use dozen_store::Release;
+use dozen_supervise::{ExitStatus, Phase, ProcessHandle, ProcessSpec, Stop, Supervisor};
+use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::error::ApiError;
+use crate::loghub::AppLog;
+
+/// One running process of an app.
+#[derive(Debug)]
+struct Proc {
+    handle: ProcessHandle,
+    type_name: String,
+    release: i64,
+    port: u16,
+}
+
+/// What runs for one app.
+#[derive(Debug, Default)]
+struct AppRun {
+    release: Option<i64>,
+    procs: BTreeMap<(String, usize), Proc>,
+    one_offs: usize,
+}
+
+/// A row of `ps`.
+#[derive(Debug, Clone, Serialize)]
+pub struct PsRow {
+    /// `web.1`.
+    pub name: String,
+    /// `web`.
+    #[serde(rename = "type")]
+    pub type_name: String,
+    /// starting, running, up, restarting, stopping, exited, crashed.
+    pub state: &'static str,
+    /// The current pid.
+    pub pid: Option<u32>,
+    /// The port it listens on (given as `PORT`).
+    pub port: u16,
+    /// The release it runs.
+    pub release: i64,
+    /// Seconds since it entered its state.
+    pub for_seconds: u64,
+    /// How often it was restarted.
+    pub restarts: u32,
+}
+
+/// Every app's processes on this host.
+#[derive(Debug)]
+pub struct Runtime {
+    supervisor: Supervisor,
+    data_dir: PathBuf,
+    log_lines: usize,
+    apps: tokio::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<AppRun>>>>,
+    logs: Mutex<HashMap<String, Arc<AppLog>>>,
+    ops: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl Runtime {
+    /// Hold this while changing an app (deploy, config, rollback): one change at a time per
+    /// app, in order.
+    pub async fn lock_app(&self, app: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = {
+            let mut ops = self.ops.lock().unwrap_or_else(|p| p.into_inner());
+            ops.entry(app.to_string()).or_default().clone()
+        };
+        lock.lock_owned().await
+    }
+
+    /// A runtime that keeps `log_lines` recent lines per app and release directories under
+    /// `data_dir/releases`.
+    pub fn new(supervisor: Supervisor, data_dir: PathBuf, log_lines: usize) -> Runtime {
+        Runtime {
+            supervisor,
+            data_dir,
+            log_lines,
+            apps: tokio::sync::Mutex::new(HashMap::new()),
+            logs: Mutex::new(HashMap::new()),
+            ops: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The supervisor, for build steps.
+    pub fn supervisor(&self) -> &Supervisor {
+        &self.supervisor
+    }
+
+    /// The app's log stream (created on first use).
+    pub fn log(&self, app: &str) -> Arc<AppLog> {
+        let mut logs = self.logs.lock().unwrap_or_else(|p| p.into_inner());
+        logs.entry(app.to_string())
+            .or_insert_with(|| AppLog::new(self.log_lines))
+            .clone()
+    }
+
+    /// Tell the app's log stream something.
+    pub async fn event(&self, app: &str, kind: EventKind, text: impl Into<String>) {
+        let _ = self
+            .log(app)
+            .sender()
+            .event(PlatformEvent::new(kind, text))
+            .await;
+    }
+
+    async fn app_run(&self, app: &str) -> Arc<tokio::sync::Mutex<AppRun>> {
+        let mut apps = self.apps.lock().await;
+        apps.entry(app.to_string()).or_default().clone()
+    }
+
+    /// The directory a release runs from: its slug, extracted once, read-only by convention.
+    pub async fn release_dir(&self, release: &Release) -> Result<PathBuf, ApiError> {
+        let dir = self
+            .data_dir
+            .join("releases")
+            .join(&release.app)
+            .join(format!("v{}", release.version));
+        if dir.is_dir() {
+            return Ok(dir);
+        }
+        let parent = dir.parent().map(Path::to_path_buf).unwrap_or_default();
+        std::fs::create_dir_all(&parent)
+            .map_err(|e| ApiError::Internal(format!("{}: {e}", parent.display())))?;
+        match &release.slug {
+            Some(digest) => {
+                let slug = self
+                    .data_dir
+                    .join("slugs")
+                    .join(format!("{digest}.tar.zst"));
+                let target = dir.clone();
+                tokio::task::spawn_blocking(move || dozen_build::extract_slug(&slug, &target))
+                    .await
+                    .map_err(|e| ApiError::Internal(e.to_string()))?
+                    .map_err(|e| {
+                        ApiError::Internal(format!(
+                            "extracting the slug of v{}: {e}",
+                            release.version
+                        ))
+                    })?;
+            }
+            None => {
+                std::fs::create_dir_all(&dir)
+                    .map_err(|e| ApiError::Internal(format!("{}: {e}", dir.display())))?;
+            }
+        }
+        Ok(dir)
+    }
+
+    /// The environment of a process of `release`: a minimal base (never the server's own
+    /// variables, which hold its secrets), the release's config, then `PORT` and `PS`.
+    fn env(release: &Release, dir: &Path, port: Option<u16>, ps: &str) -> Vec<(String, String)> {
+        let mut env = vec![
+            (
+                "PATH".to_string(),
+                std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()),
+            ),
+            ("HOME".to_string(), dir.display().to_string()),
+            ("LANG".to_string(), "C.UTF-8".to_string()),
+        ];
+        for (k, v) in &release.config {
+            env.retain(|(key, _)| key != k);
+            env.push((k.clone(), v.clone()));
+        }
+        env.retain(|(k, _)| k != "PORT" && k != "PS");
+        if let Some(port) = port {
+            env.push(("PORT".into(), port.to_string()));
+        }
+        env.push(("PS".into(), ps.to_string()));
+        env
+    }
+
+    /// Make the app run `formation` of `release`: a new release starts all its processes first
+    /// and then stops the old ones; the same release starts missing instances and stops extra
+    /// ones (highest numbers first). A type without a formation entry runs one `web` and no
+    /// others, as on Heroku.
+    pub async fn converge(
+        &self,
+        release: &Release,
+        formation: &BTreeMap<String, i64>,
+    ) -> Result<(), ApiError> {
+        let app = release.app.as_str();
+        let run = self.app_run(app).await;
+        let mut run = run.lock().await;
+        let dir = self.release_dir(release).await?;
+        let log = self.log(app);
+        let mut desired: Vec<(String, usize)> = Vec::new();
+        for type_name in release.process_types.keys() {
+            if type_name == "release" {
+                continue;
+            }
+            let default = i64::from(type_name == "web");
+            let n = formation.get(type_name).copied().unwrap_or(default).max(0);
+            for i in 1..=n {
+                desired.push((type_name.clone(), usize::try_from(i).unwrap_or(usize::MAX)));
+            }
+        }
+        let new_release = run.release != Some(release.version);
+        let mut retired: Vec<Proc> = Vec::new();
+        if new_release {
+            retired.extend(std::mem::take(&mut run.procs).into_values());
+        } else {
+            let extra: Vec<(String, usize)> = run
+                .procs
+                .keys()
+                .filter(|k| !desired.contains(k))
+                .cloned()
+                .collect();
+            for key in extra.into_iter().rev() {
+                if let Some(p) = run.procs.remove(&key) {
+                    retired.push(p);
+                }
+            }
+        }
+        for (type_name, number) in desired {
+            let key = (type_name.clone(), number);
+            if run.procs.contains_key(&key) {
+                continue;
+            }
+            let port = free_port()?;
+            let name = format!("{type_name}.{number}");
+            let command = release
+                .process_types
+                .get(&type_name)
+                .cloned()
+                .unwrap_or_default();
+            let spec = ProcessSpec {
+                name: name.clone(),
+                command,
+                env: Self::env(release, &dir, Some(port), &name),
+                cwd: dir.clone(),
+                port: Some(port),
+                color: 0,
+                clear_env: true,
+                log: Some(log.sender()),
+            };
+            let handle = self.supervisor.start_process(spec);
+            run.procs.insert(
+                key,
+                Proc {
+                    handle,
+                    type_name,
+                    release: release.version,
+                    port,
+                },
+            );
+        }
+        run.release = Some(release.version);
+        drop(run);
+        stop_all(retired).await;
+        Ok(())
+    }
+
+    /// The processes of `app`, by name.
+    pub async fn ps(&self, app: &str) -> Vec<PsRow> {
+        let run = self.app_run(app).await;
+        let run = run.lock().await;
+        let now = SystemTime::now();
+        run.procs
+            .iter()
+            .map(|((t, n), p)| {
+                let st = p.handle.state();
+                PsRow {
+                    name: format!("{t}.{n}"),
+                    type_name: p.type_name.clone(),
+                    state: st.phase.as_str(),
+                    pid: st
+                        .pid
+                        .filter(|_| !matches!(st.phase, Phase::Exited | Phase::Crashed)),
+                    port: p.port,
+                    release: p.release,
+                    for_seconds: now
+                        .duration_since(st.since)
+                        .map(|d| d.as_secs())
+                        .unwrap_or(0),
+                    restarts: st.restarts,
+                }
+            })
+            .collect()
+    }
+
+    /// Restart processes (of one type, or all) in place: new processes first, then the old.
+    pub async fn restart(
+        &self,
+        release: &Release,
+        formation: &BTreeMap<String, i64>,
+        only_type: Option<&str>,
+    ) -> Result<(), ApiError> {
+        let run = self.app_run(&release.app).await;
+        let retired: Vec<Proc> = {
+            let mut run = run.lock().await;
+            let keys: Vec<(String, usize)> = run
+                .procs
+                .keys()
+                .filter(|(t, _)| only_type.is_none_or(|o| o == t))
+                .cloned()
+                .collect();
+            keys.iter().filter_map(|k| run.procs.remove(k)).collect()
+        };
+        self.converge(release, formation).await?;
+        stop_all(retired).await;
+        Ok(())
+    }
+
+    /// Run `command` once in `release`'s environment as `run.N` (or `release` for the release
+    /// phase), its output in the app's log stream. Returns its name (for following its output)
+    /// and a future result.
+    pub async fn one_off_name(&self, app: &str, phase: Option<&str>) -> String {
+        if let Some(p) = phase {
+            return p.to_string();
+        }
+        let run = self.app_run(app).await;
+        let mut run = run.lock().await;
+        run.one_offs += 1;
+        format!("run.{}", run.one_offs)
+    }
+
+    /// Run a one-off to its end.
+    pub async fn run_once(
+        &self,
+        release: &Release,
+        name: &str,
+        command: &str,
+        stop: watch::Receiver<Stop>,
+    ) -> Result<ExitStatus, ApiError> {
+        let dir = self.release_dir(release).await?;
+        let port = free_port()?;
+        let spec = ProcessSpec {
+            name: name.to_string(),
+            command: command.to_string(),
+            env: Self::env(release, &dir, Some(port), name),
+            cwd: dir,
+            port: None,
+            color: 0,
+            clear_env: true,
+            log: Some(self.log(&release.app).sender()),
+        };
+        Ok(self.supervisor.run_once(spec, stop).await)
+    }
+
+    /// Stop every process of `app` (destroy).
+    pub async fn stop_app(&self, app: &str) {
+        let run = self.apps.lock().await.remove(app);
+        if let Some(run) = run {
+            let procs = std::mem::take(&mut run.lock().await.procs);
+            stop_all(procs.into_values().collect()).await;
+        }
+        let _ = std::fs::remove_dir_all(self.data_dir.join("releases").join(app));
+    }
+
+    /// Stop everything gracefully and wait (server shutdown).
+    pub async fn shutdown(self) {
+        let apps: Vec<_> = self.apps.lock().await.drain().collect();
+        let mut all = Vec::new();
+        for (_, run) in apps {
+            all.extend(std::mem::take(&mut run.lock().await.procs).into_values());
+        }
+        stop_all(all).await;
+        self.supervisor.shutdown().await;
+    }
+}
+
+async fn stop_all(procs: Vec<Proc>) {
+    for p in &procs {
+        p.handle.stop(Stop::Graceful { signal: None });
+    }
+    for p in procs {
+        p.handle.finished().await;
+    }
+}
+
+/// A free TCP port on loopback (the kernel picks; the small window before the process binds it
+/// is accepted).
+fn free_port() -> Result<u16, ApiError> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| ApiError::Internal(format!("no free port: {e}")))?;
+    l.local_addr()
+        .map(|a| a.port())
+        .map_err(|e| ApiError::Internal(format!("no free port: {e}")))
+}
