@@ -31,6 +31,7 @@ fn build_from_row(row: &AnyRow) -> Result<Build, StoreError> {
 }
 
 async fn find_build(conn: &mut sqlx::AnyConnection, id: &str) -> Result<Build, StoreError> {
+    validate::lookup_key("build", id)?;
     let sql = format!("SELECT {BUILD_COLUMNS} FROM builds WHERE id = $1");
     let row = sqlx::query(&sql)
         .bind(id)
@@ -116,7 +117,7 @@ impl Store {
             releases::slug_recorded(&mut tx, slug).await?;
         }
         let error = match status {
-            BuildStatus::Failed => error,
+            BuildStatus::Failed => error.map(|e| validate::text(e).into_owned()),
             _ => None,
         };
         sqlx::query(
@@ -214,6 +215,65 @@ impl Store {
         .bind(ident::now())
         .execute(&self.pool)
         .await?;
+        Ok(())
+    }
+
+    /// Digests of recorded slugs that no release and no build names any
+    /// more (their apps were destroyed): what a slug collector may delete,
+    /// file first, then [`Store::forget_slug`].
+    pub async fn unreferenced_slugs(&self) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT digest FROM slugs \
+             WHERE NOT EXISTS (SELECT 1 FROM releases WHERE releases.slug = slugs.digest) \
+             AND NOT EXISTS (SELECT 1 FROM builds WHERE builds.slug = slugs.digest) \
+             ORDER BY digest",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Delete a slug's record. [`StoreError::Conflict`] while a release or
+    /// a build still names it; [`StoreError::NotFound`] when unknown.
+    pub async fn forget_slug(&self, digest: &str) -> Result<(), StoreError> {
+        validate::digest("slug digest", digest)?;
+        let mut tx = self.write_tx().await?;
+        let users: i64 = sqlx::query_scalar(
+            "SELECT (SELECT COUNT(*) FROM releases WHERE slug = $1) \
+             + (SELECT COUNT(*) FROM builds WHERE slug = $1)",
+        )
+        .bind(digest)
+        .fetch_one(&mut *tx)
+        .await?;
+        if users > 0 {
+            return Err(StoreError::conflict(
+                "slug",
+                digest,
+                "is still used by a release or a build",
+            ));
+        }
+        let done = match sqlx::query("DELETE FROM slugs WHERE digest = $1")
+            .bind(digest)
+            .execute(&mut *tx)
+            .await
+        {
+            Ok(done) => done,
+            // A release naming it committed after our count (PostgreSQL).
+            Err(e)
+                if e.as_database_error()
+                    .is_some_and(|d| d.is_foreign_key_violation()) =>
+            {
+                return Err(StoreError::conflict(
+                    "slug",
+                    digest,
+                    "is still used by a release or a build",
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if done.rows_affected() == 0 {
+            return Err(StoreError::not_found("slug", digest));
+        }
+        tx.commit().await?;
         Ok(())
     }
 

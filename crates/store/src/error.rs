@@ -15,7 +15,8 @@ pub const MIGRATE_HINT: &str = "run `dozen migrate`";
 /// | [`Conflict`](StoreError::Conflict) | 409 |
 /// | [`Invalid`](StoreError::Invalid) | 422 |
 /// | [`NotMigrated`](StoreError::NotMigrated) | 503 (the server refuses to start on it) |
-/// | [`Io`](StoreError::Io), [`Database`](StoreError::Database), [`Corrupt`](StoreError::Corrupt) | 500 |
+/// | [`NotMigrated`](StoreError::NotMigrated) above, [`SchemaTooNew`](StoreError::SchemaTooNew) | 503 |
+/// | [`Io`](StoreError::Io), [`Random`](StoreError::Random), [`Database`](StoreError::Database), [`Corrupt`](StoreError::Corrupt) | 500 |
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The thing asked for does not exist.
@@ -65,6 +66,9 @@ pub enum StoreError {
         /// Highest migration version this build knows.
         known: i64,
     },
+    /// The operating system's random number generator failed (ids, tokens).
+    #[error("the operating system's random number generator failed: {0}")]
+    Random(String),
     /// Creating the data directory failed.
     #[error("cannot create the data directory {path}: {source}")]
     Io {
@@ -123,7 +127,10 @@ impl StoreError {
             StoreError::Conflict { .. } => 409,
             StoreError::Invalid { .. } => 422,
             StoreError::NotMigrated { .. } | StoreError::SchemaTooNew { .. } => 503,
-            StoreError::Io { .. } | StoreError::Database(_) | StoreError::Corrupt { .. } => 500,
+            StoreError::Io { .. }
+            | StoreError::Random(_)
+            | StoreError::Database(_)
+            | StoreError::Corrupt { .. } => 500,
         }
     }
 }

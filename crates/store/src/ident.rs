@@ -13,10 +13,7 @@ pub(crate) fn now() -> String {
 /// `n` random bytes from the operating system.
 fn random_bytes<const N: usize>() -> Result<[u8; N], StoreError> {
     let mut buf = [0u8; N];
-    getrandom::fill(&mut buf).map_err(|e| StoreError::Corrupt {
-        what: "random number source",
-        message: e.to_string(),
-    })?;
+    getrandom::fill(&mut buf).map_err(|e| StoreError::Random(e.to_string()))?;
     Ok(buf)
 }
 

@@ -57,7 +57,7 @@ pub(crate) async fn insert_release(
         slug: parts.slug,
         config: parts.config,
         process_types: parts.process_types,
-        description: parts.description,
+        description: validate::text(&parts.description).into_owned(),
         status: ReleaseStatus::Pending,
         failure_reason: None,
         build_id: parts.build_id,
@@ -165,6 +165,7 @@ impl Store {
             slug_recorded(&mut tx, slug).await?;
         }
         if let Some(id) = &new.build_id {
+            validate::lookup_key("build", id)?;
             let owner: Option<String> = sqlx::query_scalar("SELECT app FROM builds WHERE id = $1")
                 .bind(id)
                 .fetch_optional(&mut *tx)
@@ -265,7 +266,7 @@ impl Store {
             ));
         }
         let reason = match status {
-            ReleaseStatus::Failed => reason,
+            ReleaseStatus::Failed => reason.map(|r| validate::text(r).into_owned()),
             _ => None,
         };
         sqlx::query(

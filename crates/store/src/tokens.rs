@@ -69,6 +69,7 @@ impl Store {
     /// Revoke a token by id (`tok_...`) or by the name of a live token.
     /// Revoking a revoked token by id returns it unchanged.
     pub async fn revoke_token(&self, id_or_name: &str) -> Result<TokenInfo, StoreError> {
+        validate::lookup_key("token", id_or_name)?;
         let mut tx = self.write_tx().await?;
         let sql = format!(
             "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE id = $1 \

@@ -12,6 +12,27 @@ pub const MAX_CONFIG_KEY_BYTES: usize = 255;
 /// Highest quantity one process type may be scaled to.
 pub const MAX_QUANTITY: i64 = 1000;
 
+/// Free text (descriptions, failure reasons, build errors) with every NUL
+/// replaced by U+FFFD: PostgreSQL's TEXT cannot hold NUL and SQLite's can,
+/// and both backends must store the same thing.
+pub(crate) fn text(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.contains('\0') {
+        std::borrow::Cow::Owned(s.replace('\0', "\u{FFFD}"))
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    }
+}
+
+/// An id or name to look up: one with a NUL byte cannot exist (and would
+/// make PostgreSQL fail rather than find nothing).
+pub(crate) fn lookup_key(what: &'static str, key: &str) -> Result<(), StoreError> {
+    if key.contains('\0') || key.is_empty() {
+        Err(StoreError::not_found(what, key.replace('\0', "\\0")))
+    } else {
+        Ok(())
+    }
+}
+
 pub(crate) fn app_name(app: &str) -> Result<(), StoreError> {
     name::validate_app_name(app).map_err(|e| StoreError::invalid("app name", e.to_string()))
 }

@@ -30,6 +30,8 @@ on_both_backends!(
     errors_never_contain_config_values,
     killed_writer_leaves_consistent_state,
     config_change_after_a_failed_deploy_keeps_the_good_slug,
+    free_text_and_lookups_behave_alike_on_both_backends,
+    unused_slugs_can_be_forgotten,
 );
 
 const SECRET: &str = "hunter2-very-secret-value";
@@ -1141,4 +1143,115 @@ async fn config_change_after_a_failed_deploy_keeps_the_good_slug(db: &TestDb) {
         .await
         .expect("v5");
     assert_eq!(v5.slug, v4.slug);
+}
+
+async fn free_text_and_lookups_behave_alike_on_both_backends(db: &TestDb) {
+    let s = db.ready().await;
+    s.create_app("shop").await.expect("create");
+    // PostgreSQL TEXT cannot hold NUL: free text is cleaned the same way on
+    // both backends, and lookups by an impossible id find nothing.
+    let b = s.create_build("shop", "src").await.expect("build");
+    let failed = s
+        .finish_build(
+            &b.id,
+            BuildStatus::Failed,
+            None,
+            &BTreeMap::new(),
+            Some("bad\0byte"),
+        )
+        .await
+        .expect("finish");
+    assert_eq!(failed.error.as_deref(), Some("bad\u{FFFD}byte"));
+    assert_eq!(s.build(&b.id).await.expect("get").error, failed.error);
+    let r = s
+        .create_release(
+            "shop",
+            NewRelease {
+                description: "Deploy\0x".to_owned(),
+                ..NewRelease::default()
+            },
+        )
+        .await
+        .expect("release");
+    assert_eq!(r.description, "Deploy\u{FFFD}x");
+    assert_eq!(
+        s.release("shop", 1).await.expect("get").description,
+        r.description
+    );
+    s.set_release_status("shop", 1, ReleaseStatus::Failed, Some("exit\01"))
+        .await
+        .expect("fail");
+    assert_eq!(
+        s.release("shop", 1)
+            .await
+            .expect("get")
+            .failure_reason
+            .as_deref(),
+        Some("exit\u{FFFD}1")
+    );
+    assert_not_found(s.build("a\0b").await, "build");
+    assert_not_found(s.revoke_token("a\0b").await, "token");
+    assert_not_found(
+        s.create_release(
+            "shop",
+            NewRelease {
+                description: "x".to_owned(),
+                build_id: Some("a\0b".to_owned()),
+                ..NewRelease::default()
+            },
+        )
+        .await,
+        "build",
+    );
+    assert_eq!(
+        s.verify_token("a\0b-long-enough-token")
+            .await
+            .expect("verify"),
+        None
+    );
+    assert_invalid(s.create_app("a\0b").await);
+    assert_invalid(s.add_domain("shop", "a\0b.com").await);
+}
+
+async fn unused_slugs_can_be_forgotten(db: &TestDb) {
+    let s = db.ready().await;
+    s.create_app("shop").await.expect("create");
+    let (used, by_build, unused) = (digest("used"), digest("by-build"), digest("unused"));
+    for d in [&used, &by_build, &unused] {
+        s.record_slug(d, 1, "{}").await.expect("record");
+    }
+    s.create_release(
+        "shop",
+        NewRelease {
+            slug: Some(used.clone()),
+            description: "Deploy".to_owned(),
+            ..NewRelease::default()
+        },
+    )
+    .await
+    .expect("release");
+    let b = s.create_build("shop", "src").await.expect("build");
+    s.finish_build(
+        &b.id,
+        BuildStatus::Succeeded,
+        Some(&by_build),
+        &BTreeMap::new(),
+        None,
+    )
+    .await
+    .expect("finish");
+    assert_eq!(
+        s.unreferenced_slugs().await.expect("list"),
+        [unused.clone()]
+    );
+    assert_conflict(s.forget_slug(&used).await);
+    assert_conflict(s.forget_slug(&by_build).await);
+    s.forget_slug(&unused).await.expect("forget");
+    assert_not_found(s.slug(&unused).await, "slug");
+    assert_not_found(s.forget_slug(&unused).await, "slug");
+    // Destroying the app frees its slugs.
+    s.destroy_app("shop").await.expect("destroy");
+    let mut free = vec![used, by_build];
+    free.sort();
+    assert_eq!(s.unreferenced_slugs().await.expect("list"), free);
 }
