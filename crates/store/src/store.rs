@@ -84,6 +84,12 @@ impl Store {
                     path: data_dir.to_path_buf(),
                     source,
                 })?;
+                // Absolute, so the path survives the round trip through a
+                // `sqlite://` URL (a relative one would parse as a host).
+                let data_dir = std::path::absolute(data_dir).map_err(|source| StoreError::Io {
+                    path: data_dir.to_path_buf(),
+                    source,
+                })?;
                 let file = sqlx::sqlite::SqliteConnectOptions::new()
                     .filename(data_dir.join(SQLITE_FILE_NAME))
                     .create_if_missing(true);

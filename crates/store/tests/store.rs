@@ -187,6 +187,20 @@ async fn connect_opens_the_right_database(db: &TestDb) {
     let s = Store::connect(Some(""), &empty).await.expect("connect");
     assert_eq!(s.backend(), Backend::Sqlite);
     assert!(empty.join("dozen.db").is_file());
+    // Characters that mean something in a URL stay part of the path.
+    let odd = db.data_dir.join("with space#and?query");
+    let s = Store::connect(None, &odd).await.expect("connect");
+    assert_eq!(s.migrate().await.expect("migrate"), vec![1]);
+    assert!(odd.join("dozen.db").is_file());
+    // A relative data dir (the server's default is `./.dozen`) works too.
+    let cwd = std::env::current_dir().expect("cwd");
+    let target = db.data_dir.join("relative");
+    let relative = std::path::PathBuf::from("../".repeat(cwd.components().count() - 1))
+        .join(target.strip_prefix("/").expect("absolute temp dir"));
+    assert!(relative.is_relative());
+    let s = Store::connect(None, &relative).await.expect("connect");
+    assert_eq!(s.migrate().await.expect("migrate"), vec![1]);
+    assert!(target.join("dozen.db").is_file());
     // A sqlite: URL is taken as given.
     let file = db.data_dir.join("given.db");
     let url = format!("sqlite://{}?mode=rwc", file.display());
