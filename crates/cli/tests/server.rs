@@ -77,6 +77,7 @@ impl Drop for Backend {
 
 /// A running `dozen server` and a client environment pointing at it.
 struct Server {
+    extra_env: Vec<(String, String)>,
     child: Option<Child>,
     port: u16,
     data: tempfile::TempDir,
@@ -94,8 +95,16 @@ fn free_port() -> u16 {
 
 impl Server {
     fn start(backend: Backend) -> Server {
+        Server::start_with(backend, &[])
+    }
+
+    fn start_with(backend: Backend, env: &[(&str, &str)]) -> Server {
         let data = tempfile::tempdir().expect("tmp");
         let mut s = Server {
+            extra_env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             child: None,
             port: free_port(),
             data,
@@ -124,6 +133,7 @@ impl Server {
         if let Some(url) = self.backend.url() {
             c.env("DATABASE_URL", url);
         }
+        c.envs(self.extra_env.iter().map(|(k, v)| (k, v)));
         c
     }
 
@@ -484,5 +494,103 @@ fn server_refuses_an_unmigrated_store() {
         String::from_utf8_lossy(&out.stderr).contains("dozen migrate"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn killed_mid_deploy(backend: Backend) {
+    let mut server = Server::start(backend);
+    server.ok(&["apps:create", "shop"]);
+    server.ok(&[
+        "deploy",
+        "-a",
+        "shop",
+        "-d",
+        example_app().to_str().expect("path"),
+    ]);
+    await_up(&server, "shop", "web.1");
+
+    // A second deploy whose build is still running when the server is killed.
+    let tag = unique_tag();
+    let marks = tempfile::tempdir().expect("tmp");
+    let started = marks.path().join("build-started");
+    let app = App::with("web: python3 -m http.server $PORT --bind 127.0.0.1\n");
+    app.write(
+        "dozen.toml",
+        &format!(
+            "[build]\ncommand = \"touch '{}' && sleep 300.{tag}\"\n",
+            started.display()
+        ),
+    );
+    let mut deploy = Command::new(dozen_bin())
+        .args([
+            "deploy",
+            "-a",
+            "shop",
+            "-d",
+            app.path().to_str().expect("path"),
+        ])
+        .env("DOZEN_URL", format!("http://127.0.0.1:{}", server.port))
+        .env("DOZEN_API_TOKEN", TOKEN)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("deploy");
+    await_condition("the build to start", || started.exists());
+    server.kill9();
+    assert!(
+        !deploy.wait().expect("wait").success(),
+        "the interrupted deploy must fail"
+    );
+    await_condition("the build step to die with the server", || {
+        processes_matching(&format!("sleep 300.{tag}")).is_empty()
+    });
+
+    // After a restart: v1 is intact and live, the build is marked failed, web.1 serves v1.
+    server.launch();
+    let releases = server.json(&["releases", "-a", "shop"]);
+    let versions: Vec<i64> = releases
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|r| r["version"].as_i64())
+        .collect();
+    assert_eq!(versions, [1], "no half-made release");
+    assert_eq!(
+        server.json(&["apps:info", "-a", "shop"])["current_release"],
+        1
+    );
+    let builds = server.json(&["builds", "-a", "shop"]);
+    assert_eq!(builds[0]["status"], "failed");
+    let port = await_up(&server, "shop", "web.1");
+    assert_eq!(http_get(port).as_deref(), Some("Hello from web.1\n"));
+}
+
+#[test]
+fn killed_mid_deploy_on_sqlite() {
+    killed_mid_deploy(Backend::Sqlite);
+}
+
+#[test]
+fn killed_mid_deploy_on_postgres() {
+    killed_mid_deploy(Backend::postgres());
+}
+
+#[test]
+fn uploads_over_the_limit_are_refused() {
+    let server = Server::start_with(Backend::Sqlite, &[("DOZEN_MAX_UPLOAD_MB", "1")]);
+    server.ok(&["apps:create", "shop"]);
+    let body = vec![7u8; 2 * 1024 * 1024];
+    let response = post_raw(server.port, "/v1/apps/shop/builds", &body);
+    assert!(
+        response.starts_with("HTTP/1.1 413"),
+        "{}",
+        response.lines().next().unwrap_or_default()
+    );
+    assert_eq!(
+        server
+            .json(&["builds", "-a", "shop"])
+            .as_array()
+            .map(Vec::len),
+        Some(0)
     );
 }

@@ -300,4 +300,7 @@ pub enum Record {
     Lines(LineBatch),
     /// Something dozen did.
     Event(PlatformEvent),
+    /// A barrier: the consumer acknowledges it once everything sent before it has been
+    /// delivered. It carries no output.
+    Barrier(tokio::sync::oneshot::Sender<()>),
 }

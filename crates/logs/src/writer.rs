@@ -69,6 +69,15 @@ impl LogSender {
             .map_err(|_| SendError)
     }
 
+    /// Wait until everything sent before this call has been delivered by the consumer (written
+    /// out, or handed on). Returns at once if the consumer is gone.
+    pub async fn barrier(&self) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self.tx.send(Record::Barrier(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+
     /// Send an event from code that is not async (never from inside an async task).
     pub fn event_blocking(&self, event: PlatformEvent) -> Result<(), SendError> {
         self.tx
@@ -137,12 +146,12 @@ fn write_loop(
     let mut buf: Vec<u8> = Vec::with_capacity(FLUSH_AT + 64 * 1024);
     let mut error: Option<io::Error> = None;
     let mut written: u64 = 0;
+    let mut barriers = Vec::new();
     while let Some(record) = rx.blocking_recv() {
-        written += render(&mut format, &record, &mut buf);
-        drop(record);
-        while buf.len() < FLUSH_AT {
+        written += render(&mut format, record, &mut buf, &mut barriers);
+        while buf.len() < FLUSH_AT && barriers.is_empty() {
             match rx.try_recv() {
-                Ok(record) => written += render(&mut format, &record, &mut buf),
+                Ok(record) => written += render(&mut format, record, &mut buf, &mut barriers),
                 Err(_) => break,
             }
         }
@@ -152,6 +161,9 @@ fn write_loop(
             }
         }
         buf.clear();
+        for done in barriers.drain(..) {
+            let _ = done.send(());
+        }
     }
     match error {
         Some(e) => Err(e),
@@ -159,15 +171,24 @@ fn write_loop(
     }
 }
 
-fn render(format: &mut Format, record: &Record, buf: &mut Vec<u8>) -> u64 {
+fn render(
+    format: &mut Format,
+    record: Record,
+    buf: &mut Vec<u8>,
+    barriers: &mut Vec<tokio::sync::oneshot::Sender<()>>,
+) -> u64 {
     match record {
         Record::Lines(batch) => {
-            format.render_batch(batch, buf);
+            format.render_batch(&batch, buf);
             batch.len() as u64
         }
         Record::Event(event) => {
-            format.render_event(event, buf);
+            format.render_event(&event, buf);
             1
+        }
+        Record::Barrier(done) => {
+            barriers.push(done);
+            0
         }
     }
 }

@@ -12,7 +12,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use dozen_logs::{EventKind, PlatformEvent};
+use dozen_logs::EventKind;
 use dozen_store::{Release, Store};
 use dozen_supervise::Stop;
 use serde::Deserialize;
@@ -315,48 +315,41 @@ fn stream_until_done<T: Send + 'static>(
     let (tx, rx) = mpsc::channel::<Result<Bytes, Infallible>>(64);
     tokio::spawn(async move {
         let mut done = done;
-        let marker = format!("end-of-stream {}", unique());
-        let mut result: Option<T> = None;
-        loop {
+        let result = loop {
             tokio::select! {
-                r = &mut done, if result.is_none() => {
-                    match r {
-                        Ok(v) => result = Some(v),
-                        Err(_) => return,
+                r = &mut done => match r {
+                    Ok(v) => break v,
+                    Err(_) => return,
+                },
+                entry = live.recv() => {
+                    if forward(&tx, &filter, entry).await.is_err() {
+                        return;
                     }
-                    let _ = s.runtime.log(&app).sender().event(PlatformEvent::new(EventKind::Info, marker.clone())).await;
-                }
-                entry = live.recv() => match entry {
-                    Ok(e) => {
-                        if e.json.contains(&marker) {
-                            break;
-                        }
-                        if filter.accepts(&e) && tx.send(Ok(line(&e.json))).await.is_err() {
-                            return;
-                        }
-                    }
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                        let note = json!({"proc": "dozen", "stream": "event", "line": format!("{n} lines skipped: this client fell behind")});
-                        let _ = tx.send(Ok(line(&note.to_string()))).await;
-                    }
-                    Err(_) => break,
                 }
             }
+        };
+        // A barrier through the app's stream: once it passes, every event sent before the end
+        // has been broadcast, so draining what is queued delivers all of it.
+        s.runtime.log(&app).sender().barrier().await;
+        loop {
+            match live.try_recv() {
+                Ok(e) => {
+                    if forward(&tx, &filter, Ok(e)).await.is_err() {
+                        return;
+                    }
+                }
+                Err(tokio::sync::broadcast::error::TryRecvError::Lagged(n)) => {
+                    let lagged = Err(tokio::sync::broadcast::error::RecvError::Lagged(n));
+                    if forward(&tx, &filter, lagged).await.is_err() {
+                        return;
+                    }
+                }
+                Err(_) => break,
+            }
         }
-        if let Some(v) = result {
-            let _ = tx.send(Ok(line(&last(v).to_string()))).await;
-        }
+        let _ = tx.send(Ok(line(&last(result).to_string()))).await;
     });
     ndjson(rx)
-}
-
-fn unique() -> String {
-    use std::time::{SystemTime, UNIX_EPOCH};
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!("{nanos:x}")
 }
 
 fn line(s: &str) -> Bytes {
@@ -575,19 +568,10 @@ async fn logs(
         loop {
             tokio::select! {
                 _ = &mut down => return,
-                entry = live.recv() => match entry {
-                    Ok(e) => {
-                        if filter.accepts(&e) && tx.send(Ok(line(&e.json))).await.is_err() {
-                            return;
-                        }
+                entry = live.recv() => {
+                    if forward(&tx, &filter, entry).await.is_err() {
+                        return;
                     }
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                        let note = json!({"proc": "dozen", "stream": "event", "line": format!("{n} lines skipped: this client fell behind")});
-                        if tx.send(Ok(line(&note.to_string()))).await.is_err() {
-                            return;
-                        }
-                    }
-                    Err(_) => return,
                 }
             }
         }
@@ -626,5 +610,23 @@ async fn revoke_token(
 async fn until_true(mut flag: watch::Receiver<bool>) {
     if flag.wait_for(|v| *v).await.is_err() {
         std::future::pending::<()>().await;
+    }
+}
+
+/// Send one entry (or a note that entries were skipped) to a streaming client. Err when the
+/// client is gone or the stream ended.
+async fn forward(
+    tx: &mpsc::Sender<Result<Bytes, Infallible>>,
+    filter: &Filter,
+    entry: Result<Entry, tokio::sync::broadcast::error::RecvError>,
+) -> Result<(), ()> {
+    match entry {
+        Ok(e) if filter.accepts(&e) => tx.send(Ok(line(&e.json))).await.map_err(|_| ()),
+        Ok(_) => Ok(()),
+        Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+            let note = json!({"proc": "dozen", "stream": "event", "line": format!("{n} lines skipped: this client fell behind")});
+            tx.send(Ok(line(&note.to_string()))).await.map_err(|_| ())
+        }
+        Err(_) => Err(()),
     }
 }

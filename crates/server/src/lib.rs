@@ -37,14 +37,17 @@ use tokio::sync::watch;
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     /// The store could not be opened or is not migrated.
-    #[error("{0}")]
+    #[error(transparent)]
     Store(#[from] dozen_store::StoreError),
     /// The API port could not be bound, or serving failed.
-    #[error("{0}")]
+    #[error(transparent)]
     Io(#[from] std::io::Error),
     /// Process supervision could not be set up.
-    #[error("{0}")]
+    #[error(transparent)]
     Supervise(#[from] dozen_supervise::SuperviseError),
+    /// A configuration variable was refused (the message names it, never its value).
+    #[error("{0}")]
+    Config(String),
 }
 
 /// Open the store named by the configuration (no migration).
@@ -58,7 +61,10 @@ pub async fn serve(config: ServerConfig, log: LogSender) -> Result<(), ServerErr
     let store = open_store(&config).await?;
     store.ensure_migrated().await?;
     if let Some(token) = &config.api_token {
-        store.ensure_token("bootstrap", token).await?;
+        store
+            .ensure_token("bootstrap", token)
+            .await
+            .map_err(|e| ServerError::Config(format!("DOZEN_API_TOKEN: {e}")))?;
     }
     let (builds, releases) = store.recover_interrupted().await?;
     if builds + releases > 0 {

@@ -52,14 +52,19 @@ impl AppLog {
             while let Some(record) = receiver.recv().await {
                 let Some(log) = weak.upgrade() else { break };
                 buf.clear();
-                let proc_name: Arc<str> = match &record {
+                let proc_name: Arc<str> = match record {
                     Record::Lines(batch) => {
-                        format.render_batch(batch, &mut buf);
+                        format.render_batch(&batch, &mut buf);
                         Arc::from(batch.label().name())
                     }
                     Record::Event(event) => {
-                        format.render_event(event, &mut buf);
+                        format.render_event(&event, &mut buf);
                         Arc::from("dozen")
+                    }
+                    Record::Barrier(done) => {
+                        // Everything before it has been pushed and broadcast.
+                        let _ = done.send(());
+                        continue;
                     }
                 };
                 for line in buf.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {

@@ -44,3 +44,34 @@ pub const DOCUMENT: &str = r##"{
     "/v1/tokens/{token}": {"delete": {"summary": "Revoke a token by id or name", "responses": {"200": {"description": "revoked"}}}}
   }
 }"##;
+
+#[cfg(test)]
+mod tests {
+    use super::DOCUMENT;
+
+    #[test]
+    fn the_document_is_json_and_describes_every_route() {
+        let doc: serde_json::Value = serde_json::from_str(DOCUMENT).expect("valid JSON");
+        let paths = doc["paths"].as_object().expect("paths");
+        // Every route the router serves (api.rs), in OpenAPI's {param} form.
+        let source = include_str!("api.rs");
+        let mut routes = 0;
+        for call in source.split(".route(").skip(1) {
+            let Some(rest) = call.trim_start().strip_prefix('"') else {
+                continue;
+            };
+            let route = &rest[..rest.find('"').expect("closing quote")];
+            routes += 1;
+            assert!(
+                paths.contains_key(route),
+                "route {route} is missing from /openapi.json"
+            );
+        }
+        assert!(routes >= 15, "found only {routes} routes in api.rs");
+        assert_eq!(
+            paths.len(),
+            routes,
+            "the document describes a route the router does not serve"
+        );
+    }
+}
