@@ -594,3 +594,25 @@ fn uploads_over_the_limit_are_refused() {
         Some(0)
     );
 }
+
+#[test]
+fn a_build_over_the_time_limit_is_stopped() {
+    let server = Server::start_with(Backend::Sqlite, &[("DOZEN_BUILD_TIMEOUT", "1")]);
+    server.ok(&["apps:create", "shop"]);
+    let tag = unique_tag();
+    let app = App::with("web: python3 -m http.server $PORT\n");
+    app.write(
+        "dozen.toml",
+        &format!("[build]\ncommand = \"sleep 60.{tag}\"\n"),
+    );
+    let out = server.client(&[
+        "deploy",
+        "-a",
+        "shop",
+        "-d",
+        app.path().to_str().expect("path"),
+    ]);
+    assert_eq!(out.code(), Some(1));
+    assert!(out.stderr.contains("DOZEN_BUILD_TIMEOUT"), "{}", out.stderr);
+    assert!(processes_matching(&format!("sleep 60.{tag}")).is_empty());
+}

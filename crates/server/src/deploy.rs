@@ -170,7 +170,18 @@ async fn build_slug(
         .map_err(|e| ApiError::Internal(e.to_string()))?
         .map_err(|e| ApiError::Invalid(format!("the upload: {e}")))?;
 
-    let (_stop_tx, stop_rx) = watch::channel(Stop::Running);
+    // The build is stopped (SIGTERM, then SIGKILL) when it takes longer than
+    // DOZEN_BUILD_TIMEOUT or the server shuts down.
+    let (stop_tx, stop_rx) = watch::channel(Stop::Running);
+    let timeout = s.config.build_timeout;
+    let mut down = s.shutting_down.clone();
+    let guard = tokio::spawn(async move {
+        tokio::select! {
+            _ = tokio::time::sleep(timeout) => {}
+            _ = down.wait_for(|d| *d) => {}
+        }
+        let _ = stop_tx.send(Stop::Graceful { signal: None });
+    });
     let log = s.runtime.log(app).sender();
     let output = dozen_build::build(dozen_build::BuildRequest {
         supervisor: s.runtime.supervisor(),
@@ -183,8 +194,20 @@ async fn build_slug(
         log,
         stop: stop_rx,
     })
-    .await
-    .map_err(|e| ApiError::Invalid(e.to_string()))?;
+    .await;
+    guard.abort();
+    let output = output.map_err(|e| match e {
+        dozen_build::BuildError::Cancelled { .. } if *s.shutting_down.borrow() => {
+            ApiError::Invalid(
+                "the build was stopped because the server is shutting down; deploy again".into(),
+            )
+        }
+        dozen_build::BuildError::Cancelled { .. } => ApiError::Invalid(format!(
+            "the build took longer than {} s (DOZEN_BUILD_TIMEOUT) and was stopped",
+            timeout.as_secs()
+        )),
+        other => ApiError::Invalid(other.to_string()),
+    })?;
     let slugs = s.config.data_dir.join("slugs");
     let built = output.dir.clone();
     let meta = output.slug_meta();
