@@ -93,6 +93,18 @@ impl Client {
         })
     }
 
+    /// Send a body of unknown length (streamed, chunked) and read the NDJSON answer as it comes,
+    /// while the body is still being sent.
+    pub fn duplex(&self, path: &str, body: impl Read + Send + 'static) -> anyhow::Result<Lines> {
+        let req = self
+            .request(Method::POST, path)
+            .header("content-type", "application/octet-stream")
+            .body(Body::new(body));
+        Ok(Lines {
+            reader: BufReader::new(Box::new(self.send(req)?)),
+        })
+    }
+
     /// Upload `body` (of `len` bytes) and read the NDJSON answer.
     pub fn upload(
         &self,

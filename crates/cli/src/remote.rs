@@ -473,8 +473,10 @@ pub fn run(command: &[String], detached: bool, args: AppArgs) -> anyhow::Result<
         });
         return Ok(ExitCode::SUCCESS);
     }
+    // The one-off gets this side's stdin, streamed as the request body.
+    let query = format!("/run?command={}", percent_encode(&line));
     let mut code = 1;
-    for item in client.stream_json(Method::POST, &path(app, "/run"), Some(&body))? {
+    for item in client.duplex(&path(app, &query), std::io::stdin())? {
         let v = item?;
         if v.get("exit").is_some() && v.get("proc").is_none() {
             code = v["exit"].as_i64().unwrap_or(1);
@@ -523,4 +525,17 @@ pub fn logs(
         let _ = std::io::stdout().flush();
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Percent-encode a query value (everything but unreserved characters).
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 3);
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }

@@ -327,6 +327,42 @@ fn full_lifecycle(backend: Backend) {
     assert_eq!(run.code(), Some(3), "{run:?}");
     assert_eq!(run.stdout, "Bonjour from run.1\n");
 
+    // stdin reaches the one-off.
+    let mut child = Command::new(dozen_bin())
+        .args(["run", "-a", "shop", "--", "tr", "a-z", "A-Z"])
+        .env("DOZEN_URL", format!("http://127.0.0.1:{}", server.port))
+        .env("DOZEN_API_TOKEN", TOKEN)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"piped to the dyno\n")
+        .expect("write");
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "PIPED TO THE DYNO\n");
+    assert!(out.status.success());
+
+    // A detached one-off: its output lands in the logs, filtered by process.
+    let detached = server.ok(&["run:detached", "-a", "shop", "echo detached-$PS"]);
+    assert!(detached.contains("run.3"), "{detached}");
+    await_condition("the detached run's output", || {
+        server
+            .ok(&["logs", "-a", "shop", "--ps", "run.3", "--source", "app"])
+            .contains("detached-run.3")
+    });
+    let only_platform = server.ok(&["logs", "-a", "shop", "--source", "dozen", "-n", "1500"]);
+    assert!(!only_platform.contains("detached-run.3"), "{only_platform}");
+
+    // Restarting a type replaces its processes.
+    let before = server.json(&["ps", "-a", "shop"])[0]["pid"].clone();
+    server.ok(&["ps:restart", "-a", "shop", "web"]);
+    await_up(&server, "shop", "web.1");
+    assert_ne!(server.json(&["ps", "-a", "shop"])[0]["pid"], before);
+
     // Logs: process output and platform events; never a config value.
     let logs = server.ok(&["logs", "-a", "shop", "-n", "1500"]);
     assert!(logs.contains("listening on port"), "{logs}");
@@ -354,6 +390,35 @@ fn full_lifecycle(backend: Backend) {
         info["current_release"], 3,
         "v1 deploy, v2 config, v3 rollback"
     );
+
+    // Live tail: a new line arrives while following.
+    let mut tail = Command::new(dozen_bin())
+        .args(["logs", "-a", "shop", "--tail", "-n", "0", "--source", "app"])
+        .env("DOZEN_URL", format!("http://127.0.0.1:{}", server.port))
+        .env("DOZEN_API_TOKEN", TOKEN)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("tail");
+    let tail_out = tail.stdout.take().expect("stdout");
+    server.ok(&["run:detached", "-a", "shop", "echo tailed-line"]);
+    let seen = BufReader::new(tail_out)
+        .lines()
+        .map_while(Result::ok)
+        .find(|l| l.contains("tailed-line"));
+    assert!(seen.is_some());
+    let _ = tail.kill();
+    let _ = tail.wait();
+
+    // Destroy: confirmation required, then everything goes.
+    assert_eq!(
+        server.client(&["apps:destroy", "-a", "shop"]).code(),
+        Some(1)
+    );
+    server.ok(&["apps:destroy", "-a", "shop", "--confirm", "shop"]);
+    assert_eq!(server.json(&["apps"]).as_array().map(Vec::len), Some(0));
+    await_condition("the destroyed app's web process to stop", || {
+        http_get(port).is_none()
+    });
     server.stop();
 }
 

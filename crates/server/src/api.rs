@@ -470,12 +470,35 @@ struct RunBody {
     detached: bool,
 }
 
+#[derive(Debug, Deserialize, Default)]
+struct RunQuery {
+    /// With `command` in the query, the request body is the one-off's stdin, streamed.
+    command: Option<String>,
+}
+
+/// The largest JSON body of a run request.
+const RUN_BODY_LIMIT: usize = 64 * 1024;
+
 async fn run(
     State(s): State<AppState>,
     Path(app): Path<String>,
-    Json(body): Json<RunBody>,
+    Query(q): Query<RunQuery>,
+    body: Body,
 ) -> ApiResult<Response> {
-    if body.command.trim().is_empty() {
+    let (command, detached, stdin) = match q.command {
+        Some(command) => (command, false, Some(stdin_channel(body))),
+        None => {
+            let bytes = axum::body::to_bytes(body, RUN_BODY_LIMIT)
+                .await
+                .map_err(|_| {
+                    ApiError::Invalid("the run request body is not readable or over 64 KiB".into())
+                })?;
+            let parsed: RunBody = serde_json::from_slice(&bytes)
+                .map_err(|e| ApiError::Invalid(format!("the run request: {e}")))?;
+            (parsed.command, parsed.detached, None)
+        }
+    };
+    if command.trim().is_empty() {
         return Err(ApiError::Invalid("command: give the command to run".into()));
     }
     let release = s
@@ -489,7 +512,6 @@ async fn run(
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     let state = s.clone();
     let proc_name = name.clone();
-    let command = body.command.clone();
     let stop = s.shutting_down.clone();
     tokio::spawn(async move {
         let (stop_tx, stop_rx) = watch::channel(Stop::Running);
@@ -499,12 +521,12 @@ async fn run(
         });
         let status = state
             .runtime
-            .run_once(&release, &proc_name, &command, stop_rx)
+            .run_once(&release, &proc_name, &command, stop_rx, stdin)
             .await;
         watcher.abort();
         let _ = done_tx.send(status);
     });
-    if body.detached {
+    if detached {
         return Ok((StatusCode::ACCEPTED, Json(json!({"name": name}))).into_response());
     }
     let filter = Filter {
@@ -522,6 +544,21 @@ async fn run(
             Err(e) => json!({"name": name, "error": e.to_string(), "exit": 1}),
         },
     ))
+}
+
+/// The request body as a bounded stream of chunks for a process's stdin: the client's upload
+/// slows down when the process reads slowly.
+fn stdin_channel(body: Body) -> mpsc::Receiver<Vec<u8>> {
+    let (tx, rx) = mpsc::channel(8);
+    tokio::spawn(async move {
+        let mut stream = body.into_data_stream();
+        while let Some(Ok(chunk)) = tokio_stream::StreamExt::next(&mut stream).await {
+            if tx.send(chunk.to_vec()).await.is_err() {
+                return;
+            }
+        }
+    });
+    rx
 }
 
 #[derive(Debug, Deserialize, Default)]

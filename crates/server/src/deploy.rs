@@ -265,7 +265,7 @@ pub async fn roll_out(s: &AppState, release: Release) -> Result<Release, ApiErro
         let (_stop_tx, stop_rx) = watch::channel(Stop::Running);
         let status = s
             .runtime
-            .run_once(&release, "release", &command, stop_rx)
+            .run_once(&release, "release", &command, stop_rx, None)
             .await?;
         if !status.success() {
             let reason = format!("the release phase {status}");

@@ -329,6 +329,7 @@ impl Runtime {
         name: &str,
         command: &str,
         stop: watch::Receiver<Stop>,
+        stdin: Option<tokio::sync::mpsc::Receiver<Vec<u8>>>,
     ) -> Result<ExitStatus, ApiError> {
         let dir = self.release_dir(release).await?;
         let port = free_port()?;
@@ -342,7 +343,10 @@ impl Runtime {
             clear_env: true,
             log: Some(self.log(&release.app).sender()),
         };
-        Ok(self.supervisor.run_once(spec, stop).await)
+        Ok(match stdin {
+            Some(input) => self.supervisor.run_once_with_stdin(spec, stop, input).await,
+            None => self.supervisor.run_once(spec, stop).await,
+        })
     }
 
     /// Stop every process of `app` (destroy).

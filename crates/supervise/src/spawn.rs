@@ -16,6 +16,7 @@ use crate::reaper::Reaper;
 #[derive(Debug)]
 pub(crate) struct Spawned {
     pub(crate) pid: i32,
+    pub(crate) stdin: Option<std::process::ChildStdin>,
     pub(crate) stdout: Option<ChildStdout>,
     pub(crate) stderr: Option<ChildStderr>,
     pub(crate) exit: oneshot::Receiver<ExitStatus>,
@@ -23,7 +24,7 @@ pub(crate) struct Spawned {
 }
 
 /// Start `sh -c command` with `env` added to dozen's environment (or alone, with
-/// `clear_env`), in `cwd`, stdin from
+/// `clear_env`), in `cwd`, stdin from a pipe (`stdin_pipe`) or
 /// /dev/null and stdout/stderr on pipes.
 ///
 /// In the child, before exec: a new process group; membership of `cgroup`; SIGKILL when dozen
@@ -35,6 +36,7 @@ pub(crate) fn spawn_shell(
     clear_env: bool,
     cwd: &Path,
     cgroup: Option<&Cgroup>,
+    stdin_pipe: bool,
 ) -> io::Result<Spawned> {
     let reaper = Reaper::get()?;
     let mut cmd = Command::new("/bin/sh");
@@ -45,7 +47,11 @@ pub(crate) fn spawn_shell(
         .arg(exec_form(command))
         .current_dir(cwd)
         .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
+        .stdin(if stdin_pipe {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
@@ -106,6 +112,7 @@ pub(crate) fn spawn_shell(
     drop(procs_fd);
     Ok(Spawned {
         pid,
+        stdin: child.stdin.take(),
         stdout: child.stdout.take(),
         stderr: child.stderr.take(),
         exit: rx,

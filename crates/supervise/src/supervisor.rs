@@ -246,7 +246,21 @@ impl Supervisor {
     /// SIGKILL). Whatever it leaves running is stopped before this returns.
     pub async fn run_once(&self, spec: ProcessSpec, stop: watch::Receiver<Stop>) -> ExitStatus {
         let (state, _) = watch::channel(initial_state(spec.port));
-        run_process(self.ctx.clone(), spec, stop, false, state)
+        run_process(self.ctx.clone(), spec, stop, false, state, None)
+            .await
+            .status
+    }
+
+    /// [`Supervisor::run_once`] with the process's stdin fed from `stdin` (end of the channel is
+    /// end of file): a one-off run from a client that has input to give.
+    pub async fn run_once_with_stdin(
+        &self,
+        spec: ProcessSpec,
+        stop: watch::Receiver<Stop>,
+        stdin: mpsc::Receiver<Vec<u8>>,
+    ) -> ExitStatus {
+        let (state, _) = watch::channel(initial_state(spec.port));
+        run_process(self.ctx.clone(), spec, stop, false, state, Some(stdin))
             .await
             .status
     }
@@ -258,7 +272,14 @@ impl Supervisor {
         let (stop_tx, stop_rx) = watch::channel(Stop::Running);
         let (state_tx, state_rx) = watch::channel(initial_state(spec.port));
         let name = spec.name.clone();
-        let task = tokio::spawn(run_process(self.ctx.clone(), spec, stop_rx, true, state_tx));
+        let task = tokio::spawn(run_process(
+            self.ctx.clone(),
+            spec,
+            stop_rx,
+            true,
+            state_tx,
+            None,
+        ));
         ProcessHandle {
             name,
             stop: stop_tx,
@@ -285,7 +306,7 @@ impl Supervisor {
             let tx = report_tx.clone();
             tokio::spawn(async move {
                 let (state, _) = watch::channel(initial_state(spec.port));
-                let report = run_process(ctx, spec, stop, true, state).await;
+                let report = run_process(ctx, spec, stop, true, state, None).await;
                 let _ = tx.send(report).await;
             });
         }
@@ -389,6 +410,7 @@ async fn run_process(
     mut stop: watch::Receiver<Stop>,
     may_restart: bool,
     state: watch::Sender<ProcessState>,
+    mut stdin: Option<mpsc::Receiver<Vec<u8>>>,
 ) -> Report {
     let set = |phase: Phase, pid: Option<u32>, exit: Option<ExitStatus>, restarted: bool| {
         state.send_modify(|st| {
@@ -436,6 +458,7 @@ async fn run_process(
             spec.clear_env,
             &spec.cwd,
             cgroup.as_ref(),
+            stdin.is_some(),
         ) {
             Ok(s) => s,
             Err(e) => {
@@ -453,6 +476,7 @@ async fn run_process(
         };
         let Spawned {
             pid,
+            stdin: child_stdin,
             stdout,
             stderr,
             exit,
@@ -482,6 +506,9 @@ async fn run_process(
             stderr.map(OwnedFd::from),
         );
 
+        if let (Some(fd), Some(input)) = (child_stdin, stdin.take()) {
+            feed_stdin(OwnedFd::from(fd), input);
+        }
         let running = Running {
             log: log.clone(),
             name: spec.name.clone(),
@@ -637,6 +664,22 @@ fn start_pumps(
         }));
     }
     handles
+}
+
+/// Copy what arrives on `input` to the process's stdin; close it when `input` ends (end of file
+/// for the process). A process that exits early just stops the copying.
+fn feed_stdin(fd: OwnedFd, mut input: mpsc::Receiver<Vec<u8>>) {
+    use tokio::io::AsyncWriteExt;
+    let Ok(mut pipe) = pipe::Sender::from_owned_fd(fd) else {
+        return;
+    };
+    tokio::spawn(async move {
+        while let Some(chunk) = input.recv().await {
+            if pipe.write_all(&chunk).await.is_err() {
+                return;
+            }
+        }
+    });
 }
 
 /// Wait up to `limit` for a run's pipes to reach end of file (they stay open while something it
