@@ -147,6 +147,22 @@ enum Command {
         #[command(flatten)]
         args: AppArgs,
     },
+    /// List the app's hostnames: <app>.DOZEN_DOMAIN and custom domains.
+    Domains(AppArgs),
+    /// Route a custom domain to the app.
+    #[command(name = "domains:add")]
+    DomainsAdd {
+        hostname: String,
+        #[command(flatten)]
+        args: AppArgs,
+    },
+    /// Stop routing a custom domain to the app.
+    #[command(name = "domains:remove")]
+    DomainsRemove {
+        hostname: String,
+        #[command(flatten)]
+        args: AppArgs,
+    },
     /// Show the app's recent log events; --tail follows live.
     Logs {
         /// Keep following new events.
@@ -333,6 +349,9 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::PsScale { changes, args } => remote::ps_scale(&changes, args),
         Command::PsRestart { type_name, args } => remote::ps_restart(type_name.as_deref(), args),
         Command::RunDetached { command, args } => remote::run(&command, true, args),
+        Command::Domains(args) => remote::domains(args),
+        Command::DomainsAdd { hostname, args } => remote::domains_change(&hostname, true, args),
+        Command::DomainsRemove { hostname, args } => remote::domains_change(&hostname, false, args),
         Command::Logs {
             tail,
             ps,

@@ -539,3 +539,40 @@ fn percent_encode(s: &str) -> String {
     }
     out
 }
+
+pub fn domains(args: AppArgs) -> anyhow::Result<ExitCode> {
+    let app = args.app()?;
+    let v = Client::from_env()?.get(&path(app, "/domains"))?;
+    print(args.json, &v, |v| {
+        println!("{}  (default)", s(&v["default"]));
+        for d in v["custom"].as_array().into_iter().flatten() {
+            println!("{}", s(d));
+        }
+    });
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn domains_change(hostname: &str, add: bool, args: AppArgs) -> anyhow::Result<ExitCode> {
+    let app = args.app()?;
+    let client = Client::from_env()?;
+    let v = if add {
+        client.call(
+            Method::POST,
+            &path(app, "/domains"),
+            &json!({"hostname": hostname}),
+        )?
+    } else {
+        client.delete(&path(
+            app,
+            &format!("/domains/{}", percent_encode(hostname)),
+        ))?
+    };
+    print(args.json, &v, |_| {
+        println!(
+            "{} {hostname} {} {app}",
+            if add { "added" } else { "removed" },
+            if add { "to" } else { "from" }
+        )
+    });
+    Ok(ExitCode::SUCCESS)
+}

@@ -462,6 +462,22 @@ fn bad_input(backend: Backend) {
     let out = server.client(&["releases:info", "-a", "shop", "v9"]);
     assert!(out.stderr.contains("404"), "{}", out.stderr);
 
+    // Domains: one app per hostname, validated, listed with the default one.
+    server.ok(&["domains:add", "-a", "shop", "WWW.Shop.Test"]);
+    let domains = server.json(&["domains", "-a", "shop"]);
+    assert_eq!(domains["default"], "shop.localhost");
+    assert_eq!(domains["custom"], serde_json::json!(["www.shop.test"]));
+    server.ok(&["apps:create", "other"]);
+    let out = server.client(&["domains:add", "-a", "other", "www.shop.test"]);
+    assert!(out.stderr.contains("409"), "{}", out.stderr);
+    let out = server.client(&["domains:add", "-a", "other", "not a host"]);
+    assert!(out.stderr.contains("422"), "{}", out.stderr);
+    server.ok(&["domains:remove", "-a", "shop", "www.shop.test"]);
+    assert_eq!(
+        server.json(&["domains", "-a", "shop"])["custom"],
+        serde_json::json!([])
+    );
+
     // A Procfile with an error: the build fails with the line, nothing is released.
     let app = App::with("web: ./serve\nweb: ./again\n");
     let out = server.client(&[

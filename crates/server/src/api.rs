@@ -65,6 +65,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/apps/{app}/ps/restart", post(ps_restart))
         .route("/v1/apps/{app}/run", post(run))
         .route("/v1/apps/{app}/logs", get(logs))
+        .route("/v1/apps/{app}/domains", get(list_domains).post(add_domain))
+        .route(
+            "/v1/apps/{app}/domains/{hostname}",
+            axum::routing::delete(remove_domain),
+        )
         .route("/v1/tokens", get(list_tokens).post(create_token))
         .route("/v1/tokens/{token}", axum::routing::delete(revoke_token))
         .layer(middleware::from_fn_with_state(state.clone(), authenticate));
@@ -614,6 +619,54 @@ async fn logs(
         }
     });
     Ok(ndjson(rx))
+}
+
+#[derive(Debug, Deserialize)]
+struct DomainBody {
+    hostname: String,
+}
+
+async fn list_domains(
+    State(s): State<AppState>,
+    Path(app): Path<String>,
+) -> ApiResult<Json<Value>> {
+    s.store.app(&app).await?;
+    let default = format!("{app}.{}", s.config.domain);
+    Ok(Json(
+        json!({"default": default, "custom": s.store.domains(&app).await?}),
+    ))
+}
+
+async fn add_domain(
+    State(s): State<AppState>,
+    Path(app): Path<String>,
+    Json(body): Json<DomainBody>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    s.store.add_domain(&app, &body.hostname).await?;
+    s.runtime.refresh_routes(&s.store, &app).await?;
+    s.runtime
+        .event(
+            &app,
+            EventKind::Info,
+            format!("domain {} added", body.hostname.to_ascii_lowercase()),
+        )
+        .await;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!(s.store.domains(&app).await?)),
+    ))
+}
+
+async fn remove_domain(
+    State(s): State<AppState>,
+    Path((app, hostname)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    s.store.remove_domain(&app, &hostname).await?;
+    s.runtime.refresh_routes(&s.store, &app).await?;
+    s.runtime
+        .event(&app, EventKind::Info, format!("domain {hostname} removed"))
+        .await;
+    Ok(Json(json!(s.store.domains(&app).await?)))
 }
 
 #[derive(Debug, Deserialize)]

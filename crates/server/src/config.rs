@@ -20,6 +20,12 @@ pub struct ServerConfig {
     pub log_lines: usize,
     /// `DOZEN_BUILD_TIMEOUT`: seconds a build may take (default 900).
     pub build_timeout: Duration,
+    /// `DOZEN_ROUTER_PORT`: where app traffic is served (default 8080).
+    pub router_port: u16,
+    /// `DOZEN_DOMAIN`: apps answer at `<app>.<domain>` (default `localhost`).
+    pub domain: String,
+    /// `DOZEN_BOOT_TIMEOUT`: seconds a new web process gets to become healthy (default 60).
+    pub boot_timeout: Duration,
 }
 
 impl ServerConfig {
@@ -56,6 +62,12 @@ impl ServerConfig {
             max_upload: max_upload_mb.saturating_mul(1024 * 1024),
             log_lines: number(&lookup, "DOZEN_LOG_LINES", 1500)?,
             build_timeout: Duration::from_secs(number(&lookup, "DOZEN_BUILD_TIMEOUT", 900)?),
+            router_port: number(&lookup, "DOZEN_ROUTER_PORT", 8080)?,
+            domain: lookup("DOZEN_DOMAIN")
+                .map(|d| d.trim().trim_matches('.').to_ascii_lowercase())
+                .filter(|d| !d.is_empty())
+                .unwrap_or_else(|| "localhost".into()),
+            boot_timeout: Duration::from_secs(number(&lookup, "DOZEN_BOOT_TIMEOUT", 60)?),
         })
     }
 }

@@ -37,6 +37,11 @@ pub const DOCUMENT: &str = r##"{
     "/v1/apps/{app}/ps/restart": {"post": {"summary": "Restart all processes or one type", "responses": {"200": {"description": "processes"}}}},
     "/v1/apps/{app}/run": {"post": {"summary": "Run a one-off command in the live release; streams output, then {exit}. With ?command=CMD the request body is streamed to its stdin instead of being JSON.", "parameters": [{"name": "command", "in": "query", "schema": {"type": "string"}}], "requestBody": {"content": {"application/json": {"schema": {"type": "object", "required": ["command"], "properties": {"command": {"type": "string"}, "detached": {"type": "boolean"}}}}}}, "responses": {"200": {"description": "NDJSON output"}, "202": {"description": "detached"}}}},
     "/v1/apps/{app}/logs": {"get": {"summary": "Recent log events; tail=true follows live", "parameters": [{"name": "lines", "in": "query", "schema": {"type": "integer"}}, {"name": "tail", "in": "query", "schema": {"type": "boolean"}}, {"name": "ps", "in": "query", "schema": {"type": "string"}}, {"name": "source", "in": "query", "schema": {"type": "string", "enum": ["app", "dozen"]}}], "responses": {"200": {"description": "NDJSON"}}}},
+    "/v1/apps/{app}/domains": {
+      "get": {"summary": "The app's default hostname (<app>.DOZEN_DOMAIN) and custom domains", "responses": {"200": {"description": "domains"}}},
+      "post": {"summary": "Add a custom domain", "requestBody": {"content": {"application/json": {"schema": {"type": "object", "required": ["hostname"], "properties": {"hostname": {"type": "string"}}}}}}, "responses": {"201": {"description": "domains"}, "409": {"description": "taken by another app"}, "422": {"description": "invalid hostname"}}}
+    },
+    "/v1/apps/{app}/domains/{hostname}": {"delete": {"summary": "Remove a custom domain", "responses": {"200": {"description": "domains"}, "404": {"description": "not a domain of the app"}}}},
     "/v1/tokens": {
       "get": {"summary": "API tokens (never their secrets)", "responses": {"200": {"description": "tokens"}}},
       "post": {"summary": "Create a token; the secret is shown once", "responses": {"201": {"description": "token"}}}

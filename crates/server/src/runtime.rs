@@ -349,6 +349,16 @@ impl Runtime {
         })
     }
 
+    /// Re-read the app's custom domains and update its routes.
+    pub async fn refresh_routes(
+        &self,
+        store: &dozen_store::Store,
+        app: &str,
+    ) -> Result<(), ApiError> {
+        let _domains = store.domains(app).await?;
+        Ok(())
+    }
+
     /// Stop every process of `app` (destroy).
     pub async fn stop_app(&self, app: &str) {
         let run = self.apps.lock().await.remove(app);
