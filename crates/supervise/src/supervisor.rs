@@ -290,7 +290,7 @@ impl Supervisor {
 
     /// Clean up after [`Supervisor::run_once`] calls: sweep orphans (if enabled), remove the
     /// cgroups, dismiss the guardian, and wait for the last output.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(&self) {
         finish(&self.ctx).await;
     }
 
