@@ -1,0 +1,291 @@
+//! One request through the router: route by host, pick a backend, forward, stream back.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::header::{self, HeaderValue};
+use http::{Request, Response, StatusCode, Uri, Version};
+use http_body::Body as _;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+
+use crate::access::AccessEvent;
+use crate::backend::{Backend, Sender};
+use crate::body::{Report, RequestBody, ResponseBody};
+use crate::headers::{
+    X_REQUEST_ID, append_via, new_request_id, normalize_host, set_forwarded, strip_hop_by_hop,
+    valid_request_id, wants_upgrade,
+};
+use crate::router::Router;
+
+/// What the router knows about the client connection a request came on.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ConnInfo {
+    pub(crate) peer: IpAddr,
+    /// The router's own port, for `X-Forwarded-Port`.
+    pub(crate) port: u16,
+    pub(crate) proto: &'static str,
+}
+
+const UNKNOWN_HOST: &str = "dozen: no app is served at this address.\n";
+const NO_WEB_PROCESS: &str = "dozen: this app has no web process running.\n";
+const BAD_GATEWAY: &str = "dozen: the app's web process could not be reached.\n";
+const GATEWAY_TIMEOUT: &str = "dozen: the app did not answer in time.\n";
+
+/// How sending to a backend failed.
+enum SendError {
+    /// The request was never written (the connection could not be had).
+    Connect,
+    /// The backend broke the connection or answered nonsense.
+    Backend,
+    /// No response headers within the first-byte timeout.
+    Timeout,
+}
+
+impl Router {
+    pub(crate) async fn handle(
+        self: &Arc<Self>,
+        mut req: Request<Incoming>,
+        conn: ConnInfo,
+    ) -> Response<ResponseBody> {
+        let received = Instant::now();
+        let request_id = match req.headers().get(&X_REQUEST_ID) {
+            Some(id) if valid_request_id(id.as_bytes()) => id.clone(),
+            _ => new_request_id(),
+        };
+        let host = match req.uri().host() {
+            Some(host) => normalize_host(host),
+            None => req
+                .headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .and_then(normalize_host),
+        };
+        let mut event = AccessEvent {
+            method: req.method().as_str().to_owned(),
+            path: req
+                .uri()
+                .path_and_query()
+                .map_or("/", |p| p.as_str())
+                .to_owned(),
+            host: host.unwrap_or_default(),
+            request_id: request_id.to_str().unwrap_or_default().to_owned(),
+            ..AccessEvent::default()
+        };
+        let route = self.table.load().lookup(&event.host).cloned();
+        let Some(route) = route else {
+            return self.reply(
+                "",
+                event,
+                received,
+                &request_id,
+                StatusCode::NOT_FOUND,
+                "unknown_host",
+                UNKNOWN_HOST,
+            );
+        };
+
+        let version = req.version();
+        let upgrade = version != Version::HTTP_2 && wants_upgrade(req.headers());
+        let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+        let (mut parts, body) = req.into_parts();
+        strip_hop_by_hop(&mut parts.headers, upgrade);
+        set_forwarded(&mut parts.headers, conn.peer, conn.proto, conn.port);
+        parts
+            .headers
+            .insert(X_REQUEST_ID.clone(), request_id.clone());
+        append_via(&mut parts.headers, version);
+        if let Some(authority) = parts.uri.authority() {
+            if !parts.headers.contains_key(header::HOST) {
+                if let Ok(value) = HeaderValue::from_str(authority.as_str()) {
+                    parts.headers.insert(header::HOST, value);
+                }
+            }
+            // Backends get origin-form: `/path?query`.
+            let origin = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+            parts.uri = Uri::try_from(origin).unwrap_or_else(|_| Uri::from_static("/"));
+        }
+        parts.version = Version::HTTP_11;
+        let body = if body.is_end_stream() {
+            RequestBody::Empty
+        } else {
+            RequestBody::Client(body)
+        };
+        let mut request = Request::from_parts(parts, body);
+
+        // Pick a backend; on a connect failure, try once more on another one.
+        let mut failed: Option<Arc<Backend>> = None;
+        let (in_flight, conn) = loop {
+            let Some(backend) = route.pick(self.config.balance, failed.as_ref()).cloned() else {
+                return match failed {
+                    None => self.reply(
+                        &route.name,
+                        event,
+                        received,
+                        &request_id,
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "no_web_process",
+                        NO_WEB_PROCESS,
+                    ),
+                    Some(_) => self.reply(
+                        &route.name,
+                        event,
+                        received,
+                        &request_id,
+                        StatusCode::BAD_GATEWAY,
+                        "connect_failed",
+                        BAD_GATEWAY,
+                    ),
+                };
+            };
+            let in_flight = backend.begin();
+            event.backend = Some(backend.name.to_string());
+            let connecting = Instant::now();
+            let conn = match backend.pooled() {
+                Some(conn) => Ok(conn),
+                None => backend.connect(self.config.connect_timeout).await,
+            };
+            event.connect_ms += connecting.elapsed().as_millis() as u64;
+            match conn {
+                Ok(conn) => break (in_flight, conn),
+                Err(_) if failed.is_none() => failed = Some(backend),
+                Err(_) => {
+                    drop(in_flight);
+                    return self.reply(
+                        &route.name,
+                        event,
+                        received,
+                        &request_id,
+                        StatusCode::BAD_GATEWAY,
+                        "connect_failed",
+                        BAD_GATEWAY,
+                    );
+                }
+            }
+        };
+
+        let sent = Instant::now();
+        let backend = Arc::clone(in_flight.backend());
+        let outcome = tokio::time::timeout(self.config.first_byte_timeout, async {
+            let mut conn = conn;
+            loop {
+                match conn.sender.try_send_request(request).await {
+                    Ok(response) => return Ok((response, conn.sender)),
+                    Err(mut err) => match err.take_message() {
+                        // A pooled connection closed before the request was written: use a new one.
+                        Some(unsent) if conn.reused => {
+                            request = unsent;
+                            conn = backend
+                                .connect(self.config.connect_timeout)
+                                .await
+                                .map_err(|_| SendError::Connect)?;
+                        }
+                        _ => return Err(SendError::Backend),
+                    },
+                }
+            }
+        })
+        .await
+        .unwrap_or(Err(SendError::Timeout));
+        let (mut response, sender) = match outcome {
+            Ok(ok) => ok,
+            Err(err) => {
+                drop(in_flight);
+                let (status, code, text) = match err {
+                    SendError::Connect => (StatusCode::BAD_GATEWAY, "connect_failed", BAD_GATEWAY),
+                    SendError::Backend => (StatusCode::BAD_GATEWAY, "backend_error", BAD_GATEWAY),
+                    SendError::Timeout => (StatusCode::GATEWAY_TIMEOUT, "timeout", GATEWAY_TIMEOUT),
+                };
+                return self.reply(
+                    &route.name,
+                    event,
+                    received,
+                    &request_id,
+                    status,
+                    code,
+                    text,
+                );
+            }
+        };
+
+        if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+            let Some(client_upgrade) = client_upgrade else {
+                drop(in_flight);
+                return self.reply(
+                    &route.name,
+                    event,
+                    received,
+                    &request_id,
+                    StatusCode::BAD_GATEWAY,
+                    "backend_error",
+                    BAD_GATEWAY,
+                );
+            };
+            let backend_upgrade = hyper::upgrade::on(&mut response);
+            tokio::spawn(async move {
+                // The tunnel counts as a request in flight until either side closes it.
+                let _in_flight = in_flight;
+                let _sender: Sender = sender;
+                if let (Ok(client), Ok(backend)) = tokio::join!(client_upgrade, backend_upgrade) {
+                    let mut client = TokioIo::new(client);
+                    let mut backend = TokioIo::new(backend);
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut backend).await;
+                }
+            });
+            let (mut parts, _) = response.into_parts();
+            strip_hop_by_hop(&mut parts.headers, true);
+            parts.headers.insert(X_REQUEST_ID.clone(), request_id);
+            append_via(&mut parts.headers, Version::HTTP_11);
+            event.status = 101;
+            event.service_ms = sent.elapsed().as_millis() as u64;
+            (self.on_access)(&route.name, event);
+            return Response::from_parts(parts, ResponseBody::empty());
+        }
+
+        let (mut parts, body) = response.into_parts();
+        strip_hop_by_hop(&mut parts.headers, false);
+        parts.headers.insert(X_REQUEST_ID.clone(), request_id);
+        append_via(&mut parts.headers, Version::HTTP_11);
+        parts.version = version;
+        event.status = parts.status.as_u16();
+        let report = Report {
+            event,
+            app: Arc::clone(&route.name),
+            on_access: Arc::clone(&self.on_access),
+            started: sent,
+            in_flight: Some(in_flight),
+            sender: Some(sender),
+        };
+        Response::from_parts(parts, ResponseBody::backend(body, report))
+    }
+
+    /// The router's own answer, reported at once.
+    #[allow(clippy::too_many_arguments)]
+    fn reply(
+        &self,
+        app: &str,
+        mut event: AccessEvent,
+        received: Instant,
+        request_id: &HeaderValue,
+        status: StatusCode,
+        code: &'static str,
+        text: &'static str,
+    ) -> Response<ResponseBody> {
+        event.status = status.as_u16();
+        event.error = Some(code);
+        event.bytes = text.len() as u64;
+        event.service_ms = received.elapsed().as_millis() as u64;
+        (self.on_access)(app, event);
+        let mut response = Response::new(ResponseBody::fixed(text));
+        *response.status_mut() = status;
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        headers.insert(X_REQUEST_ID.clone(), request_id.clone());
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        response
+    }
+}
