@@ -104,10 +104,12 @@ impl Backend {
     pub(crate) fn check_in(self: &Arc<Self>, mut sender: Sender) {
         if sender.is_ready() {
             self.push_idle(sender);
-        } else if !sender.is_closed() {
+        } else if let (false, Ok(runtime)) =
+            (sender.is_closed(), tokio::runtime::Handle::try_current())
+        {
             // The connection task has not yet noticed the end of the response: wait for it briefly.
             let backend = Arc::clone(self);
-            tokio::spawn(async move {
+            runtime.spawn(async move {
                 if let Ok(Ok(())) =
                     tokio::time::timeout(Duration::from_millis(100), sender.ready()).await
                 {
