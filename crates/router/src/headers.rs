@@ -111,16 +111,18 @@ pub(crate) fn new_request_id() -> HeaderValue {
     let bits = (u128::from(hi) << 64) | u128::from(lo);
     // Version 4, variant 10xx.
     let bits = (bits & !(0xF << 76) & !(0x3 << 62)) | (0x4 << 76) | (0x2 << 62);
-    let hex = format!("{bits:032x}");
-    let id = format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    );
-    HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("invalid-request-id"))
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut id = [0u8; 36];
+    let mut nibble = 0;
+    for (i, out) in id.iter_mut().enumerate() {
+        if matches!(i, 8 | 13 | 18 | 23) {
+            *out = b'-';
+        } else {
+            *out = HEX[((bits >> (124 - 4 * nibble)) & 0xF) as usize];
+            nibble += 1;
+        }
+    }
+    HeaderValue::from_bytes(&id).unwrap_or_else(|_| HeaderValue::from_static("invalid-request-id"))
 }
 
 /// SplitMix64's finalizer: spreads a counter's bits over the whole word.
@@ -131,33 +133,47 @@ fn mix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Appends the client's address to `X-Forwarded-For` (joining repeated headers into one), and
-/// sets `X-Forwarded-Proto` and `X-Forwarded-Port`.
-pub(crate) fn set_forwarded(
-    headers: &mut HeaderMap,
-    client: IpAddr,
-    proto: &'static str,
-    port: u16,
-) {
-    let client = client.to_canonical().to_string();
-    let mut values = headers.get_all(&X_FORWARDED_FOR).iter();
-    let forwarded_for = match (values.next(), values.next()) {
-        (None, _) => HeaderValue::from_str(&client).ok(),
-        (Some(only), None) => join_forwarded(&[only.as_bytes()], &client),
-        (Some(first), Some(second)) => {
-            let mut all = vec![first.as_bytes(), second.as_bytes()];
-            all.extend(values.map(HeaderValue::as_bytes));
-            join_forwarded(&all, &client)
-        }
-    };
-    if let Some(value) = forwarded_for {
-        headers.insert(X_FORWARDED_FOR.clone(), value);
-    }
-    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
-    headers.insert(X_FORWARDED_PORT.clone(), HeaderValue::from(port));
+/// Forwarding headers of one client connection, made once per connection.
+#[derive(Debug, Clone)]
+pub(crate) struct Forwarded {
+    client: HeaderValue,
+    proto: HeaderValue,
+    port: HeaderValue,
 }
 
-fn join_forwarded(existing: &[&[u8]], client: &str) -> Option<HeaderValue> {
+impl Forwarded {
+    pub(crate) fn new(client: IpAddr, proto: &'static str, port: u16) -> Forwarded {
+        let client = client.to_canonical().to_string();
+        Forwarded {
+            client: HeaderValue::from_str(&client)
+                .unwrap_or_else(|_| HeaderValue::from_static("unknown")),
+            proto: HeaderValue::from_static(proto),
+            port: HeaderValue::from(port),
+        }
+    }
+
+    /// Appends the client's address to `X-Forwarded-For` (joining repeated headers into one), and
+    /// sets `X-Forwarded-Proto` and `X-Forwarded-Port`.
+    pub(crate) fn apply(&self, headers: &mut HeaderMap) {
+        let mut values = headers.get_all(&X_FORWARDED_FOR).iter();
+        let forwarded_for = match (values.next(), values.next()) {
+            (None, _) => Some(self.client.clone()),
+            (Some(only), None) => join_forwarded(&[only.as_bytes()], self.client.as_bytes()),
+            (Some(first), Some(second)) => {
+                let mut all = vec![first.as_bytes(), second.as_bytes()];
+                all.extend(values.map(HeaderValue::as_bytes));
+                join_forwarded(&all, self.client.as_bytes())
+            }
+        };
+        if let Some(value) = forwarded_for {
+            headers.insert(X_FORWARDED_FOR.clone(), value);
+        }
+        headers.insert(X_FORWARDED_PROTO.clone(), self.proto.clone());
+        headers.insert(X_FORWARDED_PORT.clone(), self.port.clone());
+    }
+}
+
+fn join_forwarded(existing: &[&[u8]], client: &[u8]) -> Option<HeaderValue> {
     let mut out =
         Vec::with_capacity(existing.iter().map(|v| v.len() + 2).sum::<usize>() + client.len());
     for value in existing {
@@ -168,7 +184,7 @@ fn join_forwarded(existing: &[&[u8]], client: &str) -> Option<HeaderValue> {
         out.extend_from_slice(value);
         out.extend_from_slice(b", ");
     }
-    out.extend_from_slice(client.as_bytes());
+    out.extend_from_slice(client);
     HeaderValue::from_bytes(&out).ok()
 }
 
@@ -290,7 +306,7 @@ mod tests {
         let mut h = HeaderMap::new();
         h.append(&X_FORWARDED_FOR, HeaderValue::from_static("1.2.3.4"));
         h.append(&X_FORWARDED_FOR, HeaderValue::from_static("5.6.7.8"));
-        set_forwarded(&mut h, "127.0.0.1".parse().unwrap(), "http", 8080);
+        Forwarded::new("127.0.0.1".parse().unwrap(), "http", 8080).apply(&mut h);
         assert_eq!(
             h.get(&X_FORWARDED_FOR).unwrap(),
             "1.2.3.4, 5.6.7.8, 127.0.0.1"

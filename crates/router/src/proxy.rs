@@ -14,18 +14,24 @@ use crate::access::AccessEvent;
 use crate::backend::{Backend, Sender};
 use crate::body::{Report, RequestBody, ResponseBody};
 use crate::headers::{
-    X_REQUEST_ID, append_via, new_request_id, normalize_host, set_forwarded, strip_hop_by_hop,
+    Forwarded, X_REQUEST_ID, append_via, new_request_id, normalize_host, strip_hop_by_hop,
     valid_request_id, wants_upgrade,
 };
 use crate::router::Router;
 
 /// What the router knows about the client connection a request came on.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 pub(crate) struct ConnInfo {
-    pub(crate) peer: IpAddr,
-    /// The router's own port, for `X-Forwarded-Port`.
-    pub(crate) port: u16,
-    pub(crate) proto: &'static str,
+    /// `X-Forwarded-*` values: the client's address, `http` or `https`, the router's own port.
+    pub(crate) forwarded: Forwarded,
+}
+
+impl ConnInfo {
+    pub(crate) fn new(peer: IpAddr, proto: &'static str, port: u16) -> ConnInfo {
+        ConnInfo {
+            forwarded: Forwarded::new(peer, proto, port),
+        }
+    }
 }
 
 const UNKNOWN_HOST: &str = "dozen: no app is served at this address.\n";
@@ -47,7 +53,7 @@ impl Router {
     pub(crate) async fn handle(
         self: &Arc<Self>,
         mut req: Request<Incoming>,
-        conn: ConnInfo,
+        conn: &ConnInfo,
     ) -> Response<ResponseBody> {
         let received = Instant::now();
         let request_id = match req.headers().get(&X_REQUEST_ID) {
@@ -91,7 +97,7 @@ impl Router {
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
         let (mut parts, body) = req.into_parts();
         strip_hop_by_hop(&mut parts.headers, upgrade);
-        set_forwarded(&mut parts.headers, conn.peer, conn.proto, conn.port);
+        conn.forwarded.apply(&mut parts.headers);
         parts
             .headers
             .insert(X_REQUEST_ID.clone(), request_id.clone());

@@ -84,11 +84,7 @@ impl Router {
                 }
             };
             let _ = stream.set_nodelay(true);
-            let conn = ConnInfo {
-                peer: peer.ip(),
-                port,
-                proto,
-            };
+            let conn = Arc::new(ConnInfo::new(peer.ip(), proto, port));
             let router = Arc::clone(&self);
             let builder = Arc::clone(&builder);
             let watcher = graceful.watcher();
@@ -119,13 +115,14 @@ async fn serve_connection<S>(
     builder: Arc<auto::Builder<TokioExecutor>>,
     watcher: hyper_util::server::graceful::Watcher,
     stream: S,
-    conn: ConnInfo,
+    conn: Arc<ConnInfo>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let service = service_fn(move |req| {
         let router = Arc::clone(&router);
-        async move { Ok::<_, Infallible>(router.handle(req, conn).await) }
+        let conn = Arc::clone(&conn);
+        async move { Ok::<_, Infallible>(router.handle(req, &conn).await) }
     });
     let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
     // A client that breaks the connection ends only its own requests.
