@@ -24,8 +24,10 @@ pub struct AccessEvent {
     pub request_id: String,
     /// The backend that served the request, `web.1`.
     pub backend: Option<String>,
-    /// Why the router answered itself: `unknown_host`, `no_web_process`, `connect_failed`,
-    /// `timeout`, or `backend_error` (the backend broke the connection before answering).
+    /// Why the router answered itself: `unknown_host` (404), `no_web_process` (503),
+    /// `connect_failed` (502), `backend_error` (502: the backend broke the connection or answered
+    /// nonsense), `timeout` (504), `unsupported_method` (405, CONNECT), or `client_closed` (499:
+    /// the client went away before the response began).
     pub error: Option<&'static str>,
 }
 

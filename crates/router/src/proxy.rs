@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use http::header::{self, HeaderValue};
-use http::{Request, Response, StatusCode, Uri, Version};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body::Body as _;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
@@ -17,7 +17,7 @@ use crate::headers::{
     Forwarded, X_REQUEST_ID, append_via, new_request_id, normalize_host, strip_hop_by_hop,
     valid_request_id, wants_upgrade,
 };
-use crate::router::Router;
+use crate::router::{AccessFn, Router};
 
 /// What the router knows about the client connection a request came on.
 #[derive(Debug)]
@@ -37,7 +37,38 @@ impl ConnInfo {
 const UNKNOWN_HOST: &str = "dozen: no app is served at this address.\n";
 const NO_WEB_PROCESS: &str = "dozen: this app has no web process running.\n";
 const BAD_GATEWAY: &str = "dozen: the app's web process could not be reached.\n";
+const NOT_ALLOWED: &str = "dozen: CONNECT is not supported.\n";
 const GATEWAY_TIMEOUT: &str = "dozen: the app did not answer in time.\n";
+
+/// A request's event until it is reported. A request whose client gave up before the answer
+/// (its handler dropped midway) is reported as 499 `client_closed`.
+struct Pending<'a> {
+    event: Option<AccessEvent>,
+    app: Option<Arc<str>>,
+    received: Instant,
+    on_access: &'a AccessFn,
+}
+
+impl Pending<'_> {
+    fn ev(&mut self) -> &mut AccessEvent {
+        self.event.get_or_insert_with(AccessEvent::default)
+    }
+
+    fn take(&mut self) -> AccessEvent {
+        self.event.take().unwrap_or_default()
+    }
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        if let Some(mut event) = self.event.take() {
+            event.status = 499;
+            event.error = Some("client_closed");
+            event.service_ms = self.received.elapsed().as_millis() as u64;
+            (self.on_access)(self.app.as_deref().unwrap_or(""), event);
+        }
+    }
+}
 
 /// How sending to a backend failed.
 enum SendError {
@@ -68,7 +99,7 @@ impl Router {
                 .and_then(|h| h.to_str().ok())
                 .and_then(normalize_host),
         };
-        let mut event = AccessEvent {
+        let event = AccessEvent {
             method: req.method().as_str().to_owned(),
             path: req
                 .uri()
@@ -79,11 +110,17 @@ impl Router {
             request_id: request_id.to_str().unwrap_or_default().to_owned(),
             ..AccessEvent::default()
         };
-        let route = self.table.load().lookup(&event.host).cloned();
+        let mut pending = Pending {
+            event: Some(event),
+            app: None,
+            received,
+            on_access: &self.on_access,
+        };
+        let route = self.table.load().lookup(&pending.ev().host).cloned();
         let Some(route) = route else {
             return self.reply(
                 "",
-                event,
+                pending.take(),
                 received,
                 &request_id,
                 StatusCode::NOT_FOUND,
@@ -92,6 +129,19 @@ impl Router {
             );
         };
 
+        pending.app = Some(Arc::clone(&route.name));
+        if req.method() == Method::CONNECT {
+            // Tunnels to arbitrary places are not an app's business (HTTP/1 upgrades are).
+            return self.reply(
+                &route.name,
+                pending.take(),
+                received,
+                &request_id,
+                StatusCode::METHOD_NOT_ALLOWED,
+                "unsupported_method",
+                NOT_ALLOWED,
+            );
+        }
         let version = req.version();
         let upgrade = version != Version::HTTP_2 && wants_upgrade(req.headers());
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
@@ -127,7 +177,7 @@ impl Router {
                 return match failed {
                     None => self.reply(
                         &route.name,
-                        event,
+                        pending.take(),
                         received,
                         &request_id,
                         StatusCode::SERVICE_UNAVAILABLE,
@@ -136,7 +186,7 @@ impl Router {
                     ),
                     Some(_) => self.reply(
                         &route.name,
-                        event,
+                        pending.take(),
                         received,
                         &request_id,
                         StatusCode::BAD_GATEWAY,
@@ -146,13 +196,13 @@ impl Router {
                 };
             };
             let in_flight = backend.begin();
-            event.backend = Some(backend.name.to_string());
+            pending.ev().backend = Some(backend.name.to_string());
             let connecting = Instant::now();
             let conn = match backend.pooled() {
                 Some(conn) => Ok(conn),
                 None => backend.connect(self.config.connect_timeout).await,
             };
-            event.connect_ms += connecting.elapsed().as_millis() as u64;
+            pending.ev().connect_ms += connecting.elapsed().as_millis() as u64;
             match conn {
                 Ok(conn) => break (in_flight, conn),
                 Err(_) if failed.is_none() => failed = Some(backend),
@@ -160,7 +210,7 @@ impl Router {
                     drop(in_flight);
                     return self.reply(
                         &route.name,
-                        event,
+                        pending.take(),
                         received,
                         &request_id,
                         StatusCode::BAD_GATEWAY,
@@ -205,7 +255,7 @@ impl Router {
                 };
                 return self.reply(
                     &route.name,
-                    event,
+                    pending.take(),
                     received,
                     &request_id,
                     status,
@@ -220,7 +270,7 @@ impl Router {
                 drop(in_flight);
                 return self.reply(
                     &route.name,
-                    event,
+                    pending.take(),
                     received,
                     &request_id,
                     StatusCode::BAD_GATEWAY,
@@ -243,6 +293,7 @@ impl Router {
             strip_hop_by_hop(&mut parts.headers, true);
             parts.headers.insert(X_REQUEST_ID.clone(), request_id);
             append_via(&mut parts.headers, Version::HTTP_11);
+            let mut event = pending.take();
             event.status = 101;
             event.service_ms = sent.elapsed().as_millis() as u64;
             (self.on_access)(&route.name, event);
@@ -254,6 +305,7 @@ impl Router {
         parts.headers.insert(X_REQUEST_ID.clone(), request_id);
         append_via(&mut parts.headers, Version::HTTP_11);
         parts.version = version;
+        let mut event = pending.take();
         event.status = parts.status.as_u16();
         let report = Report {
             event,

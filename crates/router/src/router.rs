@@ -10,7 +10,7 @@ use crate::access::AccessEvent;
 use crate::backend::Backend;
 use crate::config::{BackendSpec, RouterConfig};
 use crate::headers::normalize_host;
-use crate::table::{AppRoute, RouteTable};
+use crate::table::{AppRoute, RouteTable, implicit_host};
 
 /// The callback that receives one [`AccessEvent`] per request, with the app's name (`""` for a
 /// request to an unknown host). It runs on the request's task: keep it cheap and non-blocking.
@@ -183,7 +183,7 @@ impl Router {
             .apps
             .values()
             .map(|app| {
-                let mut hosts = vec![format!("{}.{}", app.name, self.config.domain)];
+                let mut hosts = vec![implicit_host(&app.name, &self.config.domain)];
                 hosts.extend(app.custom_hosts.iter().cloned());
                 let backends = app
                     .backends

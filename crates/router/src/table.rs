@@ -85,10 +85,7 @@ impl RouteTable {
         names.sort();
         let mut hosts = HashMap::with_capacity(apps.len() * 2);
         for name in &names {
-            hosts.insert(
-                format!("{name}.{domain}").to_ascii_lowercase(),
-                Arc::clone(&apps[*name]),
-            );
+            hosts.insert(implicit_host(name, domain), Arc::clone(&apps[*name]));
         }
         for name in &names {
             let app = &apps[*name];
@@ -101,6 +98,15 @@ impl RouteTable {
 
     pub(crate) fn lookup(&self, host: &str) -> Option<&Arc<AppRoute>> {
         self.hosts.get(host)
+    }
+}
+
+/// `<app>.<domain>`, or just `<app>` when the domain is empty.
+pub(crate) fn implicit_host(app: &str, domain: &str) -> String {
+    if domain.is_empty() {
+        app.to_ascii_lowercase()
+    } else {
+        format!("{app}.{domain}").to_ascii_lowercase()
     }
 }
 

@@ -629,3 +629,39 @@ async fn health_checks() {
     // A slow answer is not healthy.
     assert!(!healthy(web.addr, Some("/slow"), Duration::from_millis(100)).await);
 }
+
+#[tokio::test]
+async fn client_leaving_before_the_answer_is_reported() {
+    let web = TestBackend::start("web.1").await;
+    let mut t = TestRouter::start().await;
+    t.router.set_app("shop", &[], vec![web.spec()]);
+    let mut stream = TcpStream::connect(t.addr).await.unwrap();
+    stream
+        .write_all(b"GET /slow HTTP/1.1\r\nHost: shop.localhost\r\n\r\n")
+        .await
+        .unwrap();
+    web.arrived.notified().await;
+    drop(stream);
+    let (app, event) = t.event().await;
+    assert_eq!(app, "shop");
+    assert_eq!((event.status, event.error), (499, Some("client_closed")));
+    assert!(t.router.wait_drained("shop", "web.1", PATIENCE).await);
+    web.release.notify_one();
+}
+
+#[tokio::test]
+async fn connect_method_is_refused() {
+    let web = TestBackend::start("web.1").await;
+    let mut t = TestRouter::start().await;
+    t.router.set_app("shop", &[], vec![web.spec()]);
+    let mut stream = TcpStream::connect(t.addr).await.unwrap();
+    stream
+        .write_all(b"CONNECT shop.localhost:443 HTTP/1.1\r\nHost: shop.localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 12];
+    stream.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"HTTP/1.1 405");
+    assert_eq!(t.event().await.1.error, Some("unsupported_method"));
+    assert_eq!(web.count(), 0);
+}
