@@ -11,7 +11,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
 use crate::access::AccessEvent;
-use crate::backend::{Backend, Sender};
+use crate::backend::{Backend, Connection, Sender};
 use crate::body::{Report, RequestBody, ResponseBody};
 use crate::headers::{
     Forwarded, X_REQUEST_ID, append_via, new_request_id, normalize_host, strip_hop_by_hop,
@@ -72,8 +72,8 @@ impl Drop for Pending<'_> {
 
 /// How sending to a backend failed.
 enum SendError {
-    /// The request was never written (the connection could not be had).
-    Connect,
+    /// The request was not handed to the backend (no connection could be had): it can go elsewhere.
+    Unsent(Box<Request<RequestBody>>),
     /// The backend broke the connection or answered nonsense.
     Backend,
     /// No response headers within the first-byte timeout.
@@ -170,88 +170,19 @@ impl Router {
         };
         let mut request = Request::from_parts(parts, body);
 
-        // Pick a backend; on a connect failure, try once more on another one.
+        // Pick a backend and send. When the request could not be handed to a backend (it refused
+        // the connection, or its pooled connection turned out dead and a new one was refused),
+        // the request was not sent, so it is tried once more on another backend.
         let mut failed: Option<Arc<Backend>> = None;
-        let (in_flight, conn) = loop {
+        let (mut response, sender, in_flight, sent) = loop {
             let Some(backend) = route.pick(self.config.balance, failed.as_ref()).cloned() else {
-                return match failed {
-                    None => self.reply(
-                        &route.name,
-                        pending.take(),
-                        received,
-                        &request_id,
+                let (status, code, text) = match failed {
+                    None => (
                         StatusCode::SERVICE_UNAVAILABLE,
                         "no_web_process",
                         NO_WEB_PROCESS,
                     ),
-                    Some(_) => self.reply(
-                        &route.name,
-                        pending.take(),
-                        received,
-                        &request_id,
-                        StatusCode::BAD_GATEWAY,
-                        "connect_failed",
-                        BAD_GATEWAY,
-                    ),
-                };
-            };
-            let in_flight = backend.begin();
-            pending.ev().backend = Some(backend.name.to_string());
-            let connecting = Instant::now();
-            let conn = match backend.pooled() {
-                Some(conn) => Ok(conn),
-                None => backend.connect(self.config.connect_timeout).await,
-            };
-            pending.ev().connect_ms += connecting.elapsed().as_millis() as u64;
-            match conn {
-                Ok(conn) => break (in_flight, conn),
-                Err(_) if failed.is_none() => failed = Some(backend),
-                Err(_) => {
-                    drop(in_flight);
-                    return self.reply(
-                        &route.name,
-                        pending.take(),
-                        received,
-                        &request_id,
-                        StatusCode::BAD_GATEWAY,
-                        "connect_failed",
-                        BAD_GATEWAY,
-                    );
-                }
-            }
-        };
-
-        let sent = Instant::now();
-        let backend = Arc::clone(in_flight.backend());
-        let outcome = tokio::time::timeout(self.config.first_byte_timeout, async {
-            let mut conn = conn;
-            loop {
-                match conn.sender.try_send_request(request).await {
-                    Ok(response) => return Ok((response, conn.sender)),
-                    Err(mut err) => match err.take_message() {
-                        // A pooled connection closed before the request was written: use a new one.
-                        Some(unsent) if conn.reused => {
-                            request = unsent;
-                            conn = backend
-                                .connect(self.config.connect_timeout)
-                                .await
-                                .map_err(|_| SendError::Connect)?;
-                        }
-                        _ => return Err(SendError::Backend),
-                    },
-                }
-            }
-        })
-        .await
-        .unwrap_or(Err(SendError::Timeout));
-        let (mut response, sender) = match outcome {
-            Ok(ok) => ok,
-            Err(err) => {
-                drop(in_flight);
-                let (status, code, text) = match err {
-                    SendError::Connect => (StatusCode::BAD_GATEWAY, "connect_failed", BAD_GATEWAY),
-                    SendError::Backend => (StatusCode::BAD_GATEWAY, "backend_error", BAD_GATEWAY),
-                    SendError::Timeout => (StatusCode::GATEWAY_TIMEOUT, "timeout", GATEWAY_TIMEOUT),
+                    Some(_) => (StatusCode::BAD_GATEWAY, "connect_failed", BAD_GATEWAY),
                 };
                 return self.reply(
                     &route.name,
@@ -262,7 +193,51 @@ impl Router {
                     code,
                     text,
                 );
-            }
+            };
+            let in_flight = backend.begin();
+            pending.ev().backend = Some(backend.name.to_string());
+            let connecting = Instant::now();
+            let conn = match backend.pooled() {
+                Some(conn) => Ok(conn),
+                None => backend.connect(self.config.connect_timeout).await,
+            };
+            pending.ev().connect_ms += connecting.elapsed().as_millis() as u64;
+            let outcome = match conn {
+                Ok(conn) => {
+                    let sent = Instant::now();
+                    match tokio::time::timeout(
+                        self.config.first_byte_timeout,
+                        self.send(&backend, conn, request),
+                    )
+                    .await
+                    {
+                        Ok(Ok((response, sender))) => break (response, sender, in_flight, sent),
+                        Ok(Err(err)) => err,
+                        Err(_) => SendError::Timeout,
+                    }
+                }
+                Err(_) => SendError::Unsent(Box::new(request)),
+            };
+            drop(in_flight);
+            let (status, code, text) = match outcome {
+                SendError::Unsent(unsent) if failed.is_none() => {
+                    request = *unsent;
+                    failed = Some(backend);
+                    continue;
+                }
+                SendError::Unsent(_) => (StatusCode::BAD_GATEWAY, "connect_failed", BAD_GATEWAY),
+                SendError::Backend => (StatusCode::BAD_GATEWAY, "backend_error", BAD_GATEWAY),
+                SendError::Timeout => (StatusCode::GATEWAY_TIMEOUT, "timeout", GATEWAY_TIMEOUT),
+            };
+            return self.reply(
+                &route.name,
+                pending.take(),
+                received,
+                &request_id,
+                status,
+                code,
+                text,
+            );
         };
 
         if response.status() == StatusCode::SWITCHING_PROTOCOLS {
@@ -316,6 +291,32 @@ impl Router {
             sender: Some(sender),
         };
         Response::from_parts(parts, ResponseBody::backend(body, report))
+    }
+
+    /// Sends on `conn`; a pooled connection found closed before the request went out is replaced
+    /// by a new one to the same backend.
+    async fn send(
+        &self,
+        backend: &Backend,
+        mut conn: Connection,
+        mut request: Request<RequestBody>,
+    ) -> Result<(Response<Incoming>, Sender), SendError> {
+        loop {
+            match conn.sender.try_send_request(request).await {
+                Ok(response) => return Ok((response, conn.sender)),
+                Err(mut err) => match err.take_message() {
+                    Some(unsent) if conn.reused => {
+                        match backend.connect(self.config.connect_timeout).await {
+                            Ok(fresh) => conn = fresh,
+                            Err(_) => return Err(SendError::Unsent(Box::new(unsent))),
+                        }
+                        request = unsent;
+                    }
+                    Some(unsent) => return Err(SendError::Unsent(Box::new(unsent))),
+                    None => return Err(SendError::Backend),
+                },
+            }
+        }
     }
 
     /// The router's own answer, reported at once.
