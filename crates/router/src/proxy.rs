@@ -70,6 +70,33 @@ impl Drop for Pending<'_> {
     }
 }
 
+/// What it takes to send a bodiless idempotent request again.
+struct Replay {
+    method: Method,
+    uri: Uri,
+    headers: http::HeaderMap,
+}
+
+impl Replay {
+    fn of(request: &Request<RequestBody>) -> Option<Replay> {
+        (matches!(request.body(), RequestBody::Empty) && request.method().is_idempotent()).then(
+            || Replay {
+                method: request.method().clone(),
+                uri: request.uri().clone(),
+                headers: request.headers().clone(),
+            },
+        )
+    }
+
+    fn request(self) -> Request<RequestBody> {
+        let mut request = Request::new(RequestBody::Empty);
+        *request.method_mut() = self.method;
+        *request.uri_mut() = self.uri;
+        *request.headers_mut() = self.headers;
+        request
+    }
+}
+
 /// How sending to a backend failed.
 enum SendError {
     /// The request was not handed to the backend (no connection could be had): it can go elsewhere.
@@ -293,29 +320,34 @@ impl Router {
         Response::from_parts(parts, ResponseBody::backend(body, report))
     }
 
-    /// Sends on `conn`; a pooled connection found closed before the request went out is replaced
-    /// by a new one to the same backend.
+    /// Sends on `conn`. A pooled connection found closed before the request went out is replaced
+    /// by a new one to the same backend. A request that is idempotent and has no body is sent once
+    /// more, on a new connection, when the connection broke before any answer (a backend closing
+    /// an idle keep-alive connection, or a process that died with the request).
     async fn send(
         &self,
         backend: &Backend,
         mut conn: Connection,
         mut request: Request<RequestBody>,
     ) -> Result<(Response<Incoming>, Sender), SendError> {
+        let mut replay = Replay::of(&request);
         loop {
-            match conn.sender.try_send_request(request).await {
+            let unsent = match conn.sender.try_send_request(request).await {
                 Ok(response) => return Ok((response, conn.sender)),
                 Err(mut err) => match err.take_message() {
-                    Some(unsent) if conn.reused => {
-                        match backend.connect(self.config.connect_timeout).await {
-                            Ok(fresh) => conn = fresh,
-                            Err(_) => return Err(SendError::Unsent(Box::new(unsent))),
-                        }
-                        request = unsent;
-                    }
+                    Some(unsent) if conn.reused => unsent,
                     Some(unsent) => return Err(SendError::Unsent(Box::new(unsent))),
-                    None => return Err(SendError::Backend),
+                    None => match replay.take() {
+                        Some(again) => again.request(),
+                        None => return Err(SendError::Backend),
+                    },
                 },
+            };
+            match backend.connect(self.config.connect_timeout).await {
+                Ok(fresh) => conn = fresh,
+                Err(_) => return Err(SendError::Unsent(Box::new(unsent))),
             }
+            request = unsent;
         }
     }
 

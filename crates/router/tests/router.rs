@@ -665,3 +665,74 @@ async fn connect_method_is_refused() {
     assert_eq!(t.event().await.1.error, Some("unsupported_method"));
     assert_eq!(web.count(), 0);
 }
+
+#[tokio::test]
+async fn bodiless_idempotent_request_is_sent_again_when_the_backend_drops_it() {
+    let mut t = TestRouter::start().await;
+    t.router.set_app(
+        "shop",
+        &[],
+        vec![BackendSpec::new("web.1", support::flaky_backend().await)],
+    );
+    let (r, body) = t.get("shop.localhost", "/").await;
+    assert_eq!((r.status().as_u16(), body.as_str()), (200, "ok"));
+    assert_eq!(t.event().await.1.status, 200);
+
+    // A POST with a body is never sent twice.
+    t.router.set_app(
+        "shop",
+        &[],
+        vec![BackendSpec::new("web.1", support::flaky_backend().await)],
+    );
+    let req = Request::post("/")
+        .header("host", "shop.localhost")
+        .body(full("data"))
+        .unwrap();
+    let (r, _) = send(t.addr, req).await;
+    assert_eq!(r.status(), StatusCode::BAD_GATEWAY);
+    assert_eq!(t.event().await.1.error, Some("backend_error"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_backend_under_load_costs_no_request() {
+    let mut doomed = TestBackend::start("web.1").await;
+    let survivor = TestBackend::start("web.2").await;
+    let t = TestRouter::start().await;
+    t.router
+        .set_app("shop", &[], vec![doomed.spec(), survivor.spec()]);
+    let addr = t.addr;
+    let (go_on, _) = tokio::sync::broadcast::channel::<()>(1);
+    let mut clients = Vec::new();
+    for _ in 0..4 {
+        let mut killed = go_on.subscribe();
+        clients.push(tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            let mut conn = open(addr).await;
+            let mut after_kill = 0;
+            // Keep going until 20 requests were sent after the kill.
+            while after_kill < 20 {
+                if killed.try_recv().is_ok() || after_kill > 0 {
+                    after_kill += 1;
+                }
+                let req = Request::get("/")
+                    .header("host", "shop.localhost")
+                    .body(empty())
+                    .unwrap();
+                let response = conn.send_request(req).await.expect("response");
+                statuses.push(response.status().as_u16());
+                let _ = response.into_body().collect().await;
+            }
+            statuses
+        }));
+    }
+    // Let both backends serve, then kill one without telling the router.
+    while doomed.count() < 10 || survivor.count() < 10 {
+        tokio::task::yield_now().await;
+    }
+    doomed.kill();
+    let _ = go_on.send(());
+    for client in clients {
+        let statuses = client.await.unwrap();
+        assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    }
+}

@@ -46,6 +46,7 @@ pub struct TestBackend {
     pub release: Arc<Notify>,
     pub arrived: Arc<Notify>,
     stop: Option<oneshot::Sender<()>>,
+    conns: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
 }
 
 impl TestBackend {
@@ -64,6 +65,8 @@ impl TestBackend {
             Arc::clone(&release),
             Arc::clone(&arrived),
         );
+        let conns = Arc::new(Mutex::new(Vec::new()));
+        let conns_in_loop = Arc::clone(&conns);
         tokio::spawn(async move {
             loop {
                 let (stream, _) = tokio::select! {
@@ -71,7 +74,7 @@ impl TestBackend {
                     accepted = listener.accept() => match accepted { Ok(a) => a, Err(_) => continue },
                 };
                 let state = state.clone();
-                tokio::spawn(async move {
+                let task = tokio::spawn(async move {
                     let service = service_fn(move |req| {
                         let state = state.clone();
                         async move { Ok::<_, Infallible>(answer(req, state).await) }
@@ -81,6 +84,7 @@ impl TestBackend {
                         .with_upgrades()
                         .await;
                 });
+                conns_in_loop.lock().unwrap().push(task.abort_handle());
             }
         });
         TestBackend {
@@ -90,6 +94,17 @@ impl TestBackend {
             release,
             arrived,
             stop: Some(stop_tx),
+            conns,
+        }
+    }
+
+    /// Dies like a killed process: stops listening and drops every connection.
+    pub fn kill(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        for conn in self.conns.lock().unwrap().drain(..) {
+            conn.abort();
         }
     }
 
@@ -282,5 +297,41 @@ pub async fn dead_addr() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     drop(listener);
+    addr
+}
+
+/// A backend whose first connection reads one request and closes without answering (a process
+/// dying with the request); later connections answer `200 ok`.
+pub async fn flaky_backend() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind flaky backend");
+    let addr = listener.local_addr().expect("flaky addr");
+    tokio::spawn(async move {
+        let mut first = true;
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let drop_it = std::mem::replace(&mut first, false);
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        if drop_it {
+                            return;
+                        }
+                        buf.drain(..end + 4);
+                        let answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+                        if stream.write_all(answer).await.is_err() {
+                            return;
+                        }
+                    }
+                    match stream.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+            });
+        }
+    });
     addr
 }
