@@ -108,6 +108,7 @@ impl Harness {
     /// Stop everything and return the build log.
     async fn finish(self) -> (String, tempfile::TempDir) {
         self.sup.shutdown().await;
+        drop(self.sup);
         drop(self.log);
         self.writer.finish().expect("log writer");
         let text = String::from_utf8(self.out.0.lock().expect("lock").clone()).expect("utf8");

@@ -28,7 +28,14 @@ impl CgroupRoot {
         let mount = cgroup2_mount()?;
         let own = own_cgroup()?;
         let parent = mount.join(own.trim_start_matches('/'));
-        let dir = parent.join(format!("dozen.{}", std::process::id()));
+        // One directory per supervisor: a process that hosts several (tests do) keeps them apart.
+        static SUPERVISORS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = SUPERVISORS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = if n == 0 {
+            parent.join(format!("dozen.{}", std::process::id()))
+        } else {
+            parent.join(format!("dozen.{}.{n}", std::process::id()))
+        };
         fs::create_dir(&dir).ok()?;
         if !dir.join("cgroup.procs").exists() {
             let _ = fs::remove_dir(&dir);
@@ -42,8 +49,13 @@ impl CgroupRoot {
         &self.dir
     }
 
-    /// The cgroup for the process named `name` (created if needed).
+    /// A new cgroup for one supervised process named `name` (`web.1`). Each call makes its own
+    /// directory (`web.1-7`): two processes never share a cgroup, even with the same name (the
+    /// old and new `web.1` of a deploy, or `web.1` of two apps), so stopping one never waits
+    /// for or kills the other.
     pub(crate) fn child(&self, name: &str) -> io::Result<Cgroup> {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(1);
         let safe: String = name
             .chars()
             .map(|c| {
@@ -54,12 +66,10 @@ impl CgroupRoot {
                 }
             })
             .collect();
-        let dir = self.dir.join(safe);
-        match fs::create_dir(&dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(e),
-        }
+        let dir = self
+            .dir
+            .join(format!("{safe}-{}", NEXT.fetch_add(1, Ordering::Relaxed)));
+        fs::create_dir(&dir)?;
         Ok(Cgroup { dir })
     }
 
@@ -109,6 +119,11 @@ impl Cgroup {
             Ok(s) => s.lines().any(|l| l.trim() == "populated 1"),
             Err(_) => !self.pids().is_empty(),
         }
+    }
+
+    /// Remove the directory once its processes are gone (a no-op while any remain).
+    pub(crate) fn remove(&self) {
+        let _ = fs::remove_dir(&self.dir);
     }
 
     /// SIGKILL every member at once.

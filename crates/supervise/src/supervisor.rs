@@ -435,6 +435,11 @@ async fn run_process(
         .and_then(|root| root.child(&spec.name).ok());
     let mut history = CrashHistory::default();
     let report = |status, stopped, gave_up| {
+        if let Some(cg) = &cgroup {
+            // Everything in it has been stopped by now; a long-running host must not collect
+            // empty directories.
+            cg.remove();
+        }
         let phase = if gave_up {
             Phase::Crashed
         } else {

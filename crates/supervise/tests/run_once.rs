@@ -48,6 +48,7 @@ async fn runs_to_completion_with_output_and_status() {
         .await;
     assert_eq!(status, ExitStatus::Code(4));
     sup.shutdown().await;
+    drop(sup);
     writer.finish().expect("finish");
     let text = String::from_utf8(out.0.lock().expect("lock").clone()).expect("utf8");
     assert!(
@@ -82,6 +83,7 @@ async fn clear_env_hides_dozens_environment() {
         .await;
     assert!(status.success());
     sup.shutdown().await;
+    drop(sup);
     writer.finish().expect("finish");
     let text = String::from_utf8(out.0.lock().expect("lock").clone()).expect("utf8");
     assert!(text.contains(r#""line":"[unset]""#), "{text}");
@@ -102,6 +104,7 @@ async fn stop_request_ends_a_long_run() {
         "{status:?}"
     );
     sup.shutdown().await;
+    drop(sup);
     writer.finish().expect("finish");
 }
 
@@ -124,6 +127,7 @@ async fn stop_request_ends_a_running_process() {
     let (status, ()) = tokio::join!(sup.run_once(spec(&command, vec![], false), rx), stopper);
     assert_eq!(status, ExitStatus::Signal(15));
     sup.shutdown().await;
+    drop(sup);
     writer.finish().expect("finish");
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -182,5 +186,42 @@ async fn started_process_reports_state_and_stops_on_request() {
     handle.stop(Stop::Now);
     handle.finished().await;
     sup.shutdown().await;
+    drop(sup);
+    writer.finish().expect("finish");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn processes_with_the_same_name_are_stopped_independently() {
+    use dozen_supervise::Phase;
+    let (writer, log) =
+        LogWriter::spawn(Format::json(), Output::Writer(Box::new(Shared::default())))
+            .expect("writer");
+    let sup = Supervisor::new(Policy::default(), log, false).expect("supervisor");
+    // The old and the new web.1 of a deploy run side by side.
+    let old = sup.start_process(spec("exec sleep 300", vec![], false));
+    let new = sup.start_process(spec("exec sleep 300", vec![], false));
+    let mut old_state = old.watch_state();
+    let mut new_state = new.watch_state();
+    old_state
+        .wait_for(|s| s.phase == Phase::Running)
+        .await
+        .expect("old runs");
+    new_state
+        .wait_for(|s| s.phase == Phase::Running)
+        .await
+        .expect("new runs");
+    old.stop(Stop::Graceful { signal: None });
+    // The old one stops at once (SIGTERM), without waiting out the grace for the new one.
+    assert_eq!(old.finished().await, ExitStatus::Signal(15));
+    assert_eq!(
+        new.state().phase,
+        Phase::Running,
+        "the new one is untouched"
+    );
+    assert_eq!(new.state().restarts, 0);
+    new.stop(Stop::Now);
+    new.finished().await;
+    sup.shutdown().await;
+    drop(sup);
     writer.finish().expect("finish");
 }
