@@ -310,6 +310,13 @@ pub struct CheckArgs {
     pub json: bool,
 }
 
+impl Cli {
+    /// True for the commands that supervise processes (and must outlive a closed stdout).
+    pub fn supervises(&self) -> bool {
+        matches!(self.command, Command::Start(_) | Command::Server)
+    }
+}
+
 /// Run the chosen command.
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {

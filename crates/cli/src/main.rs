@@ -20,6 +20,15 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let args = <cli::Cli as clap::Parser>::parse();
+    if !args.supervises() {
+        // A command whose output is piped into `head` should end quietly when the pipe closes,
+        // as Unix tools do. (`start` and `server` keep SIGPIPE ignored: they stop their
+        // processes cleanly instead.)
+        // SAFETY: restoring a default signal disposition before any thread is started.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     match cli::dispatch(args) {
         Ok(code) => code,
         Err(err) => {
