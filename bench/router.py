@@ -82,7 +82,7 @@ def start_router(backend_ports, balance="lor", threads=2):
     return proc, port
 
 
-def start_nginx(backend_port, workdir):
+def start_nginx(backend_port, workdir, access_log=False):
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     port = free_port()
     conf = os.path.join(workdir, "nginx.conf")
@@ -94,7 +94,7 @@ pid {workdir}/nginx.pid;
 error_log {workdir}/error.log warn;
 events {{ worker_connections 4096; }}
 http {{
-    access_log off;
+    {f"access_log {workdir}/access.log;" if access_log else "access_log off;"}
     client_body_temp_path {workdir}/body;
     proxy_temp_path {workdir}/proxy;
     fastcgi_temp_path {workdir}/fastcgi;
@@ -130,10 +130,37 @@ def to_ms(text):
     return float(m.group(1)) * UNITS[m.group(2)] if m else None
 
 
-def wrk(port, args):
+def cpu_ticks(pids):
+    """User + system clock ticks used so far by the processes `pids` and their children."""
+    total, seen = 0, set()
+    todo = list(pids)
+    while todo:
+        pid = todo.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        try:
+            for task in os.listdir(f"/proc/{pid}/task"):
+                with open(f"/proc/{pid}/task/{task}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                total += int(fields[11]) + int(fields[12])
+                try:
+                    with open(f"/proc/{pid}/task/{task}/children") as f:
+                        todo += [int(c) for c in f.read().split()]
+                except OSError:
+                    pass
+        except OSError:
+            pass
+    return total
+
+
+def wrk(port, args, pids=()):
     cmd = ["wrk", f"-c{args.connections}", f"-d{args.duration}s", f"-t{args.threads}", "--latency",
            "-H", f"Host: {HOST}", f"http://127.0.0.1:{port}/"]
+    before = cpu_ticks(pids)
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    ticks = cpu_ticks(pids) - before
+    done = int(re.search(r"(\d+) requests in", out).group(1))
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     lat = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, re.M))
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
@@ -144,6 +171,9 @@ def wrk(port, args):
         "p99_ms": to_ms(lat.get("99", "")),
         "non_2xx": int(non2xx.group(1)) if non2xx else 0,
         "socket_errors": sum(int(x) for x in errors.groups()) if errors else 0,
+        # CPU time the measured process (and its children) spent per request: steadier than
+        # requests/s on a shared machine.
+        "cpu_us_per_request": round(ticks * 1e6 / os.sysconf("SC_CLK_TCK") / done, 2) if pids and done else None,
     }
 
 
@@ -233,29 +263,33 @@ def main():
     result = {"load_start": os.getloadavg(), "wrk": f"-c{args.connections} -d{args.duration}s -t{args.threads}"}
 
     if "proxy" in only:
-        runs = {"direct": [], "router": [], "nginx": []}
+        runs = {"direct": [], "router": [], "nginx": [], "nginx_log": []}
         backend, bport = start_backend()
         workdir = tempfile.mkdtemp(prefix="dozen-bench-nginx-")
         try:
             for rep in range(args.reps):
                 say(f"repetition {rep + 1}/{args.reps}: direct")
-                runs["direct"].append(wrk(bport, args))
+                runs["direct"].append(wrk(bport, args, [backend.pid]))
                 say("through dozen's router")
                 router, rport = start_router([bport])
                 try:
-                    runs["router"].append(wrk(rport, args))
+                    runs["router"].append(wrk(rport, args, [router.pid]))
                 finally:
                     stop(router)
-                say("through nginx")
-                nginx, nport = start_nginx(bport, workdir)
-                try:
-                    runs["nginx"].append(wrk(nport, args))
-                finally:
-                    stop(nginx)
+                for key, log in (("nginx", False), ("nginx_log", True)):
+                    say("through nginx" + (" with its access log on" if log else ""))
+                    nginx, nport = start_nginx(bport, workdir, access_log=log)
+                    try:
+                        runs[key].append(wrk(nport, args, [nginx.pid]))
+                    finally:
+                        stop(nginx)
         finally:
             stop(backend)
             shutil.rmtree(workdir, ignore_errors=True)
         result["proxy"] = {k: {"median": median_run(v), "runs": v} for k, v in runs.items()}
+        med = {k: v["median"]["rps"] for k, v in result["proxy"].items()}
+        result["ratios"] = {"router_direct": med["router"] / med["direct"], "router_nginx": med["router"] / med["nginx"],
+                            "router_nginx_log": med["router"] / med["nginx_log"], "nginx_direct": med["nginx"] / med["direct"]}
 
     if "balance" in only:
         balance = {}
@@ -294,16 +328,21 @@ def report(r):
     if "proxy" in r:
         p = {k: v["median"] for k, v in r["proxy"].items()}
         lines += ["## Throughput and latency (median of the repetitions)", "",
-                  "| path | requests/s | p50 ms | p99 ms | non-2xx | socket errors |", "|---|---:|---:|---:|---:|---:|"]
-        for name, label in (("direct", "direct to the app"), ("router", "through dozen's router"), ("nginx", "through nginx (keepalive 64)")):
+                  "| path | requests/s | p50 ms | p99 ms | non-2xx | socket errors | proxy CPU µs/request |", "|---|---:|---:|---:|---:|---:|---:|"]
+        for name, label in (("direct", "direct to the app"), ("router", "through dozen's router (access events on)"),
+                            ("nginx", "through nginx (keepalive 64, access log off)"),
+                            ("nginx_log", "through nginx (keepalive 64, access log to a file)")):
             x = p[name]
-            lines.append(f"| {label} | {x['rps']:.0f} | {x['p50_ms']:.3f} | {x['p99_ms']:.3f} | {x['non_2xx']} | {x['socket_errors']} |")
+            cpu = "-" if name == "direct" or x.get("cpu_us_per_request") is None else f"{x['cpu_us_per_request']:.1f}"
+            lines.append(f"| {label} | {x['rps']:.0f} | {x['p50_ms']:.3f} | {x['p99_ms']:.3f} | {x['non_2xx']} | {x['socket_errors']} | {cpu} |")
         rd = p["router"]["rps"] / p["direct"]["rps"]
         rn = p["router"]["rps"] / p["nginx"]["rps"]
         nd = p["nginx"]["rps"] / p["direct"]["rps"]
+        rnl = p["router"]["rps"] / p["nginx_log"]["rps"]
         lines += ["", f"- router / direct: **{rd:.2f}x** (goal >= 0.6x)",
-                  f"- router / nginx: **{rn:.2f}x** (goal >= 1.2x)",
-                  f"- nginx / direct: {nd:.2f}x", ""]
+                  f"- router / nginx: **{rn:.2f}x** (goal >= 1.2x); against nginx logging every request as the router does: {rnl:.2f}x",
+                  f"- nginx / direct: {nd:.2f}x",
+                  f"- CPU per request, router / nginx: {p['router']['cpu_us_per_request'] / p['nginx']['cpu_us_per_request']:.2f}x", ""]
     if "balance" in r:
         lines += ["## Balancing: round robin (rr) against least outstanding requests (lor)", "",
                   "| backends | mode | requests/s | p50 ms | p99 ms |", "|---|---|---:|---:|---:|"]
