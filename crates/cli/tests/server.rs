@@ -80,6 +80,7 @@ struct Server {
     extra_env: Vec<(String, String)>,
     child: Option<Child>,
     port: u16,
+    router_port: u16,
     data: tempfile::TempDir,
     backend: Backend,
     lines: mpsc::Receiver<String>,
@@ -107,6 +108,7 @@ impl Server {
                 .collect(),
             child: None,
             port: free_port(),
+            router_port: free_port(),
             data,
             backend,
             lines: mpsc::channel().1,
@@ -125,6 +127,7 @@ impl Server {
         let mut c = Command::new(dozen_bin());
         c.args(args)
             .env("PORT", self.port.to_string())
+            .env("DOZEN_ROUTER_PORT", self.router_port.to_string())
             .env("DOZEN_DATA_DIR", self.data.path())
             .env("DOZEN_API_TOKEN", TOKEN)
             .env("DOZEN_BIND", "127.0.0.1")
@@ -168,14 +171,21 @@ impl Server {
         }
     }
 
-    /// `dozen ARGS` as a client of this server.
-    fn client(&self, args: &[&str]) -> Output {
-        let out = Command::new(dozen_bin())
-            .args(args)
+    /// `dozen ARGS` as a client of this server, to spawn.
+    fn client_command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(dozen_bin());
+        c.args(args)
             .env("DOZEN_URL", format!("http://127.0.0.1:{}", self.port))
             .env("DOZEN_API_TOKEN", TOKEN)
             .env_remove("DOZEN_APP")
-            .env("NO_COLOR", "1")
+            .env("NO_COLOR", "1");
+        c
+    }
+
+    /// `dozen ARGS` as a client of this server.
+    fn client(&self, args: &[&str]) -> Output {
+        let out = self
+            .client_command(args)
             .stdin(Stdio::null())
             .output()
             .expect("client");
@@ -328,10 +338,8 @@ fn full_lifecycle(backend: Backend) {
     assert_eq!(run.stdout, "Bonjour from run.1\n");
 
     // stdin reaches the one-off.
-    let mut child = Command::new(dozen_bin())
-        .args(["run", "-a", "shop", "--", "tr", "a-z", "A-Z"])
-        .env("DOZEN_URL", format!("http://127.0.0.1:{}", server.port))
-        .env("DOZEN_API_TOKEN", TOKEN)
+    let mut child = server
+        .client_command(&["run", "-a", "shop", "--", "tr", "a-z", "A-Z"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -392,10 +400,8 @@ fn full_lifecycle(backend: Backend) {
     );
 
     // Live tail: a new line arrives while following.
-    let mut tail = Command::new(dozen_bin())
-        .args(["logs", "-a", "shop", "--tail", "-n", "0", "--source", "app"])
-        .env("DOZEN_URL", format!("http://127.0.0.1:{}", server.port))
-        .env("DOZEN_API_TOKEN", TOKEN)
+    let mut tail = server
+        .client_command(&["logs", "-a", "shop", "--tail", "-n", "0", "--source", "app"])
         .stdout(Stdio::piped())
         .spawn()
         .expect("tail");
@@ -602,16 +608,14 @@ fn killed_mid_deploy(backend: Backend) {
             started.display()
         ),
     );
-    let mut deploy = Command::new(dozen_bin())
-        .args([
+    let mut deploy = server
+        .client_command(&[
             "deploy",
             "-a",
             "shop",
             "-d",
             app.path().to_str().expect("path"),
         ])
-        .env("DOZEN_URL", format!("http://127.0.0.1:{}", server.port))
-        .env("DOZEN_API_TOKEN", TOKEN)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -696,4 +700,208 @@ fn a_build_over_the_time_limit_is_stopped() {
     assert_eq!(out.code(), Some(1));
     assert!(out.stderr.contains("DOZEN_BUILD_TIMEOUT"), "{}", out.stderr);
     assert!(processes_matching(&format!("sleep 60.{tag}")).is_empty());
+}
+
+/// GET / through the router with `Host: host`; the status code and body.
+fn via_router(server: &Server, host: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", server.router_port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    s.write_all(format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes())
+        .ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    let status = buf.split_whitespace().nth(1)?.parse().ok()?;
+    let body = buf
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Some((status, body))
+}
+
+/// Requests through the router from a few threads until stopped; counts failures (anything
+/// but a 200, or no answer).
+struct Load {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<(u64, Vec<String>)>>,
+}
+
+impl Load {
+    fn start(router_port: u16, host: &str, threads: usize) -> Load {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let threads = (0..threads)
+            .map(|_| {
+                let stop = stop.clone();
+                let host = host.to_string();
+                std::thread::spawn(move || {
+                    let mut ok = 0u64;
+                    let mut failures = Vec::new();
+                    // Bounded: at most 100k requests per thread, and it stops when told.
+                    for _ in 0..100_000 {
+                        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                            break;
+                        }
+                        let result = (|| -> Option<u16> {
+                            let mut s = TcpStream::connect(("127.0.0.1", router_port)).ok()?;
+                            s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+                            s.write_all(
+                                format!(
+                                    "GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+                                )
+                                .as_bytes(),
+                            )
+                            .ok()?;
+                            let mut buf = String::new();
+                            s.read_to_string(&mut buf).ok()?;
+                            buf.split_whitespace().nth(1)?.parse().ok()
+                        })();
+                        match result {
+                            Some(200) => ok += 1,
+                            other => failures.push(format!("{other:?}")),
+                        }
+                    }
+                    (ok, failures)
+                })
+            })
+            .collect();
+        Load { stop, threads }
+    }
+
+    fn finish(self) -> (u64, Vec<String>) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut ok = 0;
+        let mut failures = Vec::new();
+        for t in self.threads {
+            let (o, f) = t.join().expect("load thread");
+            ok += o;
+            failures.extend(f);
+        }
+        (ok, failures)
+    }
+}
+
+#[test]
+fn router_serves_apps_by_host_through_deploys() {
+    let server = Server::start(Backend::Sqlite);
+    server.ok(&["apps:create", "shop"]);
+    assert_eq!(
+        via_router(&server, "shop.localhost").map(|r| r.0),
+        Some(503),
+        "no web process yet"
+    );
+    assert_eq!(
+        via_router(&server, "nope.localhost").map(|r| r.0),
+        Some(404)
+    );
+    server.ok(&[
+        "deploy",
+        "-a",
+        "shop",
+        "-d",
+        example_app().to_str().expect("path"),
+    ]);
+    assert_eq!(
+        via_router(&server, "shop.localhost:8080"),
+        Some((200, "Hello from web.1\n".to_string()))
+    );
+    server.ok(&["domains:add", "-a", "shop", "www.shop.test"]);
+    assert_eq!(via_router(&server, "WWW.shop.test").map(|r| r.0), Some(200));
+
+    // Deploys and restarts under continuous load: not one failed request.
+    server.ok(&["ps:scale", "-a", "shop", "web=2"]);
+    let load = Load::start(server.router_port, "shop.localhost", 4);
+    for i in 0..3 {
+        server.ok(&["config:set", "-a", "shop", &format!("GREETING=Round{i}")]);
+    }
+    server.ok(&["ps:restart", "-a", "shop"]);
+    let (ok, failures) = load.finish();
+    assert!(ok > 0);
+    assert!(
+        failures.is_empty(),
+        "{} failed requests of {}: {:?}",
+        failures.len(),
+        ok + failures.len() as u64,
+        &failures[..failures.len().min(10)]
+    );
+    let (status, body) = via_router(&server, "shop.localhost").expect("answer");
+    assert_eq!(status, 200);
+    assert!(body.starts_with("Round2 from web."), "{body}");
+
+    // Access lines are router events in the app's log.
+    let logs = server.ok(&["logs", "-a", "shop", "-n", "1500", "--source", "dozen"]);
+    assert!(logs.contains("router: at=info method=GET"), "{logs}");
+}
+
+#[test]
+fn a_release_that_never_gets_healthy_leaves_the_old_one_serving() {
+    let server = Server::start_with(Backend::Sqlite, &[("DOZEN_BOOT_TIMEOUT", "2")]);
+    server.ok(&["apps:create", "shop"]);
+    server.ok(&[
+        "deploy",
+        "-a",
+        "shop",
+        "-d",
+        example_app().to_str().expect("path"),
+    ]);
+    let broken = App::with("web: echo never binding; sleep 300\n");
+    let out = server.client(&[
+        "deploy",
+        "-a",
+        "shop",
+        "-d",
+        broken.path().to_str().expect("path"),
+    ]);
+    assert_eq!(out.code(), Some(1));
+    assert!(
+        out.stderr.contains("did not become healthy"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        via_router(&server, "shop.localhost"),
+        Some((200, "Hello from web.1\n".to_string()))
+    );
+    let releases = server.json(&["releases", "-a", "shop"]);
+    assert_eq!(releases[0]["status"], "failed");
+    assert_eq!(
+        server.json(&["apps:info", "-a", "shop"])["current_release"],
+        1
+    );
+    // The failed release's processes are gone.
+    let ps = server.json(&["ps", "-a", "shop"]);
+    assert_eq!(ps.as_array().map(Vec::len), Some(1));
+    assert_eq!(ps[0]["release"], 1);
+}
+
+#[test]
+fn a_killed_web_process_under_load_loses_no_request() {
+    let server = Server::start(Backend::Sqlite);
+    server.ok(&["apps:create", "shop"]);
+    server.ok(&[
+        "deploy",
+        "-a",
+        "shop",
+        "-d",
+        example_app().to_str().expect("path"),
+    ]);
+    server.ok(&["ps:scale", "-a", "shop", "web=2"]);
+    await_up(&server, "shop", "web.2");
+    let load = Load::start(server.router_port, "shop.localhost", 4);
+    let ps = server.json(&["ps", "-a", "shop"]);
+    let pid = ps[0]["pid"].as_i64().expect("pid") as i32;
+    // SAFETY: killing an app process this test started through the server.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    await_condition("web.1 to be restarted", || {
+        server.json(&["ps", "-a", "shop"])[0]["restarts"].as_u64() >= Some(1)
+    });
+    await_up(&server, "shop", "web.1");
+    let (ok, failures) = load.finish();
+    assert!(ok > 0);
+    // A GET inside web.1 when it died is sent again to web.2 by the router: nothing fails.
+    assert!(
+        failures.is_empty(),
+        "{} failed of {}: {:?}",
+        failures.len(),
+        ok + failures.len() as u64,
+        &failures[..failures.len().min(10)]
+    );
 }

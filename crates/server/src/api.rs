@@ -119,6 +119,8 @@ async fn create_app(
     Json(body): Json<CreateApp>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let app = s.store.create_app(&body.name).await?;
+    // Routed from now on: 503 (no web process) rather than 404 (unknown app) until a deploy.
+    s.runtime.refresh_routes(&s.store, &app.name).await?;
     s.runtime
         .event(
             &app.name,
@@ -398,6 +400,7 @@ async fn patch_formation(
     if body.is_empty() {
         return Err(ApiError::Invalid("nothing to scale: give TYPE=N".into()));
     }
+    let _op = s.runtime.lock_app(&app).await;
     if let Some(release) = s.store.current_release(&app).await? {
         for t in body.keys() {
             if !release.process_types.contains_key(t) || t == "release" {
@@ -427,7 +430,7 @@ async fn patch_formation(
                 format!("scaled to {}", summary.join(", ")),
             )
             .await;
-        s.runtime.converge(&release, &formation).await?;
+        s.runtime.converge(&release, &formation, false).await?;
     }
     Ok(Json(json!(formation)))
 }
@@ -455,6 +458,15 @@ async fn ps_restart(
         .ok_or_else(|| ApiError::Invalid(format!("{app} has no release yet: deploy first")))?;
     let formation = effective_formation(&s, &app).await?;
     let only = body.and_then(|b| b.0.type_name);
+    if let Some(t) = &only {
+        if !release.process_types.contains_key(t) || t == "release" {
+            return Err(ApiError::Invalid(format!(
+                "no process type `{t}` in v{}",
+                release.version
+            )));
+        }
+    }
+    let _op = s.runtime.lock_app(&app).await;
     s.runtime
         .event(
             &app,

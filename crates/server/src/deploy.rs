@@ -284,12 +284,27 @@ pub async fn roll_out(s: &AppState, release: Release) -> Result<Release, ApiErro
             )));
         }
     }
-    s.store.activate_release(&app, version).await?;
     let mut formation = s.store.formation(&app).await?;
     for t in release.process_types.keys().filter(|t| *t != "release") {
         formation.entry(t.clone()).or_insert(i64::from(t == "web"));
     }
-    s.runtime.converge(&release, &formation).await?;
+    // The new processes must be healthy before the release goes live in the store and in the
+    // router; otherwise the release fails and the running one stays.
+    if let Err(e) = s.runtime.converge(&release, &formation, false).await {
+        let reason = e.to_string();
+        s.store
+            .set_release_status(&app, version, ReleaseStatus::Failed, Some(&reason))
+            .await?;
+        s.runtime
+            .event(
+                &app,
+                EventKind::Error,
+                format!("v{version} failed: {reason}"),
+            )
+            .await;
+        return Err(ApiError::Invalid(format!("v{version} failed: {reason}")));
+    }
+    s.store.activate_release(&app, version).await?;
     s.runtime
         .event(
             &app,

@@ -22,6 +22,7 @@ pub mod deploy;
 pub mod error;
 pub mod loghub;
 pub mod openapi;
+pub mod rotation;
 pub mod runtime;
 
 use std::sync::Arc;
@@ -84,27 +85,85 @@ pub async fn serve(config: ServerConfig, log: LogSender) -> Result<(), ServerErr
         grace: Duration::from_secs(10),
     };
     let supervisor = Supervisor::new(policy, log.clone(), true)?;
+
+    // The router: app traffic by Host. Its access events go to each app's log stream through a
+    // bounded queue; when the queue is full (a flood of requests), events are counted, not
+    // queued without bound, and the count is reported.
+    let (access_tx, mut access_rx) =
+        tokio::sync::mpsc::channel::<(String, dozen_router::AccessEvent)>(4096);
+    let dropped = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let dropped_in = dropped.clone();
+    let router = dozen_router::Router::new(
+        dozen_router::RouterConfig {
+            domain: config.domain.clone(),
+            ..dozen_router::RouterConfig::default()
+        },
+        Arc::new(move |app: &str, event: dozen_router::AccessEvent| {
+            if access_tx.try_send((app.to_string(), event)).is_err() {
+                dropped_in.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }),
+    );
+    let rotation = rotation::Rotation::new(router.clone());
     let runtime = Arc::new(runtime::Runtime::new(
         supervisor,
+        rotation.clone(),
         config.data_dir.clone(),
         config.log_lines,
+        config.boot_timeout,
     ));
+    let access_runtime = runtime.clone();
+    let access_log = log.clone();
+    tokio::spawn(async move {
+        while let Some((app, event)) = access_rx.recv().await {
+            if app.is_empty() {
+                continue;
+            }
+            let mut ev =
+                PlatformEvent::new(EventKind::Info, format!("router: {}", event.to_line()));
+            if let Some(backend) = &event.backend {
+                ev = ev.target(backend.split('@').next().unwrap_or(backend));
+            }
+            let _ = access_runtime.log(&app).sender().event(ev).await;
+            let lost = dropped.swap(0, std::sync::atomic::Ordering::Relaxed);
+            if lost > 0 {
+                say(
+                    &access_log,
+                    EventKind::Error,
+                    format!(
+                        "router access log: {lost} events were not recorded (the queue was full)"
+                    ),
+                )
+                .await;
+            }
+        }
+    });
 
-    // Processes that ran before a restart of the server come back from the store.
+    // Processes that ran before a restart of the server come back from the store, each app in
+    // its own task so that one slow app holds up neither the others nor the API.
     for app in store.apps().await? {
+        rotation.set_hosts(&app.name, store.domains(&app.name).await?);
         if let Some(release) = store.current_release(&app.name).await? {
             let mut formation = store.formation(&app.name).await?;
             for t in release.process_types.keys().filter(|t| *t != "release") {
                 formation.entry(t.clone()).or_insert(i64::from(t == "web"));
             }
-            if let Err(e) = runtime.converge(&release, &formation).await {
-                say(
-                    &log,
-                    EventKind::Error,
-                    format!("{}: could not restore v{}: {e}", app.name, release.version),
-                )
-                .await;
-            }
+            let runtime = runtime.clone();
+            let log = log.clone();
+            tokio::spawn(async move {
+                let _op = runtime.lock_app(&release.app).await;
+                if let Err(e) = runtime.converge(&release, &formation, false).await {
+                    say(
+                        &log,
+                        EventKind::Error,
+                        format!(
+                            "{}: could not restore v{}: {e}",
+                            release.app, release.version
+                        ),
+                    )
+                    .await;
+                }
+            });
         }
     }
 
@@ -113,16 +172,27 @@ pub async fn serve(config: ServerConfig, log: LogSender) -> Result<(), ServerErr
         store: store.clone(),
         runtime: runtime.clone(),
         config: Arc::new(config.clone()),
-        shutting_down: down_rx,
+        shutting_down: down_rx.clone(),
     };
     let bind = std::env::var("DOZEN_BIND").unwrap_or_else(|_| "127.0.0.1".into());
     let listener = tokio::net::TcpListener::bind((bind.as_str(), config.port)).await?;
+    let router_listener =
+        tokio::net::TcpListener::bind((bind.as_str(), config.router_port)).await?;
     say(
         &log,
         EventKind::Info,
-        format!("dozen server listening on {}", listener.local_addr()?),
+        format!(
+            "dozen server listening on {} (API) and {} (apps, as <app>.{})",
+            listener.local_addr()?,
+            router_listener.local_addr()?,
+            config.domain
+        ),
     )
     .await;
+    let mut router_down = down_rx.clone();
+    let router_task = tokio::spawn(router.clone().serve(router_listener, async move {
+        let _ = router_down.wait_for(|d| *d).await;
+    }));
     let signal_log = log.clone();
     axum::serve(listener, api::router(state))
         .with_graceful_shutdown(async move {
@@ -136,16 +206,8 @@ pub async fn serve(config: ServerConfig, log: LogSender) -> Result<(), ServerErr
             let _ = down_tx.send(true);
         })
         .await?;
-    if let Ok(runtime) = Arc::try_unwrap(runtime) {
-        runtime.shutdown().await;
-    } else {
-        say(
-            &log,
-            EventKind::Error,
-            "requests still hold the runtime; stopping without waiting for them",
-        )
-        .await;
-    }
+    let _ = router_task.await;
+    runtime.shutdown().await;
     store.close().await;
     say(&log, EventKind::Info, "dozen server stopped").await;
     Ok(())

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use dozen_logs::{EventKind, PlatformEvent};
 use dozen_store::Release;
@@ -14,6 +14,7 @@ use tokio::sync::watch;
 
 use crate::error::ApiError;
 use crate::loghub::AppLog;
+use crate::rotation::Rotation;
 
 /// One running process of an app.
 #[derive(Debug)]
@@ -28,6 +29,8 @@ struct Proc {
 #[derive(Debug, Default)]
 struct AppRun {
     release: Option<i64>,
+    /// Bumped by every deploy or restart: the processes started together.
+    generation: u64,
     procs: BTreeMap<(String, usize), Proc>,
     one_offs: usize,
 }
@@ -58,6 +61,9 @@ pub struct PsRow {
 #[derive(Debug)]
 pub struct Runtime {
     supervisor: Supervisor,
+    rotation: Arc<Rotation>,
+    boot_timeout: Duration,
+    grace: Duration,
     data_dir: PathBuf,
     log_lines: usize,
     apps: tokio::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<AppRun>>>>,
@@ -78,9 +84,18 @@ impl Runtime {
 
     /// A runtime that keeps `log_lines` recent lines per app and release directories under
     /// `data_dir/releases`.
-    pub fn new(supervisor: Supervisor, data_dir: PathBuf, log_lines: usize) -> Runtime {
+    pub fn new(
+        supervisor: Supervisor,
+        rotation: Arc<Rotation>,
+        data_dir: PathBuf,
+        log_lines: usize,
+        boot_timeout: Duration,
+    ) -> Runtime {
         Runtime {
             supervisor,
+            rotation,
+            boot_timeout,
+            grace: Duration::from_secs(10),
             data_dir,
             log_lines,
             apps: tokio::sync::Mutex::new(HashMap::new()),
@@ -177,20 +192,93 @@ impl Runtime {
         env
     }
 
-    /// Make the app run `formation` of `release`: a new release starts all its processes first
-    /// and then stops the old ones; the same release starts missing instances and stops extra
-    /// ones (highest numbers first). A type without a formation entry runs one `web` and no
-    /// others, as on Heroku.
+    /// The health check path and boot timeout a release's slug declares (`dozen.toml`).
+    fn health_settings(&self, release: &Release) -> (Option<String>, Duration) {
+        let manifest = release
+            .slug
+            .as_ref()
+            .and_then(|d| {
+                std::fs::read_to_string(self.data_dir.join("slugs").join(format!("{d}.json"))).ok()
+            })
+            .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok());
+        let path = manifest
+            .as_ref()
+            .and_then(|m| m["health_check"].as_str().map(str::to_string));
+        let boot = manifest
+            .as_ref()
+            .and_then(|m| m["boot_timeout"].as_u64())
+            .map(Duration::from_secs)
+            .unwrap_or(self.boot_timeout);
+        (path, boot)
+    }
+
+    fn start(
+        &self,
+        release: &Release,
+        dir: &Path,
+        type_name: &str,
+        number: usize,
+        generation: u64,
+        health: &Option<String>,
+    ) -> Result<Proc, ApiError> {
+        let app = release.app.as_str();
+        let port = free_port()?;
+        let name = format!("{type_name}.{number}");
+        let command = release
+            .process_types
+            .get(type_name)
+            .cloned()
+            .unwrap_or_default();
+        let spec = ProcessSpec {
+            name: name.clone(),
+            command,
+            env: Self::env(release, dir, Some(port), &name),
+            cwd: dir.to_path_buf(),
+            port: Some(port),
+            color: 0,
+            clear_env: true,
+            log: Some(self.log(app).sender()),
+        };
+        let handle = self.supervisor.start_process(spec);
+        if type_name == "web" {
+            self.rotation.watch(
+                app.to_string(),
+                Rotation::backend_name(&name, port),
+                generation,
+                std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+                health.clone(),
+                handle.watch_state(),
+            );
+        }
+        Ok(Proc {
+            handle,
+            type_name: type_name.to_string(),
+            release: release.version,
+            port,
+        })
+    }
+
+    /// Make the app run `formation` of `release`.
+    ///
+    /// A new release (or `replace`, for restarts) starts a whole new set of processes beside the
+    /// old ones, waits until every new web process is healthy (it listens on its `PORT` and its
+    /// health check path answers 2xx or 3xx), switches the router to them in one step, lets the
+    /// old web processes finish their requests, and stops the old set. If a new web process is
+    /// not healthy within the boot timeout, the new set is stopped and the old one keeps
+    /// serving. The same release without `replace` only starts missing instances and stops
+    /// extra ones (out of rotation first). A type without a formation entry runs one `web` and
+    /// no others, as on Heroku.
     pub async fn converge(
         &self,
         release: &Release,
         formation: &BTreeMap<String, i64>,
+        replace: bool,
     ) -> Result<(), ApiError> {
         let app = release.app.as_str();
         let run = self.app_run(app).await;
         let mut run = run.lock().await;
         let dir = self.release_dir(release).await?;
-        let log = self.log(app);
+        let (health, boot) = self.health_settings(release);
         let mut desired: Vec<(String, usize)> = Vec::new();
         for type_name in release.process_types.keys() {
             if type_name == "release" {
@@ -202,60 +290,94 @@ impl Runtime {
                 desired.push((type_name.clone(), usize::try_from(i).unwrap_or(usize::MAX)));
             }
         }
-        let new_release = run.release != Some(release.version);
-        let mut retired: Vec<Proc> = Vec::new();
-        if new_release {
-            retired.extend(std::mem::take(&mut run.procs).into_values());
+        if replace || run.release != Some(release.version) {
+            let generation = run.generation + 1;
+            let mut fresh: BTreeMap<(String, usize), Proc> = BTreeMap::new();
+            for (type_name, number) in &desired {
+                let p = self.start(release, &dir, type_name, *number, generation, &health)?;
+                fresh.insert((type_name.clone(), *number), p);
+            }
+            let webs: Vec<(String, watch::Receiver<dozen_supervise::ProcessState>)> = fresh
+                .iter()
+                .filter(|((t, _), _)| t == "web")
+                .map(|((t, n), p)| {
+                    (
+                        Rotation::backend_name(&format!("{t}.{n}"), p.port),
+                        p.handle.watch_state(),
+                    )
+                })
+                .collect();
+            let names: Vec<String> = webs.iter().map(|(n, _)| n.clone()).collect();
+            let states: Vec<_> = webs.into_iter().map(|(_, s)| s).collect();
+            let missing = self
+                .rotation
+                .wait_healthy(app, generation, &names, &states, boot)
+                .await;
+            if !missing.is_empty() {
+                drop(run);
+                stop_all(fresh.into_values().collect()).await;
+                let which: Vec<&str> = missing
+                    .iter()
+                    .map(|n| n.split('@').next().unwrap_or(n))
+                    .collect();
+                let check = match &health {
+                    Some(p) => format!("listen on its PORT and answer GET {p} with 2xx or 3xx"),
+                    None => "listen on its PORT".to_string(),
+                };
+                return Err(ApiError::Invalid(format!(
+                    "{} of v{} did not become healthy within {}s (a web process must {check}); the running processes keep serving",
+                    which.join(", "),
+                    release.version,
+                    boot.as_secs()
+                )));
+            }
+            self.rotation.go_live(app, generation);
+            let old = std::mem::replace(&mut run.procs, fresh);
+            run.release = Some(release.version);
+            run.generation = generation;
+            drop(run);
+            self.retire(app, old.into_values().collect()).await;
         } else {
+            let generation = run.generation;
             let extra: Vec<(String, usize)> = run
                 .procs
                 .keys()
                 .filter(|k| !desired.contains(k))
                 .cloned()
                 .collect();
+            let mut retired = Vec::new();
             for key in extra.into_iter().rev() {
                 if let Some(p) = run.procs.remove(&key) {
                     retired.push(p);
                 }
             }
-        }
-        for (type_name, number) in desired {
-            let key = (type_name.clone(), number);
-            if run.procs.contains_key(&key) {
-                continue;
+            for (type_name, number) in desired {
+                let key = (type_name.clone(), number);
+                if let std::collections::btree_map::Entry::Vacant(slot) = run.procs.entry(key) {
+                    slot.insert(
+                        self.start(release, &dir, &type_name, number, generation, &health)?,
+                    );
+                }
             }
-            let port = free_port()?;
-            let name = format!("{type_name}.{number}");
-            let command = release
-                .process_types
-                .get(&type_name)
-                .cloned()
-                .unwrap_or_default();
-            let spec = ProcessSpec {
-                name: name.clone(),
-                command,
-                env: Self::env(release, &dir, Some(port), &name),
-                cwd: dir.clone(),
-                port: Some(port),
-                color: 0,
-                clear_env: true,
-                log: Some(log.sender()),
-            };
-            let handle = self.supervisor.start_process(spec);
-            run.procs.insert(
-                key,
-                Proc {
-                    handle,
-                    type_name,
-                    release: release.version,
-                    port,
-                },
-            );
+            drop(run);
+            self.retire(app, retired).await;
         }
-        run.release = Some(release.version);
-        drop(run);
-        stop_all(retired).await;
         Ok(())
+    }
+
+    /// Take processes out of rotation, let their in-flight requests finish, then stop them.
+    async fn retire(&self, app: &str, procs: Vec<Proc>) {
+        for p in &procs {
+            if p.type_name == "web" {
+                let backend = Rotation::backend_name(p.handle.name(), p.port);
+                self.rotation.remove(app, &backend);
+                self.rotation
+                    .router()
+                    .wait_drained(app, &backend, self.grace)
+                    .await;
+            }
+        }
+        stop_all(procs).await;
     }
 
     /// The processes of `app`, by name.
@@ -286,27 +408,28 @@ impl Runtime {
             .collect()
     }
 
-    /// Restart processes (of one type, or all) in place: new processes first, then the old.
+    /// Restart the app's processes. All of them, or `web`: a new set, switched to when healthy,
+    /// as a deploy does. Another type: its processes are stopped and started again.
     pub async fn restart(
         &self,
         release: &Release,
         formation: &BTreeMap<String, i64>,
         only_type: Option<&str>,
     ) -> Result<(), ApiError> {
-        let run = self.app_run(&release.app).await;
-        let retired: Vec<Proc> = {
-            let mut run = run.lock().await;
-            let keys: Vec<(String, usize)> = run
-                .procs
-                .keys()
-                .filter(|(t, _)| only_type.is_none_or(|o| o == t))
-                .cloned()
-                .collect();
-            keys.iter().filter_map(|k| run.procs.remove(k)).collect()
-        };
-        self.converge(release, formation).await?;
-        stop_all(retired).await;
-        Ok(())
+        match only_type {
+            None | Some("web") => self.converge(release, formation, true).await,
+            Some(t) => {
+                let run = self.app_run(&release.app).await;
+                let stopped: Vec<Proc> = {
+                    let mut run = run.lock().await;
+                    let keys: Vec<(String, usize)> =
+                        run.procs.keys().filter(|(k, _)| k == t).cloned().collect();
+                    keys.iter().filter_map(|k| run.procs.remove(k)).collect()
+                };
+                stop_all(stopped).await;
+                self.converge(release, formation, false).await
+            }
+        }
     }
 
     /// Run `command` once in `release`'s environment as `run.N` (or `release` for the release
@@ -355,12 +478,13 @@ impl Runtime {
         store: &dozen_store::Store,
         app: &str,
     ) -> Result<(), ApiError> {
-        let _domains = store.domains(app).await?;
+        self.rotation.set_hosts(app, store.domains(app).await?);
         Ok(())
     }
 
     /// Stop every process of `app` (destroy).
     pub async fn stop_app(&self, app: &str) {
+        self.rotation.remove_app(app);
         let run = self.apps.lock().await.remove(app);
         if let Some(run) = run {
             let procs = std::mem::take(&mut run.lock().await.procs);
@@ -370,7 +494,7 @@ impl Runtime {
     }
 
     /// Stop everything gracefully and wait (server shutdown).
-    pub async fn shutdown(self) {
+    pub async fn shutdown(&self) {
         let apps: Vec<_> = self.apps.lock().await.drain().collect();
         let mut all = Vec::new();
         for (_, run) in apps {
