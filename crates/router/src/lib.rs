@@ -67,7 +67,6 @@ mod table;
 mod tls;
 
 pub use access::AccessEvent;
-pub use body::ResponseBody;
 pub use config::{BackendSpec, Balance, RouterConfig, TlsSettings};
 pub use error::RouterError;
 pub use health::healthy;
