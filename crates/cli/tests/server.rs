@@ -905,3 +905,83 @@ fn a_killed_web_process_under_load_loses_no_request() {
         &failures[..failures.len().min(10)]
     );
 }
+
+#[test]
+fn router_serves_tls_with_certificates_from_a_directory() {
+    let certs = tempfile::tempdir().expect("tmp");
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=shop.localhost",
+        ])
+        .arg("-keyout")
+        .arg(certs.path().join("default.key"))
+        .arg("-out")
+        .arg(certs.path().join("default.crt"))
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl");
+    assert!(made.success());
+    let tls_port = free_port().to_string();
+    let dir = certs.path().to_str().expect("path").to_string();
+    let server = Server::start_with(
+        Backend::Sqlite,
+        &[
+            ("DOZEN_ROUTER_TLS_PORT", tls_port.as_str()),
+            ("DOZEN_TLS_CERTS", dir.as_str()),
+        ],
+    );
+    server.ok(&["apps:create", "shop"]);
+    server.ok(&[
+        "deploy",
+        "-a",
+        "shop",
+        "-d",
+        example_app().to_str().expect("path"),
+    ]);
+    let out = Command::new("curl")
+        .args([
+            "-sk",
+            "--resolve",
+            &format!("shop.localhost:{tls_port}:127.0.0.1"),
+        ])
+        .arg(format!("https://shop.localhost:{tls_port}/"))
+        .output()
+        .expect("curl");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "Hello from web.1\n");
+}
+
+#[test]
+fn a_bad_certificate_directory_stops_the_start() {
+    let certs = tempfile::tempdir().expect("tmp");
+    std::fs::write(certs.path().join("shop.localhost.crt"), "not a certificate").expect("write");
+    std::fs::write(certs.path().join("shop.localhost.key"), "not a key").expect("write");
+    let data = tempfile::tempdir().expect("tmp");
+    let run = |args: &[&str]| {
+        Command::new(dozen_bin())
+            .args(args)
+            .env("PORT", free_port().to_string())
+            .env("DOZEN_ROUTER_PORT", free_port().to_string())
+            .env("DOZEN_ROUTER_TLS_PORT", free_port().to_string())
+            .env("DOZEN_TLS_CERTS", certs.path())
+            .env("DOZEN_DATA_DIR", data.path())
+            .env_remove("DATABASE_URL")
+            .output()
+            .expect("dozen")
+    };
+    assert!(run(&["migrate"]).status.success());
+    let out = run(&["server"]);
+    assert_ne!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("DOZEN_TLS_CERTS") && err.contains("shop.localhost"),
+        "{err}"
+    );
+}

@@ -26,6 +26,11 @@ pub struct ServerConfig {
     pub domain: String,
     /// `DOZEN_BOOT_TIMEOUT`: seconds a new web process gets to become healthy (default 60).
     pub boot_timeout: Duration,
+    /// `DOZEN_ROUTER_TLS_PORT`: where app traffic is served over TLS (unset: no TLS).
+    pub router_tls_port: Option<u16>,
+    /// `DOZEN_TLS_CERTS`: a directory of `<domain>.crt` + `<domain>.key` PEM pairs
+    /// (`default.*` for any other name, `_.example.com.*` for `*.example.com`).
+    pub tls_certs: Option<PathBuf>,
 }
 
 impl ServerConfig {
@@ -68,6 +73,18 @@ impl ServerConfig {
                 .filter(|d| !d.is_empty())
                 .unwrap_or_else(|| "localhost".into()),
             boot_timeout: Duration::from_secs(number(&lookup, "DOZEN_BOOT_TIMEOUT", 60)?),
+            router_tls_port: match lookup("DOZEN_ROUTER_TLS_PORT").filter(|v| !v.trim().is_empty())
+            {
+                Some(v) => Some(
+                    v.trim()
+                        .parse()
+                        .map_err(|_| "DOZEN_ROUTER_TLS_PORT must be a whole number".to_string())?,
+                ),
+                None => None,
+            },
+            tls_certs: lookup("DOZEN_TLS_CERTS")
+                .filter(|v| !v.trim().is_empty())
+                .map(PathBuf::from),
         })
     }
 }
@@ -93,4 +110,43 @@ mod tests {
             .expect_err("bad");
         assert!(err.contains("PORT") && !err.contains("s3cret"), "{err}");
     }
+}
+
+/// The certificates in a `DOZEN_TLS_CERTS` directory: every `NAME.crt` with a `NAME.key` beside
+/// it, for domain NAME (`default` serves any name, `_.example.com` serves `*.example.com`).
+pub fn tls_settings(dir: &std::path::Path) -> Result<dozen_router::TlsSettings, String> {
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| format!("DOZEN_TLS_CERTS: {}: {e}", dir.display()))?;
+    let mut certs = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().and_then(|e| e.to_str()) != Some("crt") {
+            continue;
+        }
+        let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else {
+            continue;
+        };
+        let key = path.with_extension("key");
+        if !key.is_file() {
+            return Err(format!(
+                "DOZEN_TLS_CERTS: {} has no {} beside it",
+                path.display(),
+                key.display()
+            ));
+        }
+        let domain = match stem {
+            "default" => "*".to_string(),
+            s if s.starts_with("_.") => format!("*.{}", &s[2..]),
+            s => s.to_ascii_lowercase(),
+        };
+        certs.push((domain, path, key));
+    }
+    if certs.is_empty() {
+        return Err(format!(
+            "DOZEN_TLS_CERTS: {} holds no NAME.crt + NAME.key pair",
+            dir.display()
+        ));
+    }
+    certs.sort();
+    Ok(dozen_router::TlsSettings { certs })
 }

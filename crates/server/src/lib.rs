@@ -193,6 +193,35 @@ pub async fn serve(config: ServerConfig, log: LogSender) -> Result<(), ServerErr
     let router_task = tokio::spawn(router.clone().serve(router_listener, async move {
         let _ = router_down.wait_for(|d| *d).await;
     }));
+    let tls_task = match config.router_tls_port {
+        Some(port) => {
+            let dir = config.tls_certs.clone().ok_or_else(|| {
+                ServerError::Config(
+                    "DOZEN_ROUTER_TLS_PORT is set but DOZEN_TLS_CERTS is not".into(),
+                )
+            })?;
+            let tls = config::tls_settings(&dir).map_err(ServerError::Config)?;
+            // Check the certificates now, so a bad file stops the start with a clear message.
+            dozen_router::server_config(&tls)
+                .map_err(|e| ServerError::Config(format!("DOZEN_TLS_CERTS: {e}")))?;
+            let tls_listener = tokio::net::TcpListener::bind((bind.as_str(), port)).await?;
+            say(
+                &log,
+                EventKind::Info,
+                format!("serving apps over TLS on {}", tls_listener.local_addr()?),
+            )
+            .await;
+            let mut tls_down = down_rx.clone();
+            Some(tokio::spawn(router.clone().serve_tls(
+                tls_listener,
+                tls,
+                async move {
+                    let _ = tls_down.wait_for(|d| *d).await;
+                },
+            )))
+        }
+        None => None,
+    };
     let signal_log = log.clone();
     axum::serve(listener, api::router(state))
         .with_graceful_shutdown(async move {
@@ -207,6 +236,9 @@ pub async fn serve(config: ServerConfig, log: LogSender) -> Result<(), ServerErr
         })
         .await?;
     let _ = router_task.await;
+    if let Some(t) = tls_task {
+        let _ = t.await;
+    }
     runtime.shutdown().await;
     store.close().await;
     say(&log, EventKind::Info, "dozen server stopped").await;
