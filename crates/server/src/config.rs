@@ -89,29 +89,6 @@ impl ServerConfig {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::collections::HashMap;
-
-    #[test]
-    fn defaults_and_overrides() {
-        let env: HashMap<&str, &str> = HashMap::from([("PORT", "6060"), ("DOZEN_LOG_LINES", "10")]);
-        let c = ServerConfig::from_lookup(|k| env.get(k).map(|v| v.to_string())).expect("config");
-        assert_eq!(c.port, 6060);
-        assert_eq!(c.log_lines, 10);
-        assert_eq!(c.data_dir, PathBuf::from(".dozen"));
-        assert!(c.database_url.is_none());
-    }
-
-    #[test]
-    fn bad_number_names_the_variable_not_the_value() {
-        let err = ServerConfig::from_lookup(|k| (k == "PORT").then(|| "s3cret".to_string()))
-            .expect_err("bad");
-        assert!(err.contains("PORT") && !err.contains("s3cret"), "{err}");
-    }
-}
-
 /// The certificates in a `DOZEN_TLS_CERTS` directory: every `NAME.crt` with a `NAME.key` beside
 /// it, for domain NAME (`default` serves any name, `_.example.com` serves `*.example.com`).
 pub fn tls_settings(dir: &std::path::Path) -> Result<dozen_router::TlsSettings, String> {
@@ -149,4 +126,27 @@ pub fn tls_settings(dir: &std::path::Path) -> Result<dozen_router::TlsSettings, 
     }
     certs.sort();
     Ok(dozen_router::TlsSettings { certs })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn defaults_and_overrides() {
+        let env: HashMap<&str, &str> = HashMap::from([("PORT", "6060"), ("DOZEN_LOG_LINES", "10")]);
+        let c = ServerConfig::from_lookup(|k| env.get(k).map(|v| v.to_string())).expect("config");
+        assert_eq!(c.port, 6060);
+        assert_eq!(c.log_lines, 10);
+        assert_eq!(c.data_dir, PathBuf::from(".dozen"));
+        assert!(c.database_url.is_none());
+    }
+
+    #[test]
+    fn bad_number_names_the_variable_not_the_value() {
+        let err = ServerConfig::from_lookup(|k| (k == "PORT").then(|| "s3cret".to_string()))
+            .expect_err("bad");
+        assert!(err.contains("PORT") && !err.contains("s3cret"), "{err}");
+    }
 }
