@@ -75,8 +75,10 @@ impl PortWatcher {
                     .unwrap_or_default();
                 let tick = if youngest < Duration::from_secs(2) {
                     Duration::from_millis(50)
+                } else if youngest < Duration::from_secs(10) {
+                    Duration::from_millis(250)
                 } else {
-                    Duration::from_millis(500)
+                    Duration::from_secs(1)
                 };
                 tokio::select! {
                     req = rx.recv() => match req {
