@@ -22,6 +22,8 @@ struct AppRotation {
     hosts: Vec<String>,
     live: Option<u64>,
     members: BTreeMap<String, (u64, SocketAddr)>,
+    /// When each member last joined, for the time from healthy to live.
+    joined: BTreeMap<String, std::time::Instant>,
 }
 
 /// The app traffic side of the runtime.
@@ -76,15 +78,26 @@ impl Rotation {
         self.with_app(app, |a| a.hosts = hosts);
     }
 
-    /// Send the app's traffic to the members of `generation` only, in one swap.
-    pub fn go_live(&self, app: &str, generation: u64) {
-        self.with_app(app, |a| a.live = Some(generation));
+    /// Send the app's traffic to the members of `generation` only, in one swap. Returns how
+    /// long after the last of them became healthy the switch happened.
+    pub fn go_live(&self, app: &str, generation: u64) -> Duration {
+        self.with_app(app, |a| {
+            a.live = Some(generation);
+            a.members
+                .iter()
+                .filter(|(_, (g, _))| *g == generation)
+                .filter_map(|(name, _)| a.joined.get(name))
+                .max()
+                .map(|t| t.elapsed())
+                .unwrap_or_default()
+        })
     }
 
     /// Take a process out of rotation now.
     pub fn remove(&self, app: &str, name: &str) {
         self.with_app(app, |a| {
             a.members.remove(name);
+            a.joined.remove(name);
         });
     }
 
@@ -100,6 +113,7 @@ impl Rotation {
     fn add(&self, app: &str, name: &str, generation: u64, addr: SocketAddr) {
         self.with_app(app, |a| {
             a.members.insert(name.to_string(), (generation, addr));
+            a.joined.insert(name.to_string(), std::time::Instant::now());
         });
     }
 

@@ -331,7 +331,17 @@ impl Runtime {
                     boot.as_secs()
                 )));
             }
-            self.rotation.go_live(app, generation);
+            let lag = self.rotation.go_live(app, generation);
+            self.event(
+                app,
+                dozen_logs::EventKind::Info,
+                format!(
+                    "v{}: traffic switched to the new web processes {} ms after the last became healthy",
+                    release.version,
+                    lag.as_millis()
+                ),
+            )
+            .await;
             let old = std::mem::replace(&mut run.procs, fresh);
             run.release = Some(release.version);
             run.generation = generation;
