@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import re
+import secrets
 import signal
 import socket
 import subprocess
@@ -22,7 +23,8 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TOKEN = "dzn_bench_deploys_0123456789abcdef"
+# A throwaway token for the scratch server this script starts.
+TOKEN = "dzn_bench_" + secrets.token_hex(16)
 
 
 def free_port():
