@@ -381,13 +381,20 @@ async fn get_formation(
     Ok(Json(json!(effective_formation(&s, &app).await?)))
 }
 
-/// The formation with defaults filled in for every process type of the live release.
+/// The app's live release, or a clear error when nothing is deployed yet.
+async fn live_release(s: &AppState, app: &str) -> ApiResult<Release> {
+    s.store
+        .current_release(app)
+        .await?
+        .ok_or_else(|| ApiError::Invalid(format!("{app} has no release yet: deploy first")))
+}
+
+/// The formation with defaults filled in for every process type of the live release (types the
+/// store knows but the release no longer has are shown too).
 async fn effective_formation(s: &AppState, app: &str) -> ApiResult<BTreeMap<String, i64>> {
     let mut formation = s.store.formation(app).await?;
     if let Some(release) = s.store.current_release(app).await? {
-        for t in release.process_types.keys().filter(|t| *t != "release") {
-            formation.entry(t.clone()).or_insert(i64::from(t == "web"));
-        }
+        formation.extend(crate::runtime::effective_formation(&formation, &release));
     }
     Ok(formation)
 }
@@ -451,11 +458,7 @@ async fn ps_restart(
     Path(app): Path<String>,
     body: Option<Json<RestartBody>>,
 ) -> ApiResult<Json<Value>> {
-    let release = s
-        .store
-        .current_release(&app)
-        .await?
-        .ok_or_else(|| ApiError::Invalid(format!("{app} has no release yet: deploy first")))?;
+    let release = live_release(&s, &app).await?;
     let formation = effective_formation(&s, &app).await?;
     let only = body.and_then(|b| b.0.type_name);
     if let Some(t) = &only {
@@ -518,11 +521,7 @@ async fn run(
     if command.trim().is_empty() {
         return Err(ApiError::Invalid("command: give the command to run".into()));
     }
-    let release = s
-        .store
-        .current_release(&app)
-        .await?
-        .ok_or_else(|| ApiError::Invalid(format!("{app} has no release yet: deploy first")))?;
+    let release = live_release(&s, &app).await?;
     let name = s.runtime.one_off_name(&app, None).await;
     let log = s.runtime.log(&app);
     let live = log.subscribe();

@@ -284,10 +284,7 @@ pub async fn roll_out(s: &AppState, release: Release) -> Result<Release, ApiErro
             )));
         }
     }
-    let mut formation = s.store.formation(&app).await?;
-    for t in release.process_types.keys().filter(|t| *t != "release") {
-        formation.entry(t.clone()).or_insert(i64::from(t == "web"));
-    }
+    let formation = s.store.formation(&app).await?;
     // The new processes must be healthy before the release goes live in the store and in the
     // router; otherwise the release fails and the running one stays.
     if let Err(e) = s.runtime.converge(&release, &formation, false).await {

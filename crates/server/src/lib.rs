@@ -144,10 +144,7 @@ pub async fn serve(config: ServerConfig, log: LogSender) -> Result<(), ServerErr
     for app in store.apps().await? {
         rotation.set_hosts(&app.name, store.domains(&app.name).await?);
         if let Some(release) = store.current_release(&app.name).await? {
-            let mut formation = store.formation(&app.name).await?;
-            for t in release.process_types.keys().filter(|t| *t != "release") {
-                formation.entry(t.clone()).or_insert(i64::from(t == "web"));
-            }
+            let formation = store.formation(&app.name).await?;
             let runtime = runtime.clone();
             let log = log.clone();
             tokio::spawn(async move {

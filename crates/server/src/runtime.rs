@@ -280,13 +280,8 @@ impl Runtime {
         let dir = self.release_dir(release).await?;
         let (health, boot) = self.health_settings(release);
         let mut desired: Vec<(String, usize)> = Vec::new();
-        for type_name in release.process_types.keys() {
-            if type_name == "release" {
-                continue;
-            }
-            let default = i64::from(type_name == "web");
-            let n = formation.get(type_name).copied().unwrap_or(default).max(0);
-            for i in 1..=n {
+        for (type_name, n) in effective_formation(formation, release) {
+            for i in 1..=n.max(0) {
                 desired.push((type_name.clone(), usize::try_from(i).unwrap_or(usize::MAX)));
             }
         }
@@ -513,6 +508,23 @@ impl Runtime {
         stop_all(all).await;
         self.supervisor.shutdown().await;
     }
+}
+
+/// The quantity of every process type of `release` (the `release` phase excluded): the stored
+/// formation, and for a type it does not mention, one `web` and no others, as on Heroku.
+pub fn effective_formation(
+    formation: &BTreeMap<String, i64>,
+    release: &Release,
+) -> BTreeMap<String, i64> {
+    release
+        .process_types
+        .keys()
+        .filter(|t| *t != "release")
+        .map(|t| {
+            let n = formation.get(t).copied().unwrap_or(i64::from(t == "web"));
+            (t.clone(), n)
+        })
+        .collect()
 }
 
 async fn stop_all(procs: Vec<Proc>) {
