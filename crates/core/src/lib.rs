@@ -9,7 +9,8 @@
 //! - [`Formation`]: process type -> quantity, as in `web=2,worker=1`, and
 //!   [`PortPlan`], which turns a Procfile and a formation into the
 //!   [`Instance`]s to run with their ports ([`formation`]);
-//! - [`name`]: the rules for process type, app and variable names.
+//! - [`name`]: the rules for process type, app and variable names;
+//! - [`command`]: how a Procfile command line is run (`sh -c`, `exec` in front).
 //!
 //! Every error is a `thiserror` enum that names the file and the 1-based line
 //! where that makes sense, and never includes a config value.
@@ -37,6 +38,7 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod command;
 pub mod dotenv;
 pub mod formation;
 pub mod name;
