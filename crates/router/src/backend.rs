@@ -77,6 +77,13 @@ impl Backend {
         None
     }
 
+    /// Forgets the pooled connections (closing them): after a broken or refused connection they
+    /// are likely broken too.
+    pub(crate) fn drop_idle(&self) {
+        let idle = std::mem::take(&mut *self.idle.lock().unwrap_or_else(|e| e.into_inner()));
+        drop(idle);
+    }
+
     /// A new connection, handshaken for HTTP/1.1 with upgrades allowed.
     pub(crate) async fn connect(&self, limit: Duration) -> Result<Connection, ConnectError> {
         let stream = match tokio::time::timeout(limit, TcpStream::connect(self.addr)).await {

@@ -23,9 +23,12 @@
 //!   connection dead and a new one refused) is tried once more on another backend, then 502.
 //!   Nothing was sent, so this holds for any request, with or without a body.
 //! - A bodiless idempotent request (GET, HEAD, PUT, DELETE, OPTIONS, TRACE) whose connection broke
-//!   after it was written but before any answer is sent once more on a new connection: a process
-//!   killed mid-request or a backend closing an idle keep-alive connection costs no request.
-//!   Anything else gets 502 `backend_error`.
+//!   after it was written but before any answer is sent once more: to another backend when there
+//!   is one (a process being killed may still accept connections for a moment, so it is not asked
+//!   again), else on a new connection to the same one (which may just have closed an idle
+//!   keep-alive connection). Either way a process killed mid-request costs no request. Anything
+//!   else gets 502 `backend_error`. After a broken or refused connection, the backend's pooled
+//!   connections are closed.
 //! - No response headers within [`RouterConfig::first_byte_timeout`]: 504.
 //! - A client that leaves before the answer began: event with status 499, `client_closed`.
 //! - Headers follow RFC 9110: hop-by-hop headers are removed both ways (and those `Connection`

@@ -101,6 +101,10 @@ impl Replay {
 enum SendError {
     /// The request was not handed to the backend (no connection could be had): it can go elsewhere.
     Unsent(Box<Request<RequestBody>>),
+    /// The connection broke after the request went out but before any answer, and the request is
+    /// bodiless and idempotent: here it is again, to be sent to another backend (this one may be
+    /// dying).
+    Broken(Box<Request<RequestBody>>),
     /// The backend broke the connection or answered nonsense.
     Backend,
     /// No response headers within the first-byte timeout.
@@ -197,12 +201,22 @@ impl Router {
         };
         let mut request = Request::from_parts(parts, body);
 
-        // Pick a backend and send. When the request could not be handed to a backend (it refused
-        // the connection, or its pooled connection turned out dead and a new one was refused),
-        // the request was not sent, so it is tried once more on another backend.
+        // Pick a backend and send. A request that could not be handed to a backend (it refused
+        // the connection, or its pooled connection turned out dead and a new one was refused), or
+        // a bodiless idempotent one whose connection broke before any answer, is tried once more:
+        // on another backend when there is one, since this one may be dying (a killed process
+        // whose listening socket still accepts for a moment), else on a new connection to the same.
         let mut failed: Option<Arc<Backend>> = None;
+        // Whether the failed backend may be tried again, on a new connection: only when it broke a
+        // connection (it may just have closed a keep-alive one), not when it refused one.
+        let mut same_again = false;
         let (mut response, sender, in_flight, sent) = loop {
-            let Some(backend) = route.pick(self.config.balance, failed.as_ref()).cloned() else {
+            let picked = match route.pick(self.config.balance, failed.as_ref()) {
+                Some(backend) => Some(backend),
+                None if same_again => failed.as_ref(),
+                None => None,
+            };
+            let Some(backend) = picked.cloned() else {
                 let (status, code, text) = match failed {
                     None => (
                         StatusCode::SERVICE_UNAVAILABLE,
@@ -224,7 +238,13 @@ impl Router {
             let in_flight = backend.begin();
             pending.ev().backend = Some(backend.name.to_string());
             let connecting = Instant::now();
-            let conn = match backend.pooled() {
+            // A retry never takes a pooled connection: the pool may hold more broken ones.
+            let pooled = if failed.is_some() {
+                None
+            } else {
+                backend.pooled()
+            };
+            let conn = match pooled {
                 Some(conn) => Ok(conn),
                 None => backend.connect(self.config.connect_timeout).await,
             };
@@ -246,14 +266,20 @@ impl Router {
                 Err(_) => SendError::Unsent(Box::new(request)),
             };
             drop(in_flight);
+            let broken = matches!(outcome, SendError::Broken(_));
             let (status, code, text) = match outcome {
-                SendError::Unsent(unsent) if failed.is_none() => {
-                    request = *unsent;
+                SendError::Unsent(again) | SendError::Broken(again) if failed.is_none() => {
+                    same_again = broken;
+                    // Whatever it kept pooled is suspect now.
+                    backend.drop_idle();
+                    request = *again;
                     failed = Some(backend);
                     continue;
                 }
                 SendError::Unsent(_) => (StatusCode::BAD_GATEWAY, "connect_failed", BAD_GATEWAY),
-                SendError::Backend => (StatusCode::BAD_GATEWAY, "backend_error", BAD_GATEWAY),
+                SendError::Broken(_) | SendError::Backend => {
+                    (StatusCode::BAD_GATEWAY, "backend_error", BAD_GATEWAY)
+                }
                 SendError::Timeout => (StatusCode::GATEWAY_TIMEOUT, "timeout", GATEWAY_TIMEOUT),
             };
             return self.reply(
@@ -321,26 +347,28 @@ impl Router {
     }
 
     /// Sends on `conn`. A pooled connection found closed before the request went out is replaced
-    /// by a new one to the same backend. A request that is idempotent and has no body is sent once
-    /// more, on a new connection, when the connection broke before any answer (a backend closing
-    /// an idle keep-alive connection, or a process that died with the request).
+    /// by a new one to the same backend (backends close idle keep-alive connections). When the
+    /// connection broke after the request went out but before any answer, a bodiless idempotent
+    /// request comes back as [`SendError::Broken`], for the caller to send elsewhere.
     async fn send(
         &self,
         backend: &Backend,
         mut conn: Connection,
         mut request: Request<RequestBody>,
     ) -> Result<(Response<Incoming>, Sender), SendError> {
-        let mut replay = Replay::of(&request);
+        let replay = Replay::of(&request);
         loop {
             let unsent = match conn.sender.try_send_request(request).await {
                 Ok(response) => return Ok((response, conn.sender)),
                 Err(mut err) => match err.take_message() {
                     Some(unsent) if conn.reused => unsent,
                     Some(unsent) => return Err(SendError::Unsent(Box::new(unsent))),
-                    None => match replay.take() {
-                        Some(again) => again.request(),
-                        None => return Err(SendError::Backend),
-                    },
+                    None => {
+                        return Err(match replay {
+                            Some(again) => SendError::Broken(Box::new(again.request())),
+                            None => SendError::Backend,
+                        });
+                    }
                 },
             };
             match backend.connect(self.config.connect_timeout).await {

@@ -693,6 +693,52 @@ async fn bodiless_idempotent_request_is_sent_again_when_the_backend_drops_it() {
     assert_eq!(t.event().await.1.error, Some("backend_error"));
 }
 
+#[tokio::test]
+async fn a_request_broken_by_a_dying_backend_is_sent_to_another() {
+    // web.1 answers once over a keep-alive connection (pooled by the router), then drops every
+    // request unanswered while still accepting connections, like a process being killed. The
+    // requests it drops are sent again to web.2, never to web.1 a second time.
+    let (dying, seen) = support::dying_backend().await;
+    let live = TestBackend::start("web.2").await;
+    let mut t = TestRouter::start().await;
+    t.router.set_app(
+        "shop",
+        &[],
+        vec![BackendSpec::new("web.1", dying), live.spec()],
+    );
+    let mut client = open(t.addr).await;
+    let mut bodies = Vec::new();
+    for _ in 0..6 {
+        let req = Request::get("/")
+            .header("host", "shop.localhost")
+            .body(empty())
+            .unwrap();
+        let response = client.send_request(req).await.expect("response");
+        assert_eq!(response.status(), 200);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        bodies.push(String::from_utf8_lossy(&body).into_owned());
+        let (_, event) = t.event().await;
+        assert_eq!(event.status, 200);
+    }
+    // web.1 answered the first and dropped at least two more; each of those went to web.2.
+    assert_eq!(bodies[0], "first");
+    assert!(
+        bodies[1..].iter().all(|b| b == "hello from web.2"),
+        "{bodies:?}"
+    );
+    assert!(seen.load(std::sync::atomic::Ordering::SeqCst) >= 3);
+    assert_eq!(live.count(), 5);
+
+    // Alone, web.1 gets one more chance on a new connection; then the answer is 502.
+    t.router
+        .set_app("shop", &[], vec![BackendSpec::new("web.1", dying)]);
+    let before = seen.load(std::sync::atomic::Ordering::SeqCst);
+    let (r, _) = t.get("shop.localhost", "/").await;
+    assert_eq!(r.status(), StatusCode::BAD_GATEWAY);
+    assert_eq!(t.event().await.1.error, Some("backend_error"));
+    assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), before + 2);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_backend_under_load_costs_no_request() {
     let mut doomed = TestBackend::start("web.1").await;

@@ -335,3 +335,42 @@ pub async fn flaky_backend() -> SocketAddr {
     });
     addr
 }
+
+/// A backend that answers its first request (keep-alive, so the router pools the connection) and
+/// then dies without closing its listening socket: every later request, on the pooled connection
+/// or a new one, is read and dropped unanswered. The counter counts requests read.
+pub async fn dying_backend() -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind dying backend");
+    let addr = listener.local_addr().expect("dying addr");
+    let seen = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&seen);
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let counter = Arc::clone(&counter);
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        buf.drain(..end + 4);
+                        if counter.fetch_add(1, Ordering::SeqCst) > 0 {
+                            return;
+                        }
+                        let answer = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst";
+                        if stream.write_all(answer).await.is_err() {
+                            return;
+                        }
+                    }
+                    match stream.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+            });
+        }
+    });
+    (addr, seen)
+}
