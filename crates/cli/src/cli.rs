@@ -317,6 +317,38 @@ impl Cli {
     }
 }
 
+/// The command line of `dozen start` alone.
+///
+/// `dozen start` stays resident for as long as the app runs, so it parses with a command tree
+/// that holds only itself: building the full tree touches code for every other command, and
+/// those pages would stay in the supervisor's memory. Help and errors read the same as through
+/// [`Cli`].
+#[derive(Debug, Parser)]
+#[command(name = "dozen", version, about, propagate_version = true)]
+pub struct StartCli {
+    #[command(subcommand)]
+    command: StartOnly,
+}
+
+#[derive(Debug, Subcommand)]
+enum StartOnly {
+    /// Run the Procfile's processes with the .env environment; all of them, or the named types.
+    Start(StartArgs),
+}
+
+impl StartCli {
+    /// Whether this command line is `dozen start …` and can use [`StartCli`].
+    pub fn applies(mut args: impl Iterator<Item = std::ffi::OsString>) -> bool {
+        args.nth(1).is_some_and(|a| a == "start")
+    }
+
+    /// Run it.
+    pub fn dispatch(self) -> anyhow::Result<ExitCode> {
+        let StartOnly::Start(args) = self.command;
+        crate::start::start(args)
+    }
+}
+
 /// Run the chosen command.
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {

@@ -15,10 +15,15 @@ mod project;
 mod remote;
 mod run;
 mod start;
+mod trim;
 
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    if cli::StartCli::applies(std::env::args_os()) {
+        let args = <cli::StartCli as clap::Parser>::parse();
+        return report(args.dispatch());
+    }
     let args = <cli::Cli as clap::Parser>::parse();
     if !args.supervises() {
         // A command whose output is piped into `head` should end quietly when the pipe closes,
@@ -29,7 +34,12 @@ fn main() -> ExitCode {
             libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         }
     }
-    match cli::dispatch(args) {
+    report(cli::dispatch(args))
+}
+
+/// Print a failed command's error once, as `dozen: context: cause`.
+fn report(result: anyhow::Result<ExitCode>) -> ExitCode {
+    match result {
         Ok(code) => code,
         Err(err) => {
             eprintln!("dozen: {err:#}");
