@@ -70,8 +70,14 @@ pub fn start(args: StartArgs) -> anyhow::Result<ExitCode> {
         };
         drop(log);
         let signals = tokio::spawn(forward_signals(stop_tx));
+        // Once the formation is up, the start-up code's pages need not stay resident.
+        let trim = tokio::spawn(async {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            crate::trim::release_startup_pages();
+        });
         let outcome = supervisor.run(specs, stop_rx).await;
         signals.abort();
+        trim.abort();
         Ok(outcome)
     });
     // The runtime holds the last log senders in its tasks; drop it so the writer can finish.
