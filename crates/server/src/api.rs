@@ -50,6 +50,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/apps/{app}/config", get(get_config).patch(patch_config))
         .route("/v1/apps/{app}/releases", get(list_releases))
         .route("/v1/apps/{app}/releases/{version}", get(release_info))
+        .route(
+            "/v1/apps/{app}/releases/{version}/config",
+            get(release_config),
+        )
+        .route("/v1/apps/{app}/releases/{version}/slug", get(release_slug))
         .route("/v1/apps/{app}/rollback", post(rollback))
         .route(
             "/v1/apps/{app}/builds",
@@ -228,7 +233,79 @@ async fn release_info(
     Path((app, version)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     let r = s.store.release(&app, parse_version(&version)?).await?;
-    Ok(Json(release_json(&r)))
+    let mut v = release_json(&r);
+    // What the build recorded about the slug: process types in Procfile order, the web
+    // health check and boot timeout (exporters need them; none of it is config).
+    v["slug_manifest"] = match &r.slug {
+        Some(digest) => serde_json::from_str(&s.store.slug(digest).await?.manifest_json)
+            .map_err(|e| ApiError::Internal(format!("the manifest of slug {digest}: {e}")))?,
+        None => Value::Null,
+    };
+    Ok(Json(v))
+}
+
+/// The config vars of one release, as they were when it was made (what a rollback to it
+/// restores, and what an export of it carries). Values, like `GET /config`.
+async fn release_config(
+    State(s): State<AppState>,
+    Path((app, version)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let r = s.store.release(&app, parse_version(&version)?).await?;
+    Ok(Json(json!(r.config)))
+}
+
+/// The slug a release runs, as the `tar.zst` the build packed (its blake3 digest is the
+/// `X-Dozen-Slug-Digest` header), streamed in chunks.
+async fn release_slug(
+    State(s): State<AppState>,
+    Path((app, version)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let r = s.store.release(&app, parse_version(&version)?).await?;
+    let digest = r.slug.ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "{app} v{} has no slug (nothing was deployed)",
+            r.version
+        ))
+    })?;
+    let path = s
+        .config
+        .data_dir
+        .join("slugs")
+        .join(format!("{digest}.tar.zst"));
+    let mut file = tokio::fs::File::open(&path)
+        .await
+        .map_err(|e| ApiError::Internal(format!("{}: {e}", path.display())))?;
+    let size = file
+        .metadata()
+        .await
+        .map_err(|e| ApiError::Internal(format!("{}: {e}", path.display())))?
+        .len();
+    let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    tokio::spawn(async move {
+        use tokio::io::AsyncReadExt;
+        loop {
+            let mut buf = vec![0u8; 256 * 1024];
+            match file.read(&mut buf).await {
+                Ok(0) => return,
+                Ok(n) => {
+                    buf.truncate(n);
+                    if tx.send(Ok(Bytes::from(buf))).await.is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                    return;
+                }
+            }
+        }
+    });
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/zstd")
+        .header(header::CONTENT_LENGTH, size)
+        .header("x-dozen-slug-digest", digest)
+        .body(Body::from_stream(ReceiverStream::new(rx)))
+        .map_err(|e| ApiError::Internal(e.to_string()))
 }
 
 #[derive(Debug, Deserialize, Default)]

@@ -23,7 +23,9 @@ pub const DOCUMENT: &str = r##"{
       "patch": {"summary": "Set and unset config vars (a new release)", "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {"set": {"type": "object", "additionalProperties": {"type": "string"}}, "unset": {"type": "array", "items": {"type": "string"}}}}}}}, "responses": {"200": {"description": "the new release"}, "422": {"description": "invalid key"}}}
     },
     "/v1/apps/{app}/releases": {"get": {"summary": "Releases, newest first (config keys only)", "responses": {"200": {"description": "releases"}}}},
-    "/v1/apps/{app}/releases/{version}": {"get": {"summary": "One release (vN or N)", "responses": {"200": {"description": "release"}, "404": {"description": "unknown"}}}},
+    "/v1/apps/{app}/releases/{version}": {"get": {"summary": "One release (vN or N), with its slug's manifest (process types in Procfile order, health check, boot timeout)", "responses": {"200": {"description": "release"}, "404": {"description": "unknown"}}}},
+    "/v1/apps/{app}/releases/{version}/config": {"get": {"summary": "The config vars of one release, as it was made", "responses": {"200": {"description": "key -> value"}, "404": {"description": "unknown release"}}}},
+    "/v1/apps/{app}/releases/{version}/slug": {"get": {"summary": "The slug one release runs (tar.zst; X-Dozen-Slug-Digest is its blake3)", "responses": {"200": {"description": "the slug", "content": {"application/zstd": {"schema": {"type": "string", "format": "binary"}}}}, "404": {"description": "unknown release, or it has no slug"}}}},
     "/v1/apps/{app}/rollback": {"post": {"summary": "A new release copying an earlier one's slug and config", "requestBody": {"required": false, "content": {"application/json": {"schema": {"type": "object", "properties": {"version": {"type": "string"}}}}}}, "responses": {"200": {"description": "the new release"}}}},
     "/v1/apps/{app}/builds": {
       "get": {"summary": "Builds, newest first", "responses": {"200": {"description": "builds"}}},
