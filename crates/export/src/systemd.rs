@@ -98,7 +98,11 @@ pub fn units(release: &ReleaseSpec, opts: &SystemdOptions) -> Result<Vec<OutputF
         }
     }
     let app = &release.app;
-    let version = release.version_label();
+    // A Procfile export has no server release (version 0).
+    let version = match release.version {
+        0 => "from a Procfile".to_string(),
+        _ => format!("release {}", release.version_label()),
+    };
     let plan = port_plan(release, opts.base_port)?;
 
     let mut files = Vec::new();
@@ -109,13 +113,13 @@ pub fn units(release: &ReleaseSpec, opts: &SystemdOptions) -> Result<Vec<OutputF
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "# {app} {ps}, release {version}: written by `dozen export systemd`; edits are lost on the next export."
+            "# {app} {ps}, {version}: written by `dozen export systemd`; edits are lost on the next export."
         );
         s.push_str("[Unit]\n");
         let _ = writeln!(
             s,
             "Description={}",
-            specifiers(&format!("{app} {ps} (dozen release {version})"))
+            specifiers(&format!("{app} {ps} (dozen, {version})"))
         );
         let _ = writeln!(s, "PartOf={app}.target");
         s.push_str("After=network.target\n\n[Service]\nType=simple\n");
@@ -147,13 +151,13 @@ pub fn units(release: &ReleaseSpec, opts: &SystemdOptions) -> Result<Vec<OutputF
     let mut target = String::new();
     let _ = writeln!(
         target,
-        "# {app}, release {version}: written by `dozen export systemd`; edits are lost on the next export."
+        "# {app}, {version}: written by `dozen export systemd`; edits are lost on the next export."
     );
     target.push_str("[Unit]\n");
     let _ = writeln!(
         target,
         "Description={}",
-        specifiers(&format!("{app} (dozen release {version})"))
+        specifiers(&format!("{app} (dozen, {version})"))
     );
     if !wants.is_empty() {
         let _ = writeln!(target, "Wants={}", wants.join(" "));
@@ -199,9 +203,8 @@ fn port_plan(release: &ReleaseSpec, base: u16) -> Result<Vec<dozen_core::Instanc
 /// `PORT` and `PS`.
 pub fn env_file(release: &ReleaseSpec) -> String {
     let mut out = format!(
-        "# Config vars of {} {}: written by `dozen export systemd`. Keep this file mode 0600.\n",
-        release.app,
-        release.version_label()
+        "# Config vars of {}: written by `dozen export systemd`. Keep this file mode 0600.\n",
+        release.app
     );
     let config: BTreeMap<&String, &String> = release
         .config

@@ -100,9 +100,49 @@ fn write_manifests(dir: &Path) -> (Vec<PathBuf>, usize) {
     (files, objects)
 }
 
+/// A way to run kubernetes-validate: a program and the arguments before its own.
+struct Tool {
+    program: PathBuf,
+    prefix: Vec<&'static str>,
+}
+
+impl Tool {
+    fn command(&self) -> Command {
+        let mut c = Command::new(&self.program);
+        c.args(&self.prefix);
+        c
+    }
+
+    fn show(&self) -> String {
+        let mut s = self.program.display().to_string();
+        for a in &self.prefix {
+            s.push(' ');
+            s.push_str(a);
+        }
+        s
+    }
+}
+
+/// The newest kubernetes-validate: the one on PATH, else the module of `python3` (pip may put
+/// the script where PATH does not look).
+fn newest_tool() -> Option<(Tool, (u32, u32))> {
+    [
+        Tool {
+            program: "kubernetes-validate".into(),
+            prefix: vec![],
+        },
+        Tool {
+            program: "python3".into(),
+            prefix: vec!["-m", "kubernetes_validate"],
+        },
+    ]
+    .into_iter()
+    .find_map(|t| tool_version(&t).map(|v| (t, v)))
+}
+
 /// `kubernetes-validate --version` as (major, minor), if the tool runs.
-fn tool_version(tool: &Path) -> Option<(u32, u32)> {
-    let out = Command::new(tool).arg("--version").output().ok()?;
+fn tool_version(tool: &Tool) -> Option<(u32, u32)> {
+    let out = tool.command().arg("--version").output().ok()?;
     if !out.status.success() {
         return None;
     }
@@ -113,8 +153,9 @@ fn tool_version(tool: &Path) -> Option<(u32, u32)> {
 
 /// Validate `files` against `version`; every one of the `objects` must be reported valid
 /// (an apiVersion the schemas do not know is only a warning for the tool: it fails here).
-fn validate(tool: &Path, version: &str, files: &[PathBuf], objects: usize) {
-    let out = Command::new(tool)
+fn validate(tool: &Tool, version: &str, files: &[PathBuf], objects: usize) {
+    let out = tool
+        .command()
         .args(["--strict", "--no-warn", "-k", version])
         .args(files)
         .output()
@@ -128,16 +169,15 @@ fn validate(tool: &Path, version: &str, files: &[PathBuf], objects: usize) {
     assert!(
         out.status.success() && !text.contains("ERROR"),
         "{} --strict -k {version}:\n{text}",
-        tool.display()
+        tool.show()
     );
     assert_eq!(
         passed, objects,
         "every object is checked against {version}:\n{text}"
     );
     println!(
-        "{} objects valid against Kubernetes {version} ({})",
-        passed,
-        tool.display()
+        "{passed} objects valid against Kubernetes {version} ({})",
+        tool.show()
     );
 }
 
@@ -146,29 +186,36 @@ fn manifests_validate_against_1_20_and_the_newest_schemas() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let (files, objects) = write_manifests(tmp.path());
 
-    let newest = PathBuf::from("kubernetes-validate");
-    match tool_version(&newest) {
-        Some((major, minor)) => validate(&newest, &format!("{major}.{minor}.0"), &files, objects),
+    let newest = newest_tool();
+    match &newest {
+        Some((tool, (major, minor))) => {
+            validate(tool, &format!("{major}.{minor}.0"), &files, objects)
+        }
         None => eprintln!(
-            "skipped the newest schemas: kubernetes-validate is not on PATH (python3 -m pip install kubernetes-validate)"
+            "skipped the newest schemas: kubernetes-validate is not installed (python3 -m pip install kubernetes-validate)"
         ),
     }
 
+    // Schemas of 1.20 ship with kubernetes-validate up to 1.28.
+    let knows_1_20 = |(major, minor): (u32, u32)| major == 1 && minor <= 28;
     let old = std::env::var_os("DOZEN_KUBERNETES_VALIDATE_OLD")
         .map(PathBuf::from)
         .or_else(|| {
             std::env::var_os("HOME").map(|h| {
                 Path::new(&h).join(".cache/dozen/kubernetes-validate-1.28/bin/kubernetes-validate")
             })
+        })
+        .map(|program| Tool {
+            program,
+            prefix: vec![],
         });
-    let old_version = old.as_deref().and_then(tool_version);
-    let old_has_1_20 = old_version.is_some_and(|(major, minor)| major == 1 && minor <= 28);
-    let newest_has_1_20 =
-        tool_version(&newest).is_some_and(|(major, minor)| major == 1 && minor <= 28);
-    match (old, old_has_1_20, newest_has_1_20) {
-        (_, _, true) => validate(&newest, "1.20.0", &files, objects),
-        (Some(tool), true, _) => validate(&tool, "1.20.0", &files, objects),
-        _ => eprintln!(
+    let with_1_20 = newest
+        .filter(|(_, v)| knows_1_20(*v))
+        .map(|(t, _)| t)
+        .or_else(|| old.filter(|t| tool_version(t).is_some_and(knows_1_20)));
+    match with_1_20 {
+        Some(tool) => validate(&tool, "1.20.0", &files, objects),
+        None => eprintln!(
             "skipped Kubernetes 1.20: no kubernetes-validate 1.28 or older found (see this file's docs; DOZEN_KUBERNETES_VALIDATE_OLD names one)"
         ),
     }
