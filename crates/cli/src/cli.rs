@@ -180,6 +180,12 @@ enum Command {
         #[command(flatten)]
         args: AppArgs,
     },
+    /// Write a release beyond one host: Kubernetes manifests or systemd units.
+    #[command(subcommand)]
+    Export(crate::export::ExportTarget),
+    /// Build an OCI image (--oci DIR) of this directory, or of a server release's slug, on a
+    /// stack image.
+    Build(crate::export::BuildArgs),
 }
 
 /// Where the app is and how to set up its processes (shared by start, run and check).
@@ -398,6 +404,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             num,
             args,
         } => remote::logs(tail, ps.as_deref(), source.as_deref(), num, args),
+        Command::Export(target) => crate::export::export(target),
+        Command::Build(args) => crate::export::build(args),
     }
 }
 

@@ -67,6 +67,18 @@ impl Client {
         Ok(self.send(self.request(Method::GET, path))?.json()?)
     }
 
+    /// GET a binary answer, read as it arrives, and the value of its `X-Dozen-Slug-Digest`
+    /// header.
+    pub fn download(&self, path: &str) -> anyhow::Result<(Response, Option<String>)> {
+        let resp = self.send(self.request(Method::GET, path))?;
+        let digest = resp
+            .headers()
+            .get("x-dozen-slug-digest")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        Ok((resp, digest))
+    }
+
     /// A JSON request with a JSON answer.
     pub fn call(&self, method: Method, path: &str, body: &Value) -> anyhow::Result<Value> {
         Ok(self.send(self.request(method, path).json(body))?.json()?)

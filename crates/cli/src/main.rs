@@ -4,6 +4,8 @@
 //! - `dozen doctor`: the twelve-factor audit (`doctor`, over `dozen_doctor`).
 //! - `dozen server`, `migrate`, `tokens:*`: the server host's commands (`admin`).
 //! - `apps`, `deploy`, `config:*`, `ps:*`, `logs`, …: the server's client (`remote`, `client`).
+//! - `export kubernetes|systemd`, `build --oci`: a release beyond one host (`export`, over
+//!   `dozen_export`).
 //!
 //! Errors reach [`main`] as `anyhow` errors and are printed once, as `dozen: context: cause`.
 
@@ -11,6 +13,7 @@ mod admin;
 mod cli;
 mod client;
 mod doctor;
+mod export;
 mod project;
 mod remote;
 mod run;
