@@ -15,7 +15,7 @@ fn release() -> ReleaseSpec {
         config: [
             (
                 "DATABASE_URL".to_string(),
-                "postgres://u:hunter2@db/shop".to_string(),
+                "hunter2-database-password".to_string(),
             ),
             ("LANG".to_string(), "en".to_string()),
         ]
@@ -431,7 +431,7 @@ fn the_yaml_stream_is_in_apply_order_and_debug_hides_the_secret() {
     let shown = format!("{m:?} {:?}", docs[0]);
     assert!(shown.contains("Secret/shop-config-v7"), "{shown}");
     assert!(
-        !shown.contains("cG9zdGdyZXM") && !shown.contains("hunter2"),
+        !shown.contains("aHVudGVyMi") && !shown.contains("hunter2"),
         "{shown}"
     );
 }
