@@ -41,6 +41,27 @@ impl Cluster {
         Ok(Cluster::new(client, namespace))
     }
 
+    /// Connect with the current context of the kubeconfig file at `path`, in `namespace` or
+    /// else the context's.
+    pub async fn from_kubeconfig(
+        path: &std::path::Path,
+        namespace: Option<&str>,
+    ) -> Result<Cluster, KubeError> {
+        let config_error = |reason: String| KubeError::Config {
+            reason: format!("{}: {reason}", path.display()),
+        };
+        let kubeconfig =
+            kube::config::Kubeconfig::read_from(path).map_err(|e| config_error(e.to_string()))?;
+        let config = kube::Config::from_custom_kubeconfig(
+            kubeconfig,
+            &kube::config::KubeConfigOptions::default(),
+        )
+        .await
+        .map_err(|e| config_error(e.to_string()))?;
+        let client = Client::try_from(config).map_err(|e| config_error(e.to_string()))?;
+        Ok(Cluster::new(client, namespace))
+    }
+
     /// Work through `client` in `namespace`, or else the client's default namespace.
     pub fn new(client: Client, namespace: Option<&str>) -> Cluster {
         let namespace = match namespace {

@@ -6,7 +6,9 @@ use std::fmt;
 use std::time::Duration;
 
 use dozen_export::ReleaseSpec;
-use dozen_export::kubernetes::{KubernetesOptions, LABEL_RELEASE, manifests, object_type_name};
+use dozen_export::kubernetes::{
+    ANNOTATION_PROCESS_TYPE, KubernetesOptions, LABEL_COMPONENT, LABEL_RELEASE, manifests,
+};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::Job;
@@ -32,8 +34,11 @@ pub const ANNOTATION_APPLIED: &str = "dozen.dev/applied";
 /// The release that ran before this one (`vN`), on the Deployments: the default of
 /// `dozen rollback --to kubernetes`.
 pub const ANNOTATION_PREVIOUS: &str = "dozen.dev/previous-release";
-/// The image a release's pods run, on its Secret: what a rollback to it runs again.
+/// The image a release's pods run, on its Secret: what a one-off in it runs.
 pub const ANNOTATION_IMAGE: &str = "dozen.dev/image";
+/// The Deployments, Service and autoscalers of a release as generated (a JSON array, no
+/// config value in it), on its Secret: what a rollback to it applies again.
+pub const ANNOTATION_OBJECTS: &str = "dozen.dev/objects";
 
 /// How long to wait, by default, for the release phase and then for the rollout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
@@ -194,6 +199,14 @@ impl Snapshot {
             .find_map(|o| o.release.clone())
     }
 
+    /// The release that ran before the live one, as the live Deployments say.
+    fn previous(&self) -> Option<String> {
+        self.objects
+            .iter()
+            .filter(|o| o.kind == "Deployment")
+            .find_map(|o| o.previous.clone())
+    }
+
     fn get(&self, kind: &str, name: &str) -> Option<&Before> {
         self.objects
             .iter()
@@ -231,6 +244,17 @@ fn to_json<T: Serialize>(obj: &T, what: &str) -> Result<Value, KubeError> {
     serde_json::to_value(obj).map_err(|e| KubeError::decode(what, e))
 }
 
+/// The Procfile name of a Deployment's process type: its annotation when the object name
+/// had to change it, else its component label.
+fn process_type_of(obj: &Value) -> String {
+    let meta = &obj["metadata"];
+    meta["annotations"][ANNOTATION_PROCESS_TYPE]
+        .as_str()
+        .or_else(|| meta["labels"][LABEL_COMPONENT].as_str())
+        .unwrap_or_default()
+        .to_string()
+}
+
 fn kind_name(obj: &Value) -> (String, String) {
     (
         obj["kind"].as_str().unwrap_or_default().to_string(),
@@ -244,7 +268,8 @@ fn kind_name(obj: &Value) -> (String, String) {
 impl Cluster {
     /// Run `release` on the cluster, in this order:
     ///
-    /// 1. its Secret (immutable, named after the release; annotated with the image);
+    /// 1. its Secret (immutable, named after the release; annotated with the image and the
+    ///    objects of step 3, for a rollback to this release);
     /// 2. its `release` Job, when it has one, and wait until it completes (a failed or
     ///    late Job fails the deploy with its reason and last output, and nothing else
     ///    changes; a Job that failed on an earlier try is deleted first, so a deploy again
@@ -271,74 +296,151 @@ impl Cluster {
         opts.namespace = Some(self.namespace().to_string());
         let m = manifests(release, &opts)?;
         let version = release.version_label();
-        let app = &release.app;
+
+        let mut objects: Vec<Value> = Vec::new();
+        for d in &m.deployments {
+            objects.push(to_json(d, "a Deployment")?);
+        }
+        if let Some(s) = &m.service {
+            objects.push(to_json(s, "the Service")?);
+        }
+        for h in &m.autoscalers {
+            objects.push(to_json(h, "an autoscaler")?);
+        }
 
         let mut secret = to_json(&m.secret, "the Secret")?;
         set_annotation(&mut secret, ANNOTATION_IMAGE, &opts.image);
+        set_annotation(
+            &mut secret,
+            ANNOTATION_OBJECTS,
+            &Value::Array(objects.clone()).to_string(),
+        );
         let redact =
             Redactor::new(release.config.values().map(String::as_str)).with_secret_json(&secret);
 
-        let before = self.snapshot(app).await?;
-        let previous_release = before.release();
-
-        // 1. Config.
+        let before = self.snapshot(&release.app).await?;
         self.apply_reported(&secret, &redact, progress).await?;
-
-        // 2. The release phase.
         if let Some(job) = &m.release_job {
             self.release_phase(job, &version, how.timeout, &redact, progress)
                 .await?;
         }
+        self.roll(
+            &release.app,
+            &version,
+            objects,
+            &before,
+            how,
+            &redact,
+            progress,
+        )
+        .await
+    }
 
-        // 3. The processes.
+    /// Run again release `version` (`vN`; default: the one that ran before the live one)
+    /// of `app`, as it was deployed here: its Deployments, Service and autoscalers, kept on
+    /// its Secret, are applied again (with the cluster's replicas), then steps 4 and 5 of
+    /// [`deploy`](Self::deploy). Its release phase does not run again, and nothing is asked
+    /// of the dozen server: its config is the release's own Secret.
+    pub async fn rollback(
+        &self,
+        app: &str,
+        version: Option<&str>,
+        how: &DeployOptions,
+        progress: &mut dyn FnMut(&Event),
+    ) -> Result<Deployed, KubeError> {
+        let before = self.snapshot(app).await?;
+        let version = match version {
+            Some(v) => format!("v{}", v.trim_start_matches('v')),
+            None => before.previous().ok_or_else(|| {
+                KubeError::Invalid(match before.release() {
+                    Some(live) => format!(
+                        "{app} runs {live} in namespace {} and no release ran before it here; name one: dozen rollback vN",
+                        self.namespace()
+                    ),
+                    None => format!(
+                        "{app} is not deployed in namespace {}: there is nothing to roll back",
+                        self.namespace()
+                    ),
+                })
+            })?,
+        };
+        let name = format!("{app}-config-{version}");
+        let secret = self
+            .api::<Secret>()
+            .get_metadata_opt(&name)
+            .await
+            .map_err(|e| KubeError::request(format!("reading Secret/{name}"), e))?;
+        let objects = secret
+            .and_then(|s| s.metadata.annotations)
+            .and_then(|mut a| a.remove(ANNOTATION_OBJECTS))
+            .ok_or_else(|| {
+                KubeError::Invalid(format!(
+                    "{app} {version} was not deployed to namespace {} by `dozen deploy` (Secret/{name} with its objects is missing); deploy it with `dozen deploy -a {app} --to kubernetes --release {version}`",
+                    self.namespace()
+                ))
+            })?;
+        let objects: Vec<Value> = serde_json::from_str(&objects)
+            .map_err(|e| KubeError::decode(format!("the objects kept on Secret/{name}"), e))?;
+        self.roll(
+            app,
+            &version,
+            objects,
+            &before,
+            how,
+            &Redactor::default(),
+            progress,
+        )
+        .await
+    }
+
+    /// Steps 3 to 5 of [`deploy`](Self::deploy) for `objects` of release `version`.
+    #[allow(clippy::too_many_arguments)]
+    async fn roll(
+        &self,
+        app: &str,
+        version: &str,
+        objects: Vec<Value>,
+        before: &Snapshot,
+        how: &DeployOptions,
+        redact: &Redactor,
+        progress: &mut dyn FnMut(&Event),
+    ) -> Result<Deployed, KubeError> {
+        let previous_release = before.release();
         let mut run_objects: Vec<Value> = Vec::new();
-        for d in &m.deployments {
-            let mut v = to_json(d, "a Deployment")?;
-            let (_, name) = kind_name(&v);
-            let live = before.get("Deployment", &name);
-            let procfile_type = release
-                .long_running()
-                .find(|t| object_type_name(&t.name).is_ok_and(|n| name == format!("{app}-{n}")))
-                .map(|t| t.name.clone())
-                .unwrap_or_default();
-            if let (Some(live_replicas), true) = (
-                live.and_then(|l| l.replicas),
-                v["spec"]["replicas"].is_number()
-                    && !how.formation_from_release.contains(&procfile_type),
-            ) {
-                if v["spec"]["replicas"].as_i64() != Some(i64::from(live_replicas)) {
-                    progress(&Event::KeptReplicas {
-                        process_type: procfile_type.clone(),
-                        replicas: live_replicas,
-                    });
+        for mut v in objects {
+            let (kind, name) = kind_name(&v);
+            if kind == "Deployment" {
+                let live = before.get("Deployment", &name);
+                let process_type = process_type_of(&v);
+                if let (Some(live_replicas), true) = (
+                    live.and_then(|l| l.replicas),
+                    v["spec"]["replicas"].is_number()
+                        && !how.formation_from_release.contains(&process_type),
+                ) {
+                    if v["spec"]["replicas"].as_i64() != Some(i64::from(live_replicas)) {
+                        progress(&Event::KeptReplicas {
+                            process_type,
+                            replicas: live_replicas,
+                        });
+                    }
+                    v["spec"]["replicas"] = Value::from(live_replicas);
                 }
-                v["spec"]["replicas"] = Value::from(live_replicas);
+                let previous = match live {
+                    Some(l) if l.release.as_deref() == Some(version) => l.previous.clone(),
+                    Some(l) => l.release.clone(),
+                    None => None,
+                };
+                if let Some(p) = previous {
+                    set_annotation(&mut v, ANNOTATION_PREVIOUS, &p);
+                }
             }
-            let previous = match live {
-                Some(l) if l.release.as_deref() == Some(version.as_str()) => l.previous.clone(),
-                Some(l) => l.release.clone(),
-                None => None,
-            };
-            if let Some(p) = previous {
-                set_annotation(&mut v, ANNOTATION_PREVIOUS, &p);
-            }
-            run_objects.push(v);
+            run_objects.push(with_applied_annotation(v));
         }
-        if let Some(s) = &m.service {
-            run_objects.push(to_json(s, "the Service")?);
-        }
-        for h in &m.autoscalers {
-            run_objects.push(to_json(h, "an autoscaler")?);
-        }
-        let run_objects: Vec<Value> = run_objects
-            .into_iter()
-            .map(with_applied_annotation)
-            .collect();
         for obj in &run_objects {
-            self.apply_reported(obj, &redact, progress).await?;
+            self.apply_reported(obj, redact, progress).await?;
         }
 
-        // 4. The rollout.
+        // The rollout.
         let deployments: Vec<String> = run_objects
             .iter()
             .map(kind_name)
@@ -352,7 +454,7 @@ impl Cluster {
                 .await?
             {
                 Ok(()) => rolled_out = true,
-                Err(reasons) => {
+                Err(mut reasons) => {
                     let gave_back = if !how.give_back {
                         GiveBack::NotAsked
                     } else if before.objects.is_empty() {
@@ -361,23 +463,18 @@ impl Cluster {
                         progress(&Event::GivingBack {
                             previous: previous_release.clone(),
                         });
-                        self.give_back(&before, &run_objects, progress).await
+                        self.give_back(before, &run_objects, progress).await
                     };
-                    let mut reasons = reasons;
-                    reasons.extend(
-                        before
-                            .objects
-                            .iter()
-                            .filter(|o| o.applied.is_none())
-                            .map(|o| {
-                                format!(
-                                    "{}/{} was not applied by `dozen deploy` (it has no {ANNOTATION_APPLIED} annotation): it is left as it is",
-                                    o.kind, o.name
-                                )
-                            }),
-                    );
+                    reasons.extend(before.objects.iter().filter(|o| o.applied.is_none()).map(
+                        |o| {
+                            format!(
+                                "{}/{} was not applied by `dozen deploy` (it has no {ANNOTATION_APPLIED} annotation): it is left as it is",
+                                o.kind, o.name
+                            )
+                        },
+                    ));
                     return Err(KubeError::RolloutFailed {
-                        release: version,
+                        release: version.to_string(),
                         reasons,
                         gave_back,
                     });
@@ -385,7 +482,7 @@ impl Cluster {
             }
         }
 
-        // 5. What this release no longer has.
+        // What this release no longer has.
         for b in &before.objects {
             let gone = !run_objects
                 .iter()
@@ -400,7 +497,7 @@ impl Cluster {
         }
 
         Ok(Deployed {
-            release: version,
+            release: version.to_string(),
             namespace: self.namespace().to_string(),
             previous: previous_release,
             rolled_out,

@@ -118,6 +118,47 @@ impl Cluster {
         }
     }
 
+    /// Wait until a pod of Job `name` has started (it runs, or has already ended), or
+    /// `timeout` passes (`Ok(None)`); returns the pod's name.
+    pub async fn await_job_pod(
+        &self,
+        name: &str,
+        timeout: Duration,
+    ) -> Result<Option<String>, KubeError> {
+        let api = self.api::<Pod>();
+        wait_for(
+            &api,
+            &Selection::labels(format!("job-name={name}")),
+            Instant::now() + timeout,
+            &format!("watching the pods of Job/{name}"),
+            |pods| {
+                pods.values()
+                    .find(|p| {
+                        let phase = p.status.as_ref().and_then(|s| s.phase.as_deref());
+                        matches!(phase, Some("Running" | "Succeeded" | "Failed"))
+                    })
+                    .and_then(|p| p.metadata.name.clone())
+            },
+        )
+        .await
+    }
+
+    /// The exit code of pod `name`'s first container, once it has ended.
+    pub async fn pod_exit_code(&self, name: &str) -> Result<Option<i32>, KubeError> {
+        let pod = self
+            .api::<Pod>()
+            .get_opt(name)
+            .await
+            .map_err(|e| KubeError::request(format!("reading pod {name}"), e))?;
+        Ok(pod
+            .and_then(|p| p.status)
+            .and_then(|s| s.container_statuses)
+            .and_then(|c| c.into_iter().next())
+            .and_then(|c| c.state)
+            .and_then(|s| s.terminated)
+            .map(|t| t.exit_code))
+    }
+
     /// Create the Job that runs `command` once in `release`'s environment (the Job of
     /// [`one_off_job`]); returns its name (`<app>-run-xxxxx`, made by the API server).
     pub async fn run_one_off(

@@ -12,9 +12,11 @@
 //!   autoscalers; waits for the rollout with the checks of `kubectl rollout status`
 //!   ([`Rollout`]), reporting each change as an [`Event`]; gives the previous state back when
 //!   the rollout does not become ready ([`GiveBack`]).
+//! - [`Cluster::rollback`]: a release deployed here before, applied again from what its
+//!   Secret keeps ([`ANNOTATION_OBJECTS`]).
 //! - [`Cluster::processes`], [`Cluster::logs`], [`Cluster::scale`],
-//!   [`Cluster::run_one_off`], [`Cluster::live_release`]: `ps`, `logs`, `ps:scale`, one-offs
-//!   and what `rollback` needs.
+//!   [`Cluster::run_one_off`], [`Cluster::live_release`]: `ps`, `logs`, `ps:scale` and
+//!   one-offs.
 //! - [`KubeError`]: a rejected object comes back as one line per invalid field, with the
 //!   object and the field path ([`KubeError::Rejected`]).
 //!
@@ -30,7 +32,8 @@
 //! annotation, the JSON that was applied (no config value is in it: pods take the config
 //! from the release's Secret). When a rollout fails, those annotations are what is applied
 //! again. Each release's Secret (`<app>-config-vN`) stays, annotated with its image
-//! ([`ANNOTATION_IMAGE`]), so a rollback to it needs only the release.
+//! ([`ANNOTATION_IMAGE`]) and its other objects ([`ANNOTATION_OBJECTS`]), so a rollback to
+//! it needs nothing but the cluster.
 //!
 //! # Example
 //!
@@ -71,8 +74,8 @@ mod watch;
 pub use apply::FIELD_MANAGER;
 pub use cluster::Cluster;
 pub use deploy::{
-    ANNOTATION_APPLIED, ANNOTATION_IMAGE, ANNOTATION_PREVIOUS, DEFAULT_TIMEOUT, DeployOptions,
-    Deployed, Event, LiveRelease,
+    ANNOTATION_APPLIED, ANNOTATION_IMAGE, ANNOTATION_OBJECTS, ANNOTATION_PREVIOUS, DEFAULT_TIMEOUT,
+    DeployOptions, Deployed, Event, LiveRelease,
 };
 pub use error::{Cause, GiveBack, KubeError};
 pub use job::{JobEnd, LOG_TAIL_LINES, job_end, pod_state};
