@@ -59,6 +59,14 @@ pub struct KubernetesArgs {
         default_value = "-"
     )]
     pub output: String,
+    #[command(flatten)]
+    pub objects: ObjectArgs,
+}
+
+/// How the objects of a release are made, for `export kubernetes` and `deploy --to
+/// kubernetes`.
+#[derive(Debug, Args, Clone)]
+pub struct ObjectArgs {
     /// The namespace of every object (default: the kubectl context's).
     #[arg(short = 'n', long, value_name = "NS")]
     pub namespace: Option<String>,
@@ -148,39 +156,7 @@ fn export_kubernetes(args: KubernetesArgs) -> anyhow::Result<ExitCode> {
         .context("which app? give -a APP (or set DOZEN_APP)")?;
     let client = Client::from_env()?;
     let release = server_release(&client, app, &args.release)?;
-    let image = match args.image {
-        Some(i) => i,
-        None => {
-            let image = format!("{app}:{}", release.version_label());
-            eprintln!(
-                "dozen: no --image: the pods run `{image}` (push the image of `dozen build --oci -a {app}` under that name, or give --image)"
-            );
-            image
-        }
-    };
-    let mut opts = KubernetesOptions::new(image);
-    opts.namespace = args.namespace.clone();
-    opts.run_as_user = args.uid;
-    // The defaults for every type first, then each type's own on top of them.
-    for spec in args.resources.iter().filter(|s| !s.contains(':')) {
-        opts.default_resources = opts.default_resources.with(spec, "--resources")?;
-    }
-    for (t, rest) in args.resources.iter().filter_map(|s| s.split_once(':')) {
-        let base = opts
-            .resources
-            .get(t)
-            .unwrap_or(&opts.default_resources)
-            .clone();
-        let r = base.with(rest, &format!("--resources {t}"))?;
-        opts.resources.insert(t.to_string(), r);
-    }
-    for spec in &args.autoscale {
-        let (t, range) = spec
-            .split_once('=')
-            .with_context(|| format!("--autoscale `{spec}`: write TYPE=MIN-MAX, e.g. web=2-10"))?;
-        let a = Autoscale::parse(range, &format!("--autoscale {t}"))?;
-        opts.autoscale.insert(t.to_string(), a);
-    }
+    let opts = kubernetes_options(&release, &args.objects)?;
     let m = kubernetes::manifests(&release, &opts)?;
     if args.output == "-" {
         let yaml = m.to_yaml()?;
@@ -216,7 +192,7 @@ fn export_kubernetes(args: KubernetesArgs) -> anyhow::Result<ExitCode> {
     ));
     files.push(output::OutputFile::new(
         "apply.sh",
-        apply_script(&release, &m, args.namespace.as_deref()),
+        apply_script(&release, &m, args.objects.namespace.as_deref()),
         0o755,
     ));
     output::replace_dir(&dir, &files)?;
@@ -232,6 +208,49 @@ fn export_kubernetes(args: KubernetesArgs) -> anyhow::Result<ExitCode> {
         dir.join("apply.sh").display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The options of a release's objects: the image (default `APP:vN`, said on stderr), the
+/// namespace, the user, resources and autoscalers.
+pub(crate) fn kubernetes_options(
+    release: &ReleaseSpec,
+    args: &ObjectArgs,
+) -> anyhow::Result<KubernetesOptions> {
+    let app = &release.app;
+    let image = match args.image.clone() {
+        Some(i) => i,
+        None => {
+            let image = format!("{app}:{}", release.version_label());
+            eprintln!(
+                "dozen: no --image: the pods run `{image}` (push the image of `dozen build --oci -a {app}` under that name, or give --image)"
+            );
+            image
+        }
+    };
+    let mut opts = KubernetesOptions::new(image);
+    opts.namespace = args.namespace.clone();
+    opts.run_as_user = args.uid;
+    // The defaults for every type first, then each type's own on top of them.
+    for spec in args.resources.iter().filter(|s| !s.contains(':')) {
+        opts.default_resources = opts.default_resources.with(spec, "--resources")?;
+    }
+    for (t, rest) in args.resources.iter().filter_map(|s| s.split_once(':')) {
+        let base = opts
+            .resources
+            .get(t)
+            .unwrap_or(&opts.default_resources)
+            .clone();
+        let r = base.with(rest, &format!("--resources {t}"))?;
+        opts.resources.insert(t.to_string(), r);
+    }
+    for spec in &args.autoscale {
+        let (t, range) = spec
+            .split_once('=')
+            .with_context(|| format!("--autoscale `{spec}`: write TYPE=MIN-MAX, e.g. web=2-10"))?;
+        let a = Autoscale::parse(range, &format!("--autoscale {t}"))?;
+        opts.autoscale.insert(t.to_string(), a);
+    }
+    Ok(opts)
 }
 
 /// `kubectl` in apply order: config, the release Job (waited for), then the processes.
@@ -360,7 +379,11 @@ fn quantity(n: usize) -> u32 {
 
 /// The release `args.release` (default: the live one) of `app` on the server, with its config,
 /// the app's formation and what its slug's manifest says.
-fn server_release(client: &Client, app: &str, args: &ReleaseArgs) -> anyhow::Result<ReleaseSpec> {
+pub(crate) fn server_release(
+    client: &Client,
+    app: &str,
+    args: &ReleaseArgs,
+) -> anyhow::Result<ReleaseSpec> {
     let info = client.get(&format!("/v1/apps/{app}"))?;
     let version = match &args.release {
         Some(v) => v
