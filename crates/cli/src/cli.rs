@@ -62,13 +62,16 @@ enum Command {
     /// Show an app: live release, process types, formation.
     #[command(name = "apps:info", alias = "info")]
     AppsInfo(AppArgs),
-    /// Pack this directory, upload it, build it, release it (streams the build log).
+    /// Pack this directory, upload it, build it, release it (streams the build log); with
+    /// --to kubernetes, run a server release on a Kubernetes cluster.
     Deploy {
         /// The app's directory.
         #[arg(short = 'd', long = "dir", value_name = "DIR")]
         dir: Option<PathBuf>,
         #[command(flatten)]
         args: AppArgs,
+        #[command(flatten)]
+        kube: crate::kube::DeployArgs,
     },
     /// List builds.
     Builds(AppArgs),
@@ -90,6 +93,8 @@ enum Command {
         release: Option<String>,
         #[command(flatten)]
         args: AppArgs,
+        #[command(flatten)]
+        kube: crate::kube::RollbackArgs,
     },
     /// Show config vars.
     Config(AppArgs),
@@ -117,7 +122,12 @@ enum Command {
         args: AppArgs,
     },
     /// List the app's processes: state, port, release, uptime.
-    Ps(AppArgs),
+    Ps {
+        #[command(flatten)]
+        args: AppArgs,
+        #[command(flatten)]
+        on: crate::kube::OnArgs,
+    },
     /// Scale process types: web=3 worker=1.
     #[command(name = "ps:scale", alias = "scale")]
     PsScale {
@@ -125,6 +135,8 @@ enum Command {
         changes: Vec<String>,
         #[command(flatten)]
         args: AppArgs,
+        #[command(flatten)]
+        on: crate::kube::OnArgs,
     },
     /// Restart all processes, or one type.
     #[command(name = "ps:restart", alias = "restart")]
@@ -179,6 +191,8 @@ enum Command {
         num: usize,
         #[command(flatten)]
         args: AppArgs,
+        #[command(flatten)]
+        on: crate::kube::OnArgs,
     },
     /// Write a release beyond one host: Kubernetes manifests or systemd units.
     #[command(subcommand)]
@@ -302,6 +316,8 @@ pub struct RunArgs {
         value_name = "COMMAND"
     )]
     pub command: Vec<String>,
+    #[command(flatten)]
+    pub kube: crate::kube::RunOnArgs,
 }
 
 #[derive(Debug, Args)]
@@ -359,6 +375,7 @@ impl StartCli {
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Start(args) => crate::start::start(args),
+        Command::Run(args) if args.kube.on.is_some() => crate::kube::run_args(args),
         Command::Run(args) => match args.app.clone() {
             Some(app) => remote::run(
                 &args.command,
@@ -381,17 +398,21 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::AppsCreate { name, args } => remote::apps_create(&name, args),
         Command::AppsDestroy { confirm, args } => remote::apps_destroy(confirm.as_deref(), args),
         Command::AppsInfo(args) => remote::apps_info(args),
-        Command::Deploy { dir, args } => remote::deploy(dir, args),
+        Command::Deploy { dir, args, kube } => crate::kube::deploy(dir, args, kube),
         Command::Builds(args) => remote::builds(args),
         Command::Releases(args) => remote::releases(args),
         Command::ReleasesInfo { release, args } => remote::releases_info(&release, args),
-        Command::Rollback { release, args } => remote::rollback(release.as_deref(), args),
+        Command::Rollback {
+            release,
+            args,
+            kube,
+        } => crate::kube::rollback(release.as_deref(), args, kube),
         Command::Config(args) => remote::config(args),
         Command::ConfigGet { key, args } => remote::config_get(&key, args),
         Command::ConfigSet { pairs, args } => remote::config_set(&pairs, args),
         Command::ConfigUnset { keys, args } => remote::config_unset(&keys, args),
-        Command::Ps(args) => remote::ps(args),
-        Command::PsScale { changes, args } => remote::ps_scale(&changes, args),
+        Command::Ps { args, on } => crate::kube::ps(args, on),
+        Command::PsScale { changes, args, on } => crate::kube::ps_scale(&changes, args, on),
         Command::PsRestart { type_name, args } => remote::ps_restart(type_name.as_deref(), args),
         Command::RunDetached { command, args } => remote::run(&command, true, args),
         Command::Domains(args) => remote::domains(args),
@@ -403,7 +424,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             source,
             num,
             args,
-        } => remote::logs(tail, ps.as_deref(), source.as_deref(), num, args),
+            on,
+        } => crate::kube::logs(tail, ps.as_deref(), source.as_deref(), num, args, on),
         Command::Export(target) => crate::export::export(target),
         Command::Build(args) => crate::export::build(args),
     }

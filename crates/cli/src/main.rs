@@ -6,6 +6,8 @@
 //! - `apps`, `deploy`, `config:*`, `ps:*`, `logs`, …: the server's client (`remote`, `client`).
 //! - `export kubernetes|systemd`, `build --oci`: a release beyond one host (`export`, over
 //!   `dozen_export`).
+//! - `deploy --to kubernetes`, and `rollback`, `ps`, `ps:scale`, `logs`, `run` with
+//!   `--on kubernetes`: a release on a cluster (`kube`, over `dozen_kubernetes`).
 //!
 //! Errors reach [`main`] as `anyhow` errors and are printed once, as `dozen: context: cause`.
 
@@ -14,6 +16,7 @@ mod cli;
 mod client;
 mod doctor;
 mod export;
+mod kube;
 mod project;
 mod remote;
 mod run;

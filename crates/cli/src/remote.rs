@@ -43,7 +43,8 @@ fn print(json_out: bool, value: &Value, table: impl FnOnce(&Value)) {
     }
 }
 
-fn table(rows: &[Vec<String>]) {
+/// Print rows as aligned columns.
+pub(crate) fn table(rows: &[Vec<String>]) {
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..cols)
         .map(|c| {

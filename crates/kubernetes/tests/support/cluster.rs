@@ -9,6 +9,7 @@
 //! kubernetes crate's tests and the CLI's.
 #![allow(dead_code)]
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, Weak};
@@ -74,7 +75,11 @@ impl TestCluster {
             if required() {
                 panic!("DOZEN_REQUIRE_KUBE=1 but {reason}");
             }
-            eprintln!("skipped: {reason} (set DOZEN_REQUIRE_KUBE=1 to make this a failure)");
+            // Straight to stderr, past the test harness's capture: a skip must be seen.
+            let _ = writeln!(
+                std::io::stderr(),
+                "skipped: {reason} (set DOZEN_REQUIRE_KUBE=1 to make this a failure)"
+            );
             return None;
         }
         let dir = tempfile::Builder::new()
