@@ -1,23 +1,24 @@
 //! One backend process: its load (requests in flight) and its pool of keep-alive connections.
 
+use std::future::Future as _;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use hyper::client::conn::http1;
-use hyper_util::rt::TokioIo;
+use bytes::BytesMut;
 use tokio::net::TcpStream;
-
-use crate::body::RequestBody;
+use tokio::time::Sleep;
 
 /// Idle connections kept per backend; a connection finishing while the pool is full is closed.
 const MAX_IDLE: usize = 256;
 /// A pooled connection idle longer than this is closed instead of reused, so we rarely race a
 /// backend that closes idle keep-alive connections itself (gunicorn closes after 2 s, Node after 5 s).
 const IDLE_LIMIT: Duration = Duration::from_secs(1);
-
-pub(crate) type Sender = http1::SendRequest<RequestBody>;
+/// Read buffer room for a response head (it grows for bigger heads and bodies).
+pub(crate) const READ_BUF: usize = 4096;
 
 /// A backend in rotation (or draining). Shared by the route table and by the requests in flight,
 /// so it outlives its removal from the table until its last request ends.
@@ -26,14 +27,57 @@ pub(crate) struct Backend {
     pub(crate) name: Arc<str>,
     pub(crate) addr: SocketAddr,
     in_flight: AtomicUsize,
-    idle: Mutex<Vec<(Sender, Instant)>>,
+    idle: Mutex<Vec<(Conn, Instant)>>,
 }
 
-/// A connection to a backend, fresh or from the pool.
+/// An HTTP/1.1 connection to a backend, driven by whichever request holds it: no task of its own.
 #[derive(Debug)]
-pub(crate) struct Connection {
-    pub(crate) sender: Sender,
+pub(crate) struct Conn {
+    pub(crate) stream: TcpStream,
+    /// Bytes read from the backend and not yet passed on.
+    pub(crate) buf: BytesMut,
+    /// Taken from the pool (it served a request before).
     pub(crate) reused: bool,
+    /// The first-byte deadline, kept with the connection and moved forward for each request:
+    /// moving a registered timer later costs no lock, where a new timer per request would.
+    timer: Option<Pin<Box<Sleep>>>,
+}
+
+impl Conn {
+    /// Arms the first-byte deadline for a request sent at `sent`.
+    pub(crate) fn arm(&mut self, sent: Instant, limit: Duration) {
+        let deadline = tokio::time::Instant::from_std(sent) + limit;
+        match &mut self.timer {
+            Some(timer) => timer.as_mut().reset(deadline),
+            None => self.timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
+        }
+    }
+
+    /// Whether the first-byte deadline has passed.
+    pub(crate) fn poll_expired(&mut self, cx: &mut Context<'_>) -> bool {
+        self.timer
+            .as_mut()
+            .is_some_and(|t| t.as_mut().poll(cx).is_ready())
+    }
+
+    /// The socket and the bytes already read from it (after a switch of protocols).
+    pub(crate) fn into_parts(self) -> (TcpStream, BytesMut) {
+        (self.stream, self.buf)
+    }
+
+    /// Still open, with nothing unexpected to read? Costs no system call unless the socket has
+    /// become readable since its last request (the backend closed it or sent stray bytes).
+    fn alive(&mut self) -> bool {
+        let mut cx = Context::from_waker(Waker::noop());
+        match self.stream.poll_read_ready(&mut cx) {
+            Poll::Pending => true,
+            Poll::Ready(Err(_)) => false,
+            Poll::Ready(Ok(())) => {
+                let mut probe = [0u8; 1];
+                matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+            }
+        }
+    }
 }
 
 /// Why no connection could be had.
@@ -63,18 +107,14 @@ impl Backend {
         InFlight(Arc::clone(self))
     }
 
-    /// A pooled connection that is ready, or `None`.
-    pub(crate) fn pooled(&self) -> Option<Connection> {
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        while let Some((sender, since)) = idle.pop() {
-            if sender.is_ready() && since.elapsed() < IDLE_LIMIT {
-                return Some(Connection {
-                    sender,
-                    reused: true,
-                });
+    /// The most recently used pooled connection that is still open, or `None`.
+    pub(crate) fn pooled(&self) -> Option<Conn> {
+        loop {
+            let (mut conn, since) = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop()?;
+            if since.elapsed() < IDLE_LIMIT && conn.alive() {
+                return Some(conn);
             }
         }
-        None
     }
 
     /// Forgets the pooled connections (closing them): after a broken or refused connection they
@@ -84,52 +124,32 @@ impl Backend {
         drop(idle);
     }
 
-    /// A new connection, handshaken for HTTP/1.1 with upgrades allowed.
-    pub(crate) async fn connect(&self, limit: Duration) -> Result<Connection, ConnectError> {
+    /// A new connection.
+    pub(crate) async fn connect(&self, limit: Duration) -> Result<Conn, ConnectError> {
         let stream = match tokio::time::timeout(limit, TcpStream::connect(self.addr)).await {
             Ok(Ok(stream)) => stream,
             Ok(Err(_)) => return Err(ConnectError::Io),
             Err(_) => return Err(ConnectError::TimedOut),
         };
         let _ = stream.set_nodelay(true);
-        let (sender, conn) = http1::Builder::new()
-            .handshake(TokioIo::new(stream))
-            .await
-            .map_err(|_| ConnectError::Io)?;
-        tokio::spawn(async move {
-            // The connection ends when the backend closes it or every sender is dropped; its error
-            // (if any) already reached the request that was using it.
-            let _ = conn.with_upgrades().await;
-        });
-        Ok(Connection {
-            sender,
+        Ok(Conn {
+            stream,
+            buf: BytesMut::with_capacity(READ_BUF),
             reused: false,
+            timer: None,
         })
     }
 
-    /// Returns a connection whose last response was read to the end.
-    pub(crate) fn check_in(self: &Arc<Self>, mut sender: Sender) {
-        if sender.is_ready() {
-            self.push_idle(sender);
-        } else if let (false, Ok(runtime)) =
-            (sender.is_closed(), tokio::runtime::Handle::try_current())
-        {
-            // The connection task has not yet noticed the end of the response: wait for it briefly.
-            let backend = Arc::clone(self);
-            runtime.spawn(async move {
-                if let Ok(Ok(())) =
-                    tokio::time::timeout(Duration::from_millis(100), sender.ready()).await
-                {
-                    backend.push_idle(sender);
-                }
-            });
-        }
-    }
-
-    fn push_idle(&self, sender: Sender) {
+    /// Returns a connection whose last response was read to its end, with nothing left over.
+    pub(crate) fn check_in(&self, mut conn: Conn) {
+        conn.reused = true;
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         if idle.len() < MAX_IDLE {
-            idle.push((sender, Instant::now()));
+            idle.push((conn, Instant::now()));
+        } else {
+            // Closed outside the lock.
+            drop(idle);
+            drop(conn);
         }
     }
 }

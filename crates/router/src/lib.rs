@@ -68,6 +68,7 @@ mod router;
 mod serve;
 mod table;
 mod tls;
+mod wire;
 
 pub use access::AccessEvent;
 pub use config::{BackendSpec, Balance, RouterConfig, TlsSettings};

@@ -1,23 +1,30 @@
 //! One request through the router: route by host, pick a backend, forward, stream back.
 
+use std::future::poll_fn;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::task::Poll;
+use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use http::header::{self, HeaderValue};
-use http::{Method, Request, Response, StatusCode, Uri, Version};
+use http::{Method, Request, Response, StatusCode, Version};
 use http_body::Body as _;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
+use tokio::io::AsyncWriteExt as _;
 
 use crate::access::AccessEvent;
-use crate::backend::{Backend, Connection, Sender};
-use crate::body::{Report, RequestBody, ResponseBody};
+use crate::backend::{Backend, Conn, READ_BUF};
+use crate::body::{Report, ResponseBody, Streaming};
 use crate::headers::{
-    Forwarded, X_REQUEST_ID, append_via, new_request_id, normalize_host, strip_hop_by_hop,
-    valid_request_id, wants_upgrade,
+    Forwarded, X_REQUEST_ID, new_request_id, normalize_host, valid_request_id, wants_upgrade,
 };
 use crate::router::{AccessFn, Router};
+use crate::wire::{
+    BodyKind, Decoder, Framing, Pump, PumpError, RequestHead, ResponseHead, parse_response,
+    poll_read, write_request_head,
+};
 
 /// What the router knows about the client connection a request came on.
 #[derive(Debug)]
@@ -39,6 +46,7 @@ const NO_WEB_PROCESS: &str = "dozen: this app has no web process running.\n";
 const BAD_GATEWAY: &str = "dozen: the app's web process could not be reached.\n";
 const NOT_ALLOWED: &str = "dozen: CONNECT is not supported.\n";
 const GATEWAY_TIMEOUT: &str = "dozen: the app did not answer in time.\n";
+const BAD_REQUEST_BODY: &str = "dozen: the request body broke off.\n";
 
 /// A request's event until it is reported. A request whose client gave up before the answer
 /// (its handler dropped midway) is reported as 499 `client_closed`.
@@ -70,45 +78,20 @@ impl Drop for Pending<'_> {
     }
 }
 
-/// What it takes to send a bodiless idempotent request again.
-struct Replay {
-    method: Method,
-    uri: Uri,
-    headers: http::HeaderMap,
-}
-
-impl Replay {
-    fn of(request: &Request<RequestBody>) -> Option<Replay> {
-        (matches!(request.body(), RequestBody::Empty) && request.method().is_idempotent()).then(
-            || Replay {
-                method: request.method().clone(),
-                uri: request.uri().clone(),
-                headers: request.headers().clone(),
-            },
-        )
-    }
-
-    fn request(self) -> Request<RequestBody> {
-        let mut request = Request::new(RequestBody::Empty);
-        *request.method_mut() = self.method;
-        *request.uri_mut() = self.uri;
-        *request.headers_mut() = self.headers;
-        request
-    }
-}
-
-/// How sending to a backend failed.
-enum SendError {
-    /// The request was not handed to the backend (no connection could be had): it can go elsewhere.
-    Unsent(Box<Request<RequestBody>>),
-    /// The connection broke after the request went out but before any answer, and the request is
-    /// bodiless and idempotent: here it is again, to be sent to another backend (this one may be
-    /// dying).
-    Broken(Box<Request<RequestBody>>),
-    /// The backend broke the connection or answered nonsense.
+/// How one try at a backend failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    /// Nothing reached the backend: it refused the connection, or the head could not be
+    /// written. The request can go anywhere.
+    Unsent,
+    /// The connection closed after the request was written, before any answer.
+    Closed,
+    /// The backend answered nonsense or broke the connection mid-answer.
     Backend,
-    /// No response headers within the first-byte timeout.
+    /// No response head within the first-byte timeout.
     Timeout,
+    /// The client's request body broke off.
+    Client,
 }
 
 impl Router {
@@ -176,41 +159,60 @@ impl Router {
         let version = req.version();
         let upgrade = version != Version::HTTP_2 && wants_upgrade(req.headers());
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
-        let (mut parts, body) = req.into_parts();
-        strip_hop_by_hop(&mut parts.headers, upgrade);
-        conn.forwarded.apply(&mut parts.headers);
-        parts
-            .headers
-            .insert(X_REQUEST_ID.clone(), request_id.clone());
-        append_via(&mut parts.headers, version);
-        if let Some(authority) = parts.uri.authority() {
-            if !parts.headers.contains_key(header::HOST) {
-                if let Ok(value) = HeaderValue::from_str(authority.as_str()) {
-                    parts.headers.insert(header::HOST, value);
-                }
-            }
-            // Backends get origin-form: `/path?query`.
-            let origin = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-            parts.uri = Uri::try_from(origin).unwrap_or_else(|_| Uri::from_static("/"));
-        }
-        parts.version = Version::HTTP_11;
-        let body = if body.is_end_stream() {
-            RequestBody::Empty
-        } else {
-            RequestBody::Client(body)
-        };
-        let mut request = Request::from_parts(parts, body);
+        let (parts, body) = req.into_parts();
 
-        // Pick a backend and send. A request that could not be handed to a backend (it refused
-        // the connection, or its pooled connection turned out dead and a new one was refused), or
-        // a bodiless idempotent one whose connection broke before any answer, is tried once more:
-        // on another backend when there is one, since this one may be dying (a killed process
-        // whose listening socket still accepts for a moment), else on a new connection to the same.
+        // The request head, written once: the same bytes go to a second backend if need be.
+        let has_body = !body.is_end_stream();
+        let framing = if has_body {
+            body.size_hint()
+                .exact()
+                .map_or(Framing::Chunked, Framing::Length)
+        } else if parts.headers.contains_key(header::CONTENT_LENGTH)
+            || matches!(parts.method, Method::POST | Method::PUT | Method::PATCH)
+        {
+            Framing::Length(0)
+        } else {
+            Framing::None
+        };
+        let mut head = Vec::with_capacity(256 + 64 * parts.headers.len());
+        write_request_head(
+            &RequestHead {
+                method: &parts.method,
+                // Backends get origin-form: `/path?query`.
+                target: parts.uri.path_and_query().map_or("/", |p| p.as_str()),
+                host: parts
+                    .headers
+                    .get(header::HOST)
+                    .map(HeaderValue::as_bytes)
+                    .or_else(|| parts.uri.authority().map(|a| a.as_str().as_bytes())),
+                headers: &parts.headers,
+                forwarded: &conn.forwarded,
+                request_id: &request_id,
+                via: if version == Version::HTTP_2 {
+                    "2.0 dozen"
+                } else {
+                    "1.1 dozen"
+                },
+                upgrade,
+                framing,
+                join_cookies: version == Version::HTTP_2,
+            },
+            &mut head,
+        );
+        let head_request = parts.method == Method::HEAD;
+        let replayable = !has_body && parts.method.is_idempotent();
+        let mut pump = has_body.then(|| Pump::new(body, framing == Framing::Chunked));
+        drop(parts);
+
+        // Pick a backend and send. A request that did not reach a backend (it refused the
+        // connection, or its pooled connection turned out closed and a new one was refused), or
+        // a bodiless idempotent one whose connection closed before any answer, is tried once
+        // more: on another backend when there is one, since this one may be dying (a killed
+        // process whose listening socket still accepts for a moment), else, for a closed
+        // connection, on a new connection to the same one.
         let mut failed: Option<Arc<Backend>> = None;
-        // Whether the failed backend may be tried again, on a new connection: only when it broke a
-        // connection (it may just have closed a keep-alive one), not when it refused one.
         let mut same_again = false;
-        let (mut response, sender, in_flight, sent) = loop {
+        let (conn, answer, in_flight, sent) = loop {
             let picked = match route.pick(self.config.balance, failed.as_ref()) {
                 Some(backend) => Some(backend),
                 None if same_again => failed.as_ref(),
@@ -237,50 +239,42 @@ impl Router {
             };
             let in_flight = backend.begin();
             pending.ev().backend = Some(backend.name.to_string());
-            let connecting = Instant::now();
             // A retry never takes a pooled connection: the pool may hold more broken ones.
-            let pooled = if failed.is_some() {
-                None
-            } else {
-                backend.pooled()
-            };
-            let conn = match pooled {
-                Some(conn) => Ok(conn),
-                None => backend.connect(self.config.connect_timeout).await,
-            };
-            pending.ev().connect_ms += connecting.elapsed().as_millis() as u64;
-            let outcome = match conn {
-                Ok(conn) => {
-                    let sent = Instant::now();
-                    match tokio::time::timeout(
-                        self.config.first_byte_timeout,
-                        self.send(&backend, conn, request),
-                    )
-                    .await
-                    {
-                        Ok(Ok((response, sender))) => break (response, sender, in_flight, sent),
-                        Ok(Err(err)) => err,
-                        Err(_) => SendError::Timeout,
-                    }
-                }
-                Err(_) => SendError::Unsent(Box::new(request)),
+            let may_pool = failed.is_none();
+            let failure = match self
+                .attempt(
+                    &backend,
+                    may_pool,
+                    &head,
+                    &mut pump,
+                    head_request,
+                    pending.ev(),
+                )
+                .await
+            {
+                Ok((conn, answer, sent)) => break (conn, answer, in_flight, sent),
+                Err(failure) => failure,
             };
             drop(in_flight);
-            let broken = matches!(outcome, SendError::Broken(_));
-            let (status, code, text) = match outcome {
-                SendError::Unsent(again) | SendError::Broken(again) if failed.is_none() => {
-                    same_again = broken;
-                    // Whatever it kept pooled is suspect now.
-                    backend.drop_idle();
-                    request = *again;
-                    failed = Some(backend);
-                    continue;
-                }
-                SendError::Unsent(_) => (StatusCode::BAD_GATEWAY, "connect_failed", BAD_GATEWAY),
-                SendError::Broken(_) | SendError::Backend => {
+            let again = match failure {
+                Failure::Unsent => true,
+                Failure::Closed => replayable,
+                _ => false,
+            };
+            if again && failed.is_none() {
+                same_again = failure == Failure::Closed;
+                // Whatever it kept pooled is suspect now.
+                backend.drop_idle();
+                failed = Some(backend);
+                continue;
+            }
+            let (status, code, text) = match failure {
+                Failure::Unsent => (StatusCode::BAD_GATEWAY, "connect_failed", BAD_GATEWAY),
+                Failure::Closed | Failure::Backend => {
                     (StatusCode::BAD_GATEWAY, "backend_error", BAD_GATEWAY)
                 }
-                SendError::Timeout => (StatusCode::GATEWAY_TIMEOUT, "timeout", GATEWAY_TIMEOUT),
+                Failure::Timeout => (StatusCode::GATEWAY_TIMEOUT, "timeout", GATEWAY_TIMEOUT),
+                Failure::Client => (StatusCode::BAD_REQUEST, "client_body", BAD_REQUEST_BODY),
             };
             return self.reply(
                 &route.name,
@@ -293,90 +287,140 @@ impl Router {
             );
         };
 
-        if response.status() == StatusCode::SWITCHING_PROTOCOLS {
-            let Some(client_upgrade) = client_upgrade else {
+        let ResponseHead {
+            status,
+            mut headers,
+            via,
+            upgrade: switched_to,
+            body: kind,
+            keep_alive,
+        } = answer;
+        headers.insert(X_REQUEST_ID.clone(), request_id);
+        headers.append(header::VIA, via_value(via.as_ref()));
+        // A connection that was asked to switch protocols and did not is not reused.
+        let keep_alive = keep_alive && !upgrade;
+
+        if kind == BodyKind::Upgrade {
+            let (Some(client_upgrade), Some(switched_to)) = (client_upgrade, switched_to) else {
                 drop(in_flight);
                 return self.reply(
                     &route.name,
                     pending.take(),
                     received,
-                    &request_id,
+                    &headers[&X_REQUEST_ID],
                     StatusCode::BAD_GATEWAY,
                     "backend_error",
                     BAD_GATEWAY,
                 );
             };
-            let backend_upgrade = hyper::upgrade::on(&mut response);
+            headers.insert(header::UPGRADE, switched_to);
+            headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
             tokio::spawn(async move {
                 // The tunnel counts as a request in flight until either side closes it.
                 let _in_flight = in_flight;
-                let _sender: Sender = sender;
-                if let (Ok(client), Ok(backend)) = tokio::join!(client_upgrade, backend_upgrade) {
+                let (mut backend, early) = conn.into_parts();
+                if let Ok(client) = client_upgrade.await {
                     let mut client = TokioIo::new(client);
-                    let mut backend = TokioIo::new(backend);
+                    if !early.is_empty() && client.write_all(&early).await.is_err() {
+                        return;
+                    }
                     let _ = tokio::io::copy_bidirectional(&mut client, &mut backend).await;
                 }
             });
-            let (mut parts, _) = response.into_parts();
-            strip_hop_by_hop(&mut parts.headers, true);
-            parts.headers.insert(X_REQUEST_ID.clone(), request_id);
-            append_via(&mut parts.headers, Version::HTTP_11);
             let mut event = pending.take();
             event.status = 101;
             event.service_ms = sent.elapsed().as_millis() as u64;
             (self.on_access)(&route.name, event);
-            return Response::from_parts(parts, ResponseBody::empty());
+            let mut response = Response::new(ResponseBody::empty());
+            *response.status_mut() = status;
+            *response.headers_mut() = headers;
+            return response;
         }
 
-        let (mut parts, body) = response.into_parts();
-        strip_hop_by_hop(&mut parts.headers, false);
-        parts.headers.insert(X_REQUEST_ID.clone(), request_id);
-        append_via(&mut parts.headers, Version::HTTP_11);
-        parts.version = version;
         let mut event = pending.take();
-        event.status = parts.status.as_u16();
-        let report = Report {
-            event,
-            app: Arc::clone(&route.name),
-            on_access: Arc::clone(&self.on_access),
-            started: sent,
-            in_flight: Some(in_flight),
-            sender: Some(sender),
+        event.status = status.as_u16();
+        let mut conn = conn;
+        let whole = match (kind, &pump) {
+            (BodyKind::Empty, None) => Some(Bytes::new()),
+            (BodyKind::Length(n), None) if conn.buf.len() as u64 >= n => {
+                Some(conn.buf.split_to(n as usize).freeze())
+            }
+            _ => None,
         };
-        Response::from_parts(parts, ResponseBody::backend(body, report))
+        let body = match whole {
+            Some(bytes) => {
+                // The answer came whole with its head: the connection is free already.
+                if keep_alive && conn.buf.is_empty() {
+                    in_flight.backend().check_in(conn);
+                }
+                ResponseBody::whole(bytes, self.report(event, &route.name, sent, in_flight))
+            }
+            None => ResponseBody::streaming(
+                Streaming {
+                    conn,
+                    decoder: Decoder::new(kind),
+                    pump,
+                    keep_alive,
+                    read_size: READ_BUF * 2,
+                },
+                self.report(event, &route.name, sent, in_flight),
+            ),
+        };
+        let mut response = Response::new(body);
+        *response.status_mut() = status;
+        *response.headers_mut() = headers;
+        *response.version_mut() = version;
+        response
     }
 
-    /// Sends on `conn`. A pooled connection found closed before the request went out is replaced
-    /// by a new one to the same backend (backends close idle keep-alive connections). When the
-    /// connection broke after the request went out but before any answer, a bodiless idempotent
-    /// request comes back as [`SendError::Broken`], for the caller to send elsewhere.
-    async fn send(
+    fn report(
+        &self,
+        event: AccessEvent,
+        app: &Arc<str>,
+        started: Instant,
+        in_flight: crate::backend::InFlight,
+    ) -> Report {
+        Report {
+            event,
+            app: Arc::clone(app),
+            on_access: Arc::clone(&self.on_access),
+            started,
+            in_flight: Some(in_flight),
+        }
+    }
+
+    /// One try at `backend`: a pooled connection (when `may_pool`) or a new one, the request
+    /// written, its body forwarded, and the response head read. A pooled connection that turns
+    /// out closed before the request reached it is replaced by a new one to the same backend.
+    async fn attempt(
         &self,
         backend: &Backend,
-        mut conn: Connection,
-        mut request: Request<RequestBody>,
-    ) -> Result<(Response<Incoming>, Sender), SendError> {
-        let replay = Replay::of(&request);
+        may_pool: bool,
+        head: &[u8],
+        pump: &mut Option<Pump>,
+        head_request: bool,
+        event: &mut AccessEvent,
+    ) -> Result<(Conn, ResponseHead, Instant), Failure> {
+        let mut conn = match may_pool.then(|| backend.pooled()).flatten() {
+            Some(conn) => conn,
+            None => self.connect(backend, event).await?,
+        };
         loop {
-            let unsent = match conn.sender.try_send_request(request).await {
-                Ok(response) => return Ok((response, conn.sender)),
-                Err(mut err) => match err.take_message() {
-                    Some(unsent) if conn.reused => unsent,
-                    Some(unsent) => return Err(SendError::Unsent(Box::new(unsent))),
-                    None => {
-                        return Err(match replay {
-                            Some(again) => SendError::Broken(Box::new(again.request())),
-                            None => SendError::Backend,
-                        });
-                    }
-                },
-            };
-            match backend.connect(self.config.connect_timeout).await {
-                Ok(fresh) => conn = fresh,
-                Err(_) => return Err(SendError::Unsent(Box::new(unsent))),
+            let sent = Instant::now();
+            let limit = self.config.first_byte_timeout;
+            match exchange(&mut conn, head, pump, head_request, sent, limit).await {
+                Ok(answer) => return Ok((conn, answer, sent)),
+                Err(Failure::Unsent) if conn.reused => conn = self.connect(backend, event).await?,
+                Err(failure) => return Err(failure),
             }
-            request = unsent;
         }
+    }
+
+    async fn connect(&self, backend: &Backend, event: &mut AccessEvent) -> Result<Conn, Failure> {
+        let connecting = Instant::now();
+        let conn = backend.connect(self.config.connect_timeout).await;
+        event.connect_ms += connecting.elapsed().as_millis() as u64;
+        conn.map_err(|_| Failure::Unsent)
     }
 
     /// The router's own answer, reported at once.
@@ -406,5 +450,73 @@ impl Router {
         headers.insert(X_REQUEST_ID.clone(), request_id.clone());
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         response
+    }
+}
+
+/// Writes the request head on `conn`, forwards the request body, and reads the response head,
+/// within `limit` of the head being written.
+async fn exchange(
+    conn: &mut Conn,
+    head: &[u8],
+    pump: &mut Option<Pump>,
+    head_request: bool,
+    sent: Instant,
+    limit: Duration,
+) -> Result<ResponseHead, Failure> {
+    if conn.stream.write_all(head).await.is_err() {
+        return Err(Failure::Unsent);
+    }
+    conn.arm(sent, limit);
+    let mut body_refused = false;
+    let mut answered = false;
+    let mut answer = poll_fn(|cx| {
+        if let Some(body) = pump.as_mut() {
+            match body.poll(&mut conn.stream, cx) {
+                Poll::Ready(Ok(())) => *pump = None,
+                Poll::Ready(Err(PumpError::Client)) => return Poll::Ready(Err(Failure::Client)),
+                // The backend stopped taking the body; it may still answer (413, say).
+                Poll::Ready(Err(PumpError::Backend)) => {
+                    *pump = None;
+                    body_refused = true;
+                }
+                Poll::Pending => {}
+            }
+        }
+        loop {
+            match parse_response(&mut conn.buf, head_request) {
+                Ok(Some(answer)) => return Poll::Ready(Ok(answer)),
+                Ok(None) => {}
+                Err(_) => return Poll::Ready(Err(Failure::Backend)),
+            }
+            match poll_read(&mut conn.stream, &mut conn.buf, READ_BUF, cx) {
+                Poll::Ready(Ok(n)) if n > 0 => answered = true,
+                Poll::Ready(_) if answered || !conn.buf.is_empty() => {
+                    return Poll::Ready(Err(Failure::Backend));
+                }
+                Poll::Ready(_) => return Poll::Ready(Err(Failure::Closed)),
+                Poll::Pending if conn.poll_expired(cx) => {
+                    return Poll::Ready(Err(Failure::Timeout));
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    })
+    .await?;
+    answer.keep_alive &= !body_refused;
+    Ok(answer)
+}
+
+/// `Via` for the client: the backend's, with the router appended.
+fn via_value(backend: Option<&HeaderValue>) -> HeaderValue {
+    const OURS: &str = "1.1 dozen";
+    match backend {
+        None => HeaderValue::from_static(OURS),
+        Some(theirs) => {
+            let mut joined = Vec::with_capacity(theirs.len() + 2 + OURS.len());
+            joined.extend_from_slice(theirs.as_bytes());
+            joined.extend_from_slice(b", ");
+            joined.extend_from_slice(OURS.as_bytes());
+            HeaderValue::from_bytes(&joined).unwrap_or_else(|_| HeaderValue::from_static(OURS))
+        }
     }
 }
