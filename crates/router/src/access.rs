@@ -1,7 +1,5 @@
 //! One event per request, the router's line in the app's log stream.
 
-use std::fmt::Write as _;
-
 /// What happened to one request, handed to the router's `on_access` callback when the response
 /// is finished (its body sent or abandoned by the client) or failed.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -26,8 +24,9 @@ pub struct AccessEvent {
     pub backend: Option<String>,
     /// Why the router answered itself: `unknown_host` (404), `no_web_process` (503),
     /// `connect_failed` (502), `backend_error` (502: the backend broke the connection or answered
-    /// nonsense), `timeout` (504), `unsupported_method` (405, CONNECT), or `client_closed` (499:
-    /// the client went away before the response began).
+    /// nonsense), `timeout` (504), `unsupported_method` (405, CONNECT), `client_body` (400: the
+    /// client's request body broke off), or `client_closed` (499: the client went away before
+    /// the response began).
     pub error: Option<&'static str>,
 }
 
@@ -36,43 +35,75 @@ impl AccessEvent {
     /// `at=info method=GET path="/x" host=shop.localhost request_id=… backend=web.1 connect=1ms service=3ms status=200 bytes=123`.
     /// Errors start with `at=error error=<code>`.
     pub fn to_line(&self) -> String {
+        // Written by hand rather than with `write!`: this runs once per request.
         let mut line = String::with_capacity(160 + self.path.len());
         match self.error {
             Some(code) => {
-                let _ = write!(line, "at=error error={code} ");
+                line.push_str("at=error error=");
+                line.push_str(code);
+                line.push(' ');
             }
             None => line.push_str("at=info "),
         }
-        let _ = write!(line, "method={} path=\"", self.method);
+        line.push_str("method=");
+        line.push_str(&self.method);
+        line.push_str(" path=\"");
         for ch in self.path.chars() {
             match ch {
                 '"' => line.push_str("\\\""),
                 '\\' => line.push_str("\\\\"),
                 c if c.is_control() => {
-                    let _ = write!(line, "\\x{:02x}", c as u32);
+                    const HEX: &[u8; 16] = b"0123456789abcdef";
+                    let c = c as u32;
+                    line.push_str("\\x");
+                    if c > 0xff {
+                        push_u64(&mut line, u64::from(c));
+                    } else {
+                        line.push(HEX[(c >> 4) as usize] as char);
+                        line.push(HEX[(c & 0xf) as usize] as char);
+                    }
                 }
                 c => line.push(c),
             }
         }
-        let _ = write!(
-            line,
-            "\" host={} request_id={}",
-            if self.host.is_empty() {
-                "-"
-            } else {
-                &self.host
-            },
-            self.request_id
-        );
+        line.push_str("\" host=");
+        line.push_str(if self.host.is_empty() {
+            "-"
+        } else {
+            &self.host
+        });
+        line.push_str(" request_id=");
+        line.push_str(&self.request_id);
         if let Some(backend) = &self.backend {
-            let _ = write!(line, " backend={backend}");
+            line.push_str(" backend=");
+            line.push_str(backend);
         }
-        let _ = write!(
-            line,
-            " connect={}ms service={}ms status={} bytes={}",
-            self.connect_ms, self.service_ms, self.status, self.bytes
-        );
+        line.push_str(" connect=");
+        push_u64(&mut line, self.connect_ms);
+        line.push_str("ms service=");
+        push_u64(&mut line, self.service_ms);
+        line.push_str("ms status=");
+        push_u64(&mut line, u64::from(self.status));
+        line.push_str(" bytes=");
+        push_u64(&mut line, self.bytes);
         line
+    }
+}
+
+fn push_u64(line: &mut String, n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for d in &digits[i..] {
+        line.push(*d as char);
     }
 }
 

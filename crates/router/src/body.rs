@@ -12,6 +12,7 @@ use http_body::{Body, Frame, SizeHint};
 
 use crate::access::AccessEvent;
 use crate::backend::{Conn, InFlight};
+use crate::idle::Busy;
 use crate::router::AccessFn;
 use crate::wire::{Decoded, Decoder, Pump, poll_read};
 
@@ -24,6 +25,8 @@ const MAX_READ: usize = 256 * 1024;
 pub struct ResponseBody {
     inner: Inner,
     report: Option<Report>,
+    /// Keeps the client connection counted as busy while this body is being sent.
+    busy: Option<Busy>,
 }
 
 #[derive(Debug)]
@@ -129,6 +132,7 @@ impl ResponseBody {
         ResponseBody {
             inner: Inner::Whole((!body.is_empty()).then_some(body)),
             report: Some(report),
+            busy: None,
         }
     }
 
@@ -137,6 +141,7 @@ impl ResponseBody {
         ResponseBody {
             inner: Inner::Streaming(Box::new(streaming)),
             report: Some(report),
+            busy: None,
         }
     }
 
@@ -145,6 +150,7 @@ impl ResponseBody {
         ResponseBody {
             inner: Inner::Whole(Some(Bytes::from_static(text.as_bytes()))),
             report: None,
+            busy: None,
         }
     }
 
@@ -152,7 +158,13 @@ impl ResponseBody {
         ResponseBody {
             inner: Inner::Whole(None),
             report: None,
+            busy: None,
         }
+    }
+
+    /// Counts the client connection busy until this body is sent or dropped.
+    pub(crate) fn hold(&mut self, busy: Busy) {
+        self.busy = Some(busy);
     }
 
     /// Emits the event, once; `complete` says the body was read to its end. A streamed body's

@@ -10,7 +10,9 @@
 //!
 //! **Not for:** deciding *which* processes are in rotation (the server's deploy orchestration
 //! does that, using [`healthy`] and [`Router::wait_drained`]), starting processes, or caching.
-//! Backends must speak HTTP/1.1.
+//! Backends must speak HTTP/1.1: the router speaks it to them itself (module `wire`), from the
+//! client connection's own task, which holds the backend connection for the request and returns
+//! it to the backend's pool when the answer has been read; no task or channel sits between.
 //!
 //! **Main types:** [`Router`] (the table and the serving loops), [`RouterConfig`],
 //! [`BackendSpec`] (one process: `web.1` at `127.0.0.1:PORT`), [`AccessEvent`] (the log line),
@@ -30,6 +32,7 @@
 //!   else gets 502 `backend_error`. After a broken or refused connection, the backend's pooled
 //!   connections are closed.
 //! - No response headers within [`RouterConfig::first_byte_timeout`]: 504.
+//! - A client whose request body breaks off before the answer began: 400 `client_body`.
 //! - A client that leaves before the answer began: event with status 499, `client_closed`.
 //! - Headers follow RFC 9110: hop-by-hop headers are removed both ways (and those `Connection`
 //!   names); `X-Forwarded-For` is appended to, `X-Forwarded-Proto`/`-Port`, `X-Request-Id` (kept
@@ -63,6 +66,7 @@ mod config;
 mod error;
 mod headers;
 mod health;
+mod idle;
 mod proxy;
 mod router;
 mod serve;

@@ -6,6 +6,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::StatusCode;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -15,6 +16,7 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::TlsSettings;
+use crate::idle::{Activity, IdleIo};
 use crate::proxy::ConnInfo;
 use crate::router::Router;
 use crate::tls::server_config;
@@ -57,10 +59,8 @@ impl Router {
         let port = listener.local_addr()?.port();
         let proto = if tls.is_some() { "https" } else { "http" };
         let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder
-            .http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(Duration::from_secs(30));
+        // Idle and slow-header connections are closed by `IdleIo`, at less cost per request.
+        builder.http1().header_read_timeout(None);
         builder.http2().timer(TokioTimer::new());
         let builder = Arc::new(builder);
         let graceful = GracefulShutdown::new();
@@ -119,12 +119,23 @@ async fn serve_connection<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let activity = Activity::new();
+    let io = IdleIo::new(stream, Arc::clone(&activity));
     let service = service_fn(move |req| {
         let router = Arc::clone(&router);
         let conn = Arc::clone(&conn);
-        async move { Ok::<_, Infallible>(router.handle(req, &conn).await) }
+        let busy = activity.begin();
+        async move {
+            let mut response = router.handle(req, &conn).await;
+            if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+                busy.forever();
+            } else {
+                response.body_mut().hold(busy);
+            }
+            Ok::<_, Infallible>(response)
+        }
     });
-    let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+    let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     // A client that breaks the connection ends only its own requests.
     let _ = watcher.watch(connection.into_owned()).await;
 }

@@ -247,8 +247,11 @@ pub(crate) fn parse_response(
         // Left uninitialized: zeroing 100 header slots per response costs more than parsing.
         let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
         let mut response = httparse::Response::new(&mut []);
-        let parsed =
-            httparse::ParserConfig::default().parse_response_with_uninit_headers(&mut response, buf, &mut fields);
+        let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+            &mut response,
+            buf,
+            &mut fields,
+        );
         let len = match parsed {
             Ok(httparse::Status::Complete(len)) => len,
             Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => return Ok(None),
@@ -274,10 +277,8 @@ pub(crate) fn parse_response(
         }
         let status = StatusCode::from_u16(code).map_err(|_| Malformed)?;
         let fields = &at[..count];
-        let name_of =
-            |&(n, nl, _, _): &(u32, u32, u32, u32)| &head[n as usize..(n + nl) as usize];
-        let value_of =
-            |&(_, _, v, vl): &(u32, u32, u32, u32)| &head[v as usize..(v + vl) as usize];
+        let name_of = |&(n, nl, _, _): &(u32, u32, u32, u32)| &head[n as usize..(n + nl) as usize];
+        let value_of = |&(_, _, v, vl): &(u32, u32, u32, u32)| &head[v as usize..(v + vl) as usize];
 
         // First pass: framing and connection handling.
         let mut connection: Vec<&[u8]> = Vec::new();

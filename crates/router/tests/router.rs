@@ -782,3 +782,28 @@ async fn killed_backend_under_load_costs_no_request() {
         assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn idle_client_connections_are_closed() {
+    // Time is paused and jumps ahead whenever the runtime waits: the router's own 404 needs no
+    // backend, so nothing else waits on a clock here.
+    let t = TestRouter::start().await;
+    let mut stream = TcpStream::connect(t.addr).await.unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: nope.localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 1024];
+    let closed = tokio::time::timeout(Duration::from_secs(120), async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the idle connection stayed open");
+    assert!(answer.starts_with(b"HTTP/1.1 404"), "{answer:?}");
+}
