@@ -614,7 +614,8 @@ async fn objects_the_api_server_rejects_read_as_one_line_per_field() {
     assert_eq!((kind.as_str(), name.as_str()), ("Deployment", "shop-web"));
     let fields: Vec<&str> = causes.iter().filter_map(|c| c.field.as_deref()).collect();
     assert!(
-        fields.contains(&"spec.template.spec.securityContext.runAsUser"),
+        fields.contains(&"spec.template.spec.securityContext.runAsUser")
+            && fields.contains(&"spec.template.spec.containers[0].securityContext.runAsUser"),
         "{fields:?}"
     );
     let text = e.to_string();
