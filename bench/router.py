@@ -82,14 +82,14 @@ def start_router(backend_ports, balance="lor", threads=2):
     return proc, port
 
 
-def start_nginx(backend_port, workdir, access_log=False):
+def start_nginx(backend_port, workdir, access_log=False, workers=2):
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     port = free_port()
     conf = os.path.join(workdir, "nginx.conf")
     with open(conf, "w") as f:
         f.write(f"""
 daemon off;
-worker_processes auto;
+worker_processes {workers};
 pid {workdir}/nginx.pid;
 error_log {workdir}/error.log warn;
 events {{ worker_connections 4096; }}
@@ -252,6 +252,8 @@ def main():
     ap.add_argument("--duration", type=int, default=10, help="seconds per wrk run (default 10)")
     ap.add_argument("--connections", type=int, default=32, help="wrk connections (default 32)")
     ap.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
+    ap.add_argument("--workers", type=int, default=2,
+                    help="router worker threads and nginx worker processes, the same for both (default 2)")
     ap.add_argument("--reps", type=int, default=3, help="repetitions of direct/router/nginx; median shown (default 3)")
     ap.add_argument("--slow-ms", type=int, default=5, help="delay of the degraded backend in the balancing test (default 5)")
     ap.add_argument("--idle-conns", type=int, default=10000, help="idle keep-alive connections for memory (default 10000)")
@@ -260,7 +262,8 @@ def main():
     args = ap.parse_args()
     only = set(args.only.split(","))
     os.makedirs(args.out, exist_ok=True)
-    result = {"load_start": os.getloadavg(), "wrk": f"-c{args.connections} -d{args.duration}s -t{args.threads}"}
+    result = {"load_start": os.getloadavg(), "wrk": f"-c{args.connections} -d{args.duration}s -t{args.threads}",
+              "workers": args.workers}
 
     if "proxy" in only:
         runs = {"direct": [], "router": [], "nginx": [], "nginx_log": []}
@@ -271,14 +274,14 @@ def main():
                 say(f"repetition {rep + 1}/{args.reps}: direct")
                 runs["direct"].append(wrk(bport, args, [backend.pid]))
                 say("through dozen's router")
-                router, rport = start_router([bport])
+                router, rport = start_router([bport], threads=args.workers)
                 try:
                     runs["router"].append(wrk(rport, args, [router.pid]))
                 finally:
                     stop(router)
                 for key, log in (("nginx", False), ("nginx_log", True)):
                     say("through nginx" + (" with its access log on" if log else ""))
-                    nginx, nport = start_nginx(bport, workdir, access_log=log)
+                    nginx, nport = start_nginx(bport, workdir, access_log=log, workers=args.workers)
                     try:
                         runs[key].append(wrk(nport, args, [nginx.pid]))
                     finally:
@@ -323,7 +326,8 @@ def main():
 
 def report(r):
     lines = ["# dozen router benchmark", "",
-             f"wrk {r['wrk']}, Host {HOST}, 14-byte body, 2 cores shared by wrk, proxy and backend. "
+             f"wrk {r['wrk']}, Host {HOST}, 14-byte body, 2 cores shared by wrk, proxy and backend (none pinned). "
+             f"Router worker threads = nginx worker processes = {r.get('workers', 2)}. "
              f"Load average at start {r['load_start'][0]:.2f}, at end {r['load_end'][0]:.2f}.", ""]
     if "proxy" in r:
         p = {k: v["median"] for k, v in r["proxy"].items()}

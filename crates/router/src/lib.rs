@@ -39,8 +39,11 @@
 //!   when valid) and `Via` are set; the response carries `X-Request-Id` too.
 //!
 //! Bounds: each backend keeps at most 256 idle keep-alive connections, each reused only within
-//! 1 s of idleness. A client connection idle (or sending headers) for 30 s is closed. An idle
-//! HTTP/1.1 client connection costs about 22 KiB (bench/router.sh measures it).
+//! 1 s of idleness. A client connection without a request in progress (idle, or still sending
+//! its request head) for 30 s is closed; an upgraded one (WebSocket) never is. An idle HTTP/1.1
+//! client connection costs about 19.5 KiB (bench/router.sh measures it), most of it hyper's read
+//! and write buffers (8 KiB each, not configurable smaller). A response head from a backend may
+//! be up to 64 KiB with up to 100 fields; more is a 502.
 //!
 //! ```no_run
 //! use std::sync::Arc;
