@@ -3,11 +3,10 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 
 use serde_json::{Value, json};
 use sha2::Digest;
@@ -125,14 +124,6 @@ struct Server {
     _data: tempfile::TempDir,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
 impl Server {
     fn start() -> Server {
         let data = tempfile::tempdir().expect("tmp");
@@ -157,23 +148,7 @@ impl Server {
             .spawn()
             .expect("server");
         let out = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for l in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(l).is_err() {
-                    break;
-                }
-            }
-        });
-        loop {
-            match rx.recv_timeout(HANG) {
-                Ok(l) if l.contains("listening") => break,
-                Ok(_) => {}
-                Err(e) => panic!("the server never said it was listening: {e}"),
-            }
-        }
-        // Keep draining its output so it never blocks on a full pipe.
-        std::thread::spawn(move || while rx.recv().is_ok() {});
+        await_listening(line_reader(out));
         Server {
             child,
             port,

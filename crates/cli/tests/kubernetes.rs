@@ -8,10 +8,8 @@
 mod cluster;
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 
 use cluster::TestCluster;
 use dozen_kubernetes::Cluster;
@@ -32,14 +30,6 @@ struct Server {
     kubeconfig: PathBuf,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
 impl Server {
     fn start(kubeconfig: &Path) -> Server {
         let mut s = Server {
@@ -58,23 +48,7 @@ impl Server {
             .expect("server");
         let out = child.stdout.take().expect("stdout");
         s.child = Some(child);
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for l in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(l).is_err() {
-                    break;
-                }
-            }
-        });
-        loop {
-            match rx.recv_timeout(HANG) {
-                Ok(l) if l.contains("listening") => break,
-                Ok(_) => {}
-                Err(e) => panic!("the server never said it was listening: {e}"),
-            }
-        }
-        // Keep draining its output so it never blocks on a full pipe.
-        std::thread::spawn(move || while rx.recv().is_ok() {});
+        await_listening(line_reader(out));
         s
     }
 

@@ -86,14 +86,6 @@ struct Server {
     lines: mpsc::Receiver<String>,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
 impl Server {
     fn start(backend: Backend) -> Server {
         Server::start_with(backend, &[])
@@ -148,14 +140,7 @@ impl Server {
             .spawn()
             .expect("server");
         let out = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for l in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(l).is_err() {
-                    break;
-                }
-            }
-        });
+        let rx = line_reader(out);
         self.child = Some(child);
         self.lines = rx;
         self.wait_line("listening");

@@ -1,7 +1,7 @@
 //! A small harness that runs the real `dozen` binary in a temporary app directory.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
@@ -274,4 +274,39 @@ pub fn status_kb(pid: i32, field: &str) -> Option<u64> {
         .nth(1)?
         .parse()
         .ok()
+}
+
+/// A free loopback TCP port (bound, then let go).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// Read `out` line by line on a thread of its own; the lines arrive on the receiver.
+pub fn line_reader(out: impl Read + Send + 'static) -> Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for l in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Wait until a `dozen server`'s output says it is listening, then keep draining the output so
+/// the server never blocks on a full pipe.
+pub fn await_listening(lines: Receiver<String>) {
+    loop {
+        match lines.recv_timeout(HANG) {
+            Ok(l) if l.contains("listening") => break,
+            Ok(_) => {}
+            Err(e) => panic!("the server never said it was listening: {e}"),
+        }
+    }
+    std::thread::spawn(move || while lines.recv().is_ok() {});
 }
