@@ -8,25 +8,11 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/.." && pwd)"
-export DEBIAN_FRONTEND=noninteractive
 
-say() { printf '[bench/server.sh] %s\n' "$*" >&2; }
-
-as_root() {
-  if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo -n "$@"; else
-    say "need root (or sudo) to run: $*"; exit 1; fi
-}
-
-apt_updated=no
-apt_install() {
-  if [ "$apt_updated" = no ]; then as_root apt-get update -q >&2; apt_updated=yes; fi
-  as_root apt-get install -y -q "$@" >&2
-}
-
-skip_install=no
-for a in "$@"; do case "$a" in --no-install|-h|--help) skip_install=yes ;; esac; done
-args=()
-for a in "$@"; do [ "$a" = "--no-install" ] || args+=("$a"); done
+bench_name=bench/server.sh
+# shellcheck source=bench/lib.sh
+. "$here/lib.sh"
+bench_args "$@"
 
 if [ "$skip_install" = no ]; then
   if ! command -v python3 >/dev/null; then say "installing python3"; apt_install python3; fi
