@@ -91,20 +91,7 @@ impl AccessEvent {
 }
 
 fn push_u64(line: &mut String, n: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    let mut n = n;
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    for d in &digits[i..] {
-        line.push(*d as char);
-    }
+    line.push_str(crate::wire::decimal_digits(n, &mut [0u8; 20]));
 }
 
 #[cfg(test)]

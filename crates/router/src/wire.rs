@@ -188,18 +188,23 @@ fn field(out: &mut Vec<u8>, name: &str, value: &[u8]) {
 }
 
 fn decimal(out: &mut Vec<u8>, n: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    let mut n = n;
+    out.extend_from_slice(decimal_digits(n, &mut [0u8; 20]).as_bytes());
+}
+
+/// `n` in decimal, written into `buf` without allocating (for the request head and the access
+/// line, both on every request).
+pub(crate) fn decimal_digits(mut n: u64, buf: &mut [u8; 20]) -> &str {
+    let mut i = buf.len();
     loop {
         i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
+        buf[i] = b'0' + (n % 10) as u8;
         n /= 10;
         if n == 0 {
             break;
         }
     }
-    out.extend_from_slice(&digits[i..]);
+    // Only ASCII digits were written.
+    std::str::from_utf8(&buf[i..]).unwrap_or("0")
 }
 
 /// How a response body is delimited.
@@ -667,6 +672,13 @@ pub(crate) fn poll_read(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimal_digits_cover_the_range() {
+        for n in [0, 7, 10, 1234567890, u64::MAX] {
+            assert_eq!(decimal_digits(n, &mut [0u8; 20]), n.to_string());
+        }
+    }
 
     fn forwarded() -> Forwarded {
         Forwarded::new("127.0.0.1".parse().unwrap(), "http", 8080)
