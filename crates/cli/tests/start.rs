@@ -231,10 +231,75 @@ fn sigkill_of_dozen_takes_its_processes_along() {
 
 #[test]
 fn sigkill_of_dozen_without_cgroups_kills_process_groups() {
+    sigkill_kills_process_groups(None);
+}
+
+#[test]
+fn sigkill_of_dozen_with_the_sh_guardian_kills_process_groups() {
+    sigkill_kills_process_groups(Some("sh"));
+}
+
+#[test]
+fn sigkill_of_dozen_with_the_sh_guardian_takes_cgroups_along() {
+    let tag = unique_tag();
+    let app = App::with(&orphan_procfile(&tag));
+    let mut cmd = app.dozen(&["start", "--no-timestamp"]);
+    cmd.env("DOZEN_GUARDIAN", "sh");
+    let mut run = Running::spawn(cmd);
+    run.wait_for("ready", |l| l.contains("| ready"));
+    await_condition("both sleeps to start", || {
+        processes_starting(&format!("sleep 301.{tag}")).len() == 1
+            && processes_starting(&format!("sleep 300.{tag}")).len() == 1
+    });
+    run.signal(libc::SIGKILL);
+    let _ = run.finish();
+    await_condition("every process of the killed dozen to die", || {
+        processes_matching(&format!(".{tag}")).is_empty()
+    });
+}
+
+/// Where it can be built, the guardian is the small program dozen carries, run from memory,
+/// not a shell: that is what keeps `dozen start` within its memory budget.
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
+#[test]
+fn the_guardian_is_the_embedded_program() {
+    let app = App::with("web: echo ready; sleep 303\n");
+    let mut run = app.spawn(&["start", "--no-timestamp"]);
+    run.wait_for("ready", |l| l.contains("| ready"));
+    let dozen = run.pid();
+    let guardian = std::fs::read_dir("/proc")
+        .expect("/proc")
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .find(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let ppid = stat
+                .rsplit_once(") ")
+                .and_then(|(_, rest)| rest.split(' ').nth(1)?.parse::<i32>().ok());
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            ppid == Some(dozen) && cmdline.starts_with(b"dozen-guardian\0")
+        })
+        .expect("a dozen-guardian child of dozen");
+    let exe = std::fs::read_link(format!("/proc/{guardian}/exe")).expect("guardian exe");
+    assert!(
+        exe.to_string_lossy().starts_with("/memfd:dozen-guardian"),
+        "the guardian runs {exe:?}"
+    );
+    run.signal(libc::SIGTERM);
+    let (status, lines) = run.finish();
+    assert_eq!(status.code(), Some(0), "{lines:?}");
+}
+
+fn sigkill_kills_process_groups(guardian: Option<&str>) {
     let tag = unique_tag();
     let app = App::with(&format!("web: echo ready; sleep 302.{tag}\n"));
     let mut cmd = app.dozen(&["start", "--no-timestamp"]);
     cmd.env("DOZEN_CGROUPS", "off");
+    if let Some(g) = guardian {
+        cmd.env("DOZEN_GUARDIAN", g);
+    }
     let mut run = Running::spawn(cmd);
     run.wait_for("ready", |l| l.contains("| ready"));
     await_condition("sleep to start", || {

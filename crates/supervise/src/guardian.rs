@@ -5,6 +5,11 @@
 //! `sh` script whose standard input is a pipe that only dozen holds. dozen tells it, a line at a
 //! time, which cgroups and process groups it created. When the pipe closes without the clean
 //! goodbye line, dozen died: the guardian kills every cgroup and process group it was told of.
+//!
+//! On Linux on x86_64 and aarch64 the guardian is a freestanding program of a few kilobytes
+//! (`guardian/main.rs`, built by `build.rs`) that dozen carries inside itself and runs from a
+//! memfd: it holds about 50 KB of memory where `sh` holds about 1.7 MB. The `sh` script below
+//! speaks the same protocol and stands in wherever the program cannot be built or run.
 
 use std::io::{self, Write};
 use std::os::unix::process::CommandExt;
@@ -35,6 +40,64 @@ for c in $cgs; do
 done
 "#;
 
+/// Standard input a pipe from dozen, no output, its own process group.
+fn quiet(mut cmd: Command) -> Command {
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0);
+    cmd
+}
+
+/// The embedded guardian program, run from an anonymous in-memory file.
+#[cfg(dozen_guardian_bin)]
+mod program {
+    use std::ffi::CStr;
+    use std::fs::File;
+    use std::io::Write;
+    use std::os::fd::{AsRawFd, FromRawFd};
+    use std::os::unix::process::CommandExt;
+    use std::process::{Child, Command};
+
+    static PROGRAM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/dozen-guardian"));
+
+    /// Start it, or `None` where the kernel will not run it (no memfd, memfds not executable,
+    /// no `/proc`), so that the caller falls back to `sh`.
+    pub(super) fn spawn() -> Option<Child> {
+        let name: &CStr = c"dozen-guardian";
+        // MFD_EXEC asks for an executable memfd where `vm.memfd_noexec` would default to not;
+        // kernels before 6.3 do not know the flag and refuse it.
+        const MFD_EXEC: libc::c_uint = 0x10;
+        let mut fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | MFD_EXEC) };
+        if fd < 0 {
+            fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
+        }
+        if fd < 0 {
+            return None;
+        }
+        let mut file = unsafe { File::from_raw_fd(fd) };
+        file.write_all(PROGRAM).ok()?;
+        // The kernel refuses to run a file that is open for writing: run it through a
+        // read-only descriptor and close the writable one first.
+        let path = format!("/proc/self/fd/{}", file.as_raw_fd());
+        let reader = File::open(&path).ok()?;
+        drop(file);
+        let run = format!("/proc/self/fd/{}", reader.as_raw_fd());
+        let mut cmd = super::quiet(Command::new(run));
+        cmd.arg0("dozen-guardian");
+        let child = cmd.spawn().ok();
+        drop(reader);
+        child
+    }
+}
+
+#[cfg(not(dozen_guardian_bin))]
+mod program {
+    pub(super) fn spawn() -> Option<std::process::Child> {
+        None
+    }
+}
+
 /// The handle dozen keeps: the write end of the guardian's standard input.
 #[derive(Debug)]
 pub(crate) struct Guardian {
@@ -46,16 +109,18 @@ impl Guardian {
     /// Start the guardian in its own process group (so a Ctrl-C at the terminal does not reach
     /// it) with no output.
     pub(crate) fn start() -> io::Result<Guardian> {
-        let mut child = Command::new("/bin/sh")
-            .arg("-c")
-            .arg("eval \"$DOZEN_GUARDIAN_SCRIPT\"")
-            .arg("dozen-guardian")
-            .env("DOZEN_GUARDIAN_SCRIPT", SCRIPT)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .spawn()?;
+        // `DOZEN_GUARDIAN=sh` picks the script even where the program runs (for kernels that
+        // forbid executing memfds in ways dozen cannot detect, and to test the script).
+        let want_sh = std::env::var_os("DOZEN_GUARDIAN").is_some_and(|v| v == "sh");
+        let mut child = match (!want_sh).then(program::spawn).flatten() {
+            Some(child) => child,
+            None => quiet(Command::new("/bin/sh"))
+                .arg("-c")
+                .arg("eval \"$DOZEN_GUARDIAN_SCRIPT\"")
+                .arg("dozen-guardian")
+                .env("DOZEN_GUARDIAN_SCRIPT", SCRIPT)
+                .spawn()?,
+        };
         let stdin = child.stdin.take();
         Ok(Guardian {
             stdin: Mutex::new(stdin),
