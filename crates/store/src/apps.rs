@@ -94,11 +94,14 @@ impl Store {
 
     /// The app's current config vars (what the next release will snapshot).
     pub async fn config(&self, app: &str) -> Result<BTreeMap<String, String>, StoreError> {
-        // Exists check and read in one snapshot.
-        let mut tx = self.pool.begin().await?;
-        self.app_exists(&mut tx, app).await?;
-        let config = read_config(&mut tx, app).await?;
-        tx.commit().await?;
+        // One statement, no transaction: a read needs no more, and on PostgreSQL each round trip
+        // counts. Only an empty answer needs telling apart from a missing app.
+        validate::app_name(app)?;
+        let mut conn = self.pool.acquire().await?;
+        let config = read_config(&mut conn, app).await?;
+        if config.is_empty() {
+            self.app_exists(&mut conn, app).await?;
+        }
         Ok(config)
     }
 

@@ -217,12 +217,15 @@ impl Store {
 
     /// The app's releases, newest first.
     pub async fn releases(&self, app: &str) -> Result<Vec<Release>, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        self.app_exists(&mut tx, app).await?;
+        // One statement, no transaction (see `Store::config`).
+        validate::app_name(app)?;
+        let mut conn = self.pool.acquire().await?;
         let sql =
             format!("SELECT {RELEASE_COLUMNS} FROM releases WHERE app = $1 ORDER BY version DESC");
-        let rows = sqlx::query(&sql).bind(app).fetch_all(&mut *tx).await?;
-        tx.commit().await?;
+        let rows = sqlx::query(&sql).bind(app).fetch_all(&mut *conn).await?;
+        if rows.is_empty() {
+            self.app_exists(&mut conn, app).await?;
+        }
         rows.iter().map(release_from_row).collect()
     }
 

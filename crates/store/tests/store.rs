@@ -352,6 +352,7 @@ async fn config_changes_make_numbered_snapshots(db: &TestDb) {
     let s = db.ready().await;
     s.create_app("shop").await.expect("create");
     assert!(s.config("shop").await.expect("config").is_empty());
+    assert!(s.releases("shop").await.expect("releases").is_empty());
 
     let v1 = s
         .set_config("shop", &kv(&[("A", "1"), ("B", "2")]), &[])
