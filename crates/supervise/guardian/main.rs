@@ -123,7 +123,10 @@ fn exit(code: usize) -> ! {
     unsafe {
         syscall4(nr::EXIT_GROUP, code, 0, 0, 0);
     }
-    loop {}
+    // exit_group does not return.
+    loop {
+        core::hint::spin_loop();
+    }
 }
 
 #[panic_handler]
@@ -386,21 +389,26 @@ fn clean_up(watch: &Watch) {
     }
 }
 
-static mut WATCH: Watch = Watch {
+/// The one `Watch`, touched only by `guardian_main` (the program has a single thread).
+struct Only(core::cell::UnsafeCell<Watch>);
+
+unsafe impl Sync for Only {}
+
+static WATCH: Only = Only(core::cell::UnsafeCell::new(Watch {
     groups: [const { MaybeUninit::uninit() }; MAX_GROUPS],
     group_count: 0,
     paths: [const { MaybeUninit::uninit() }; PATH_SPACE],
     path_used: 0,
     starts: [const { MaybeUninit::uninit() }; MAX_CGROUPS],
     cgroup_count: 0,
-};
+}));
 
 #[unsafe(no_mangle)]
 extern "C" fn guardian_main() -> ! {
     ignore_signals();
     // A static, not a local: its pages (in .bss) are only touched as they fill, where a large
     // stack frame would be probed page by page up front.
-    let watch = unsafe { &mut *(&raw mut WATCH) };
+    let watch = unsafe { &mut *WATCH.0.get() };
     let mut line = [0u8; LINE];
     let mut len = 0usize;
     let mut too_long = false;
