@@ -214,9 +214,17 @@ fn no_orphans_after_stop_without_cgroups() {
 
 #[test]
 fn sigkill_of_dozen_takes_its_processes_along() {
+    sigkill_takes_orphans_along(None);
+}
+
+fn sigkill_takes_orphans_along(guardian: Option<&str>) {
     let tag = unique_tag();
     let app = App::with(&orphan_procfile(&tag));
-    let mut run = app.spawn(&["start", "--no-timestamp"]);
+    let mut cmd = app.dozen(&["start", "--no-timestamp"]);
+    if let Some(g) = guardian {
+        cmd.env("DOZEN_GUARDIAN", g);
+    }
+    let mut run = Running::spawn(cmd);
     run.wait_for("ready", |l| l.contains("| ready"));
     await_condition("both sleeps to start", || {
         processes_starting(&format!("sleep 301.{tag}")).len() == 1
@@ -241,21 +249,7 @@ fn sigkill_of_dozen_with_the_sh_guardian_kills_process_groups() {
 
 #[test]
 fn sigkill_of_dozen_with_the_sh_guardian_takes_cgroups_along() {
-    let tag = unique_tag();
-    let app = App::with(&orphan_procfile(&tag));
-    let mut cmd = app.dozen(&["start", "--no-timestamp"]);
-    cmd.env("DOZEN_GUARDIAN", "sh");
-    let mut run = Running::spawn(cmd);
-    run.wait_for("ready", |l| l.contains("| ready"));
-    await_condition("both sleeps to start", || {
-        processes_starting(&format!("sleep 301.{tag}")).len() == 1
-            && processes_starting(&format!("sleep 300.{tag}")).len() == 1
-    });
-    run.signal(libc::SIGKILL);
-    let _ = run.finish();
-    await_condition("every process of the killed dozen to die", || {
-        processes_matching(&format!(".{tag}")).is_empty()
-    });
+    sigkill_takes_orphans_along(Some("sh"));
 }
 
 /// Where it can be built, the guardian is the small program dozen carries, run from memory,
