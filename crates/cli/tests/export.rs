@@ -167,23 +167,12 @@ impl Server {
             .stdin(Stdio::null())
             .output()
             .expect("client");
-        Output {
-            status: out.status,
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        Output::from(out)
     }
 
+    #[track_caller]
     fn ok(&self, dir: &Path, args: &[&str]) -> String {
-        let out = self.client(dir, args);
-        assert_eq!(
-            out.code(),
-            Some(0),
-            "dozen {args:?}\nstdout: {}\nstderr: {}",
-            out.stdout,
-            out.stderr
-        );
-        out.stdout
+        self.client(dir, args).expect_code(0, args).stdout
     }
 }
 

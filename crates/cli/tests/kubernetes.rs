@@ -77,11 +77,7 @@ impl Server {
             .stdin(Stdio::null())
             .output()
             .expect("client");
-        let out = Output {
-            status: out.status,
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        };
+        let out = Output::from(out);
         // No command ever shows a config value.
         assert!(
             !out.stdout.contains(SECRET) && !out.stderr.contains(SECRET),
@@ -92,28 +88,14 @@ impl Server {
         out
     }
 
+    #[track_caller]
     fn ok(&self, args: &[&str]) -> Output {
-        let out = self.client(args);
-        assert_eq!(
-            out.code(),
-            Some(0),
-            "dozen {args:?}\nstdout: {}\nstderr: {}",
-            out.stdout,
-            out.stderr
-        );
-        out
+        self.client(args).expect_code(0, args)
     }
 
+    #[track_caller]
     fn fails(&self, args: &[&str]) -> Output {
-        let out = self.client(args);
-        assert_eq!(
-            out.code(),
-            Some(1),
-            "dozen {args:?} should fail\nstdout: {}\nstderr: {}",
-            out.stdout,
-            out.stderr
-        );
-        out
+        self.client(args).expect_code(1, args)
     }
 }
 

@@ -64,11 +64,7 @@ impl App {
             .stdin(Stdio::null())
             .output()
             .expect("run dozen");
-        Output {
-            status: out.status,
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        Output::from(out)
     }
 
     /// Start `dozen ARGS` in the background, reading its stdout line by line.
@@ -84,9 +80,33 @@ pub struct Output {
     pub stderr: String,
 }
 
+impl From<std::process::Output> for Output {
+    fn from(out: std::process::Output) -> Output {
+        Output {
+            status: out.status,
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
 impl Output {
     pub fn code(&self) -> Option<i32> {
         self.status.code()
+    }
+
+    /// This output, after asserting that `dozen ARGS` exited with `code` (both streams shown
+    /// when it did not).
+    #[track_caller]
+    pub fn expect_code(self, code: i32, args: &[&str]) -> Output {
+        assert_eq!(
+            self.code(),
+            Some(code),
+            "dozen {args:?} exited otherwise than with {code}\nstdout: {}\nstderr: {}",
+            self.stdout,
+            self.stderr
+        );
+        self
     }
 
     /// stdout lines parsed as JSON (for --json runs).
