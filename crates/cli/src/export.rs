@@ -150,10 +150,7 @@ pub fn export(target: ExportTarget) -> anyhow::Result<ExitCode> {
 }
 
 fn export_kubernetes(args: KubernetesArgs) -> anyhow::Result<ExitCode> {
-    let app = args
-        .app
-        .as_deref()
-        .context("which app? give -a APP (or set DOZEN_APP)")?;
+    let app = crate::remote::require_app(args.app.as_deref())?;
     let client = Client::from_env()?;
     let release = server_release(&client, app, &args.release)?;
     let opts = kubernetes_options(&release, &args.objects)?;

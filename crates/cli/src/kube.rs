@@ -153,12 +153,6 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-fn app(args: &AppArgs) -> anyhow::Result<&str> {
-    args.app
-        .as_deref()
-        .context("which app? give -a APP (or set DOZEN_APP)")
-}
-
 /// Print one line now (progress goes out as it happens, even into a pipe).
 fn say(json: bool, line: &str) {
     if json {
@@ -220,7 +214,7 @@ pub fn deploy(dir: Option<PathBuf>, args: AppArgs, kube: DeployArgs) -> anyhow::
             d.display()
         );
     }
-    let app = app(&args)?;
+    let app = args.app()?;
     let client = Client::from_env()?;
     let release = server_release(&client, app, &kube.release)?;
     let opts = kubernetes_options(&release, &kube.objects)?;
@@ -274,7 +268,7 @@ pub fn rollback(
         }
         return remote::rollback(version, args);
     }
-    let app = app(&args)?;
+    let app = args.app()?;
     let how = kube.wait.options(BTreeSet::new());
     let json = args.json;
     runtime()?.block_on(async {
@@ -294,7 +288,7 @@ pub fn ps(args: AppArgs, on: OnArgs) -> anyhow::Result<ExitCode> {
     if on.on.is_none() {
         return remote::ps(args);
     }
-    let app = app(&args)?;
+    let app = args.app()?;
     runtime()?.block_on(async {
         let cluster = Cluster::connect(on.namespace.as_deref()).await?;
         let types = cluster.processes(app).await?;
@@ -368,18 +362,11 @@ pub fn ps_scale(changes: &[String], args: AppArgs, on: OnArgs) -> anyhow::Result
     if on.on.is_none() {
         return remote::ps_scale(changes, args);
     }
-    let app = app(&args)?;
+    let app = args.app()?;
     let mut wanted = BTreeMap::new();
-    for c in changes {
-        let (t, n) = c
-            .split_once('=')
-            .with_context(|| format!("`{c}`: expected TYPE=N, e.g. web=3"))?;
-        let n: u32 = n
-            .parse()
-            .ok()
-            .with_context(|| format!("`{c}`: N must be a whole number, 0 or more"))?;
+    for (t, n) in remote::parse_scale(changes)? {
         if t == RELEASE_TYPE {
-            bail!("`{c}`: the release phase runs once per release and cannot be scaled");
+            bail!("`{t}={n}`: the release phase runs once per release and cannot be scaled");
         }
         wanted.insert(t.to_string(), n);
     }
@@ -424,7 +411,7 @@ pub fn logs(
             "--source is not available with --on kubernetes: only the pods' output is read (the cluster's events: kubectl get events)"
         );
     }
-    let app = app(&args)?;
+    let app = args.app()?;
     let request = LogRequest {
         process: ps.map(str::to_string),
         tail: Some(i64::try_from(lines).unwrap_or(i64::MAX)),

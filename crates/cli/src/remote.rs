@@ -24,11 +24,31 @@ pub struct AppArgs {
 }
 
 impl AppArgs {
-    fn app(&self) -> anyhow::Result<&str> {
-        self.app
-            .as_deref()
-            .context("which app? give -a APP (or set DOZEN_APP)")
+    pub(crate) fn app(&self) -> anyhow::Result<&str> {
+        require_app(self.app.as_deref())
     }
+}
+
+/// The app named by `-a APP` or `DOZEN_APP`, or an error that says how to name one.
+pub(crate) fn require_app(app: Option<&str>) -> anyhow::Result<&str> {
+    app.context("which app? give -a APP (or set DOZEN_APP)")
+}
+
+/// The `TYPE=N` arguments of `ps:scale`, in the order given.
+pub(crate) fn parse_scale(changes: &[String]) -> anyhow::Result<Vec<(&str, u32)>> {
+    changes
+        .iter()
+        .map(|c| {
+            let (t, n) = c
+                .split_once('=')
+                .with_context(|| format!("`{c}`: expected TYPE=N, e.g. web=3"))?;
+            let n: u32 = n
+                .parse()
+                .ok()
+                .with_context(|| format!("`{c}`: N must be a whole number, 0 or more"))?;
+            Ok((t, n))
+        })
+        .collect()
 }
 
 /// Print JSON or a table.
@@ -415,15 +435,7 @@ pub fn ps(args: AppArgs) -> anyhow::Result<ExitCode> {
 pub fn ps_scale(changes: &[String], args: AppArgs) -> anyhow::Result<ExitCode> {
     let app = args.app()?;
     let mut body = serde_json::Map::new();
-    for c in changes {
-        let (t, n) = c
-            .split_once('=')
-            .with_context(|| format!("`{c}`: expected TYPE=N, e.g. web=3"))?;
-        let n: i64 = n
-            .parse()
-            .ok()
-            .filter(|n| *n >= 0)
-            .with_context(|| format!("`{c}`: N must be a whole number, 0 or more"))?;
+    for (t, n) in parse_scale(changes)? {
         body.insert(t.to_string(), json!(n));
     }
     let v = Client::from_env()?.call(
