@@ -10,7 +10,8 @@
 //!   [`PortPlan`], which turns a Procfile and a formation into the
 //!   [`Instance`]s to run with their ports ([`formation`]);
 //! - [`name`]: the rules for process type, app and variable names;
-//! - [`command`]: how a Procfile command line is run (`sh -c`, `exec` in front).
+//! - [`command`]: how a Procfile command line is run (`sh -c`, `exec` in front);
+//! - [`RunEnv`]: what a slug's processes need in their environment besides config ([`run_env`]).
 //!
 //! Every error is a `thiserror` enum that names the file and the 1-based line
 //! where that makes sense, and never includes a config value.
@@ -43,9 +44,11 @@ pub mod dotenv;
 pub mod formation;
 pub mod name;
 pub mod procfile;
+pub mod run_env;
 mod text_file;
 
 pub use dotenv::{EnvError, load_env_files, parse_env};
 pub use formation::{Formation, FormationError, Instance, PortPlan};
 pub use name::NameError;
 pub use procfile::{ProcessType, Procfile, ProcfileError};
+pub use run_env::RunEnv;
