@@ -57,10 +57,7 @@ pub fn argv(command: &str) -> [String; 3] {
 /// Characters a word may hold and still mean itself to `sh` without quotes.
 fn plain_word_char(c: char) -> bool {
     c.is_ascii_alphanumeric()
-        || matches!(
-            c,
-            '_' | '-' | '.' | '/' | ',' | ':' | '=' | '+' | '@' | '%'
-        )
+        || matches!(c, '_' | '-' | '.' | '/' | ',' | ':' | '=' | '+' | '@' | '%')
 }
 
 /// `word` written so that `sh` reads it back as exactly this one word: as it is when it holds
@@ -115,7 +112,9 @@ mod tests {
     fn words_through_sh(line: &str) -> Vec<String> {
         let out = std::process::Command::new(SHELL)
             .arg("-c")
-            .arg(format!(r#"set -- {line}; for w in "$@"; do printf '%s\0' "$w"; done"#))
+            .arg(format!(
+                r#"set -- {line}; for w in "$@"; do printf '%s\0' "$w"; done"#
+            ))
             .output()
             .expect("run /bin/sh");
         assert!(out.status.success(), "sh -c failed on {line:?}");
