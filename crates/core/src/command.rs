@@ -147,7 +147,11 @@ mod tests {
         .map(|s| s.to_string())
         .collect();
         for w in &words {
-            assert_eq!(words_through_sh(&shell_quote(w)), [w.clone()], "{w:?}");
+            assert_eq!(
+                words_through_sh(&shell_quote(w)),
+                std::slice::from_ref(w),
+                "{w:?}"
+            );
         }
         let mut argv = vec!["printf".to_string()];
         argv.extend(words.iter().cloned());
