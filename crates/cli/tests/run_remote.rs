@@ -334,3 +334,78 @@ fn an_abandoned_one_off_that_prints_nothing_is_stopped() {
         processes_starting(&needle).is_empty()
     });
 }
+
+/// POST `body` to the API with the test token (HTTP/1.1, `Connection: close`); the whole
+/// answer, chunked encoding included.
+fn post_raw(port: u16, path: &str, body: &[u8]) -> String {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).expect("write");
+    s.write_all(body).expect("write");
+    let mut buf = String::new();
+    let _ = s.read_to_string(&mut buf);
+    buf
+}
+
+#[test]
+fn bad_run_requests_are_refused_and_older_clients_still_get_lines() {
+    let server = Server::start();
+
+    // An empty command, from the CLI: a clear error, nothing run.
+    let out = Output::from(
+        server
+            .command(&["run", "-a", "shop", "--", ""])
+            .stdin(Stdio::null())
+            .output()
+            .expect("client"),
+    )
+    .expect_code(1, &["run", "--", ""]);
+    assert!(
+        out.stderr.contains("command: give the command to run"),
+        "{}",
+        out.stderr
+    );
+
+    for (path, body, message) in [
+        (
+            "/v1/apps/shop/run?argv=not-json",
+            &b""[..],
+            "argv: a JSON array of strings",
+        ),
+        (
+            "/v1/apps/shop/run?argv=%5B%5D",
+            b"",
+            "command: give the command to run",
+        ),
+        (
+            "/v1/apps/shop/run",
+            br#"{"command": "echo a", "argv": ["echo", "b"]}"#,
+            "not both",
+        ),
+        (
+            "/v1/apps/shop/run",
+            br#"{"argv": [""], "detached": true}"#,
+            "command: give the command to run",
+        ),
+    ] {
+        let answer = post_raw(server.port, path, body);
+        assert!(
+            answer.starts_with("HTTP/1.1 422") && answer.contains(message),
+            "{path}: {answer}"
+        );
+    }
+
+    // A client that sends ?command= and does not ask for frames gets NDJSON lines, as before.
+    let answer = post_raw(
+        server.port,
+        "/v1/apps/shop/run?command=echo%20%22from%20$PS%22%3B%20exit%206",
+        b"",
+    );
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("application/x-ndjson"), "{answer}");
+    assert!(answer.contains(r#""line":"from run."#), "{answer}");
+    assert!(answer.contains(r#""exit":6"#), "{answer}");
+}
