@@ -516,8 +516,9 @@ pub fn run(command: &[String], detached: bool, args: AppArgs) -> anyhow::Result<
         };
         if let Err(e) = written {
             if e.kind() == std::io::ErrorKind::BrokenPipe {
-                // Whatever read our output went away; closing the connection stops the
-                // one-off. Exit as a shell reports a writer killed by SIGPIPE.
+                // Whatever read our output went away (the client usually dies of SIGPIPE
+                // first, as Unix tools do); closing the connection stops the one-off. Exit
+                // as a shell reports a writer killed by SIGPIPE.
                 return Ok(ExitCode::from(128 + libc::SIGPIPE as u8));
             }
             return Err(anyhow::Error::from(e).context("writing the one-off's output"));
