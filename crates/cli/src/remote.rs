@@ -12,6 +12,9 @@ use serde_json::{Value, json};
 
 use crate::client::Client;
 
+mod run;
+pub use run::run;
+
 /// Which app, and how to print.
 #[derive(Debug, Args, Clone)]
 pub struct AppArgs {
@@ -469,48 +472,6 @@ pub fn ps_restart(type_name: Option<&str>, args: AppArgs) -> anyhow::Result<Exit
         )
     });
     Ok(ExitCode::SUCCESS)
-}
-
-pub fn run(command: &[String], detached: bool, args: AppArgs) -> anyhow::Result<ExitCode> {
-    let app = args.app()?;
-    let line = command.join(" ");
-    let client = Client::from_env()?;
-    let body = json!({"command": line, "detached": detached});
-    if detached {
-        let v = client.call(Method::POST, &path(app, "/run"), &body)?;
-        print(args.json, &v, |v| {
-            println!(
-                "running as {} (dozen logs -a {app} --ps {0})",
-                s(&v["name"])
-            )
-        });
-        return Ok(ExitCode::SUCCESS);
-    }
-    // The one-off gets this side's stdin, streamed as the request body.
-    let query = format!("/run?command={}", percent_encode(&line));
-    let mut code = 1;
-    for item in client.duplex(&path(app, &query), std::io::stdin())? {
-        let v = item?;
-        if v.get("exit").is_some() && v.get("proc").is_none() {
-            code = v["exit"].as_i64().unwrap_or(1);
-            if let Some(err) = v["error"].as_str() {
-                eprintln!("dozen: {err}");
-            }
-            break;
-        }
-        if v["proc"] == "dozen" {
-            continue;
-        }
-        let text = v["line"].as_str().unwrap_or("");
-        if v["stream"] == "stderr" {
-            eprintln!("{text}");
-        } else {
-            println!("{text}");
-        }
-    }
-    Ok(ExitCode::from(
-        u8::try_from(code.clamp(0, 255)).unwrap_or(1),
-    ))
 }
 
 pub fn logs(

@@ -11,6 +11,7 @@ use tokio::net::unix::pipe;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use crate::attach::{Attached, start_raw_pumps};
 use crate::cgroup::{Cgroup, CgroupRoot};
 use crate::exit::{ExitStatus, signal_name};
 use crate::guardian::Guardian;
@@ -260,7 +261,30 @@ impl Supervisor {
         stdin: mpsc::Receiver<Vec<u8>>,
     ) -> ExitStatus {
         let (state, _) = watch::channel(initial_state(spec.port));
-        run_process(self.ctx.clone(), spec, stop, false, state, Some(stdin))
+        let io = Attached {
+            stdin,
+            output: None,
+        };
+        run_process(self.ctx.clone(), spec, stop, false, state, Some(io))
+            .await
+            .status
+    }
+
+    /// A one-off with a client attached: stdin fed from `io.stdin` (end of the channel is end
+    /// of file), and stdout and stderr sent to `io.output` byte for byte, in chunks as they are
+    /// read, instead of to the log (lifecycle events still go there). When `io.output` is full
+    /// the pipes are not read, so the process waits for a slow client; when it is closed the
+    /// pipes are closed, and the process gets `EPIPE` (or `SIGPIPE`) as with any closed pipe.
+    /// Every sender of `io.output` is dropped once both pipes are at end of file: the channel's
+    /// end is the end of the output, which may come after this returns.
+    pub async fn run_attached(
+        &self,
+        spec: ProcessSpec,
+        stop: watch::Receiver<Stop>,
+        io: Attached,
+    ) -> ExitStatus {
+        let (state, _) = watch::channel(initial_state(spec.port));
+        run_process(self.ctx.clone(), spec, stop, false, state, Some(io))
             .await
             .status
     }
@@ -410,7 +434,7 @@ async fn run_process(
     mut stop: watch::Receiver<Stop>,
     may_restart: bool,
     state: watch::Sender<ProcessState>,
-    mut stdin: Option<mpsc::Receiver<Vec<u8>>>,
+    mut io: Option<Attached>,
 ) -> Report {
     let set = |phase: Phase, pid: Option<u32>, exit: Option<ExitStatus>, restarted: bool| {
         state.send_modify(|st| {
@@ -463,7 +487,7 @@ async fn run_process(
             spec.clear_env,
             &spec.cwd,
             cgroup.as_ref(),
-            stdin.is_some(),
+            io.is_some(),
         ) {
             Ok(s) => s,
             Err(e) => {
@@ -504,14 +528,17 @@ async fn run_process(
         }
         emit(&log, started).await;
         set(Phase::Running, Some(pid as u32), None, false);
-        let mut pumps = start_pumps(
-            &log,
-            &label,
-            stdout.map(OwnedFd::from),
-            stderr.map(OwnedFd::from),
-        );
-
-        if let (Some(fd), Some(input)) = (child_stdin, stdin.take()) {
+        let (input, output) = match io.take() {
+            Some(Attached { stdin, output }) => (Some(stdin), output),
+            None => (None, None),
+        };
+        let stdout = stdout.map(OwnedFd::from);
+        let stderr = stderr.map(OwnedFd::from);
+        let mut pumps = match output {
+            Some(output) => start_raw_pumps(output, stdout, stderr),
+            None => start_pumps(&log, &label, stdout, stderr),
+        };
+        if let (Some(fd), Some(input)) = (child_stdin, input) {
             feed_stdin(OwnedFd::from(fd), input);
         }
         let running = Running {
