@@ -447,7 +447,7 @@ pub fn logs(
 /// exit code returned, unless `--detach`.
 pub fn run(command: &[String], app: Option<&str>, on: RunOnArgs) -> anyhow::Result<ExitCode> {
     let app = app.context("which app? give -a APP (or set DOZEN_APP)")?;
-    let line = command.join(" ");
+    let line = dozen_core::command::shell_line(command);
     let client = Client::from_env()?;
     let rt = runtime()?;
     let (cluster, live) = rt.block_on(async {
