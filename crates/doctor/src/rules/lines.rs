@@ -158,7 +158,7 @@ const NON_SECRET_KEY_SUFFIXES: &[&str] = &[
     "_location",
 ];
 
-fn secret_key_is_real(key: &str) -> bool {
+pub(crate) fn secret_key_is_real(key: &str) -> bool {
     // camelCase -> snake_case, so `SingleUseTokenProvider` ends in `_provider`.
     let mut k = String::with_capacity(key.len() + 4);
     for (i, c) in key.chars().enumerate() {
@@ -1114,7 +1114,7 @@ pub(crate) fn engine() -> &'static Engine {
 }
 
 /// Offset of the start of the line holding `pos`.
-fn line_start(text: &[u8], pos: usize) -> usize {
+pub(crate) fn line_start(text: &[u8], pos: usize) -> usize {
     text[..pos]
         .iter()
         .rposition(|&b| b == b'\n')
@@ -1122,7 +1122,7 @@ fn line_start(text: &[u8], pos: usize) -> usize {
 }
 
 /// Is column `col` of `line` inside a trailing `# ...` or `// ...` comment?
-fn after_trailing_comment(line: &[u8], col: usize) -> bool {
+pub(crate) fn after_trailing_comment(line: &[u8], col: usize) -> bool {
     let prefix = &line[..col.min(line.len())];
     prefix
         .windows(3)
@@ -1138,14 +1138,14 @@ fn gunicorn_config(h: &Hit) -> Verdict {
 }
 
 /// Offset of the first `#[cfg(test)]` at the start of a line, or the text's length.
-fn rust_test_module_start(text: &[u8]) -> usize {
+pub(crate) fn rust_test_module_start(text: &[u8]) -> usize {
     let needle = b"\n#[cfg(test)]";
     text.windows(needle.len())
         .position(|w| w == needle)
         .unwrap_or(text.len())
 }
 
-fn is_comment(line: &[u8]) -> bool {
+pub(crate) fn is_comment(line: &[u8]) -> bool {
     let t = line.trim_ascii_start();
     t.starts_with(b">>> ")
         || t.starts_with(b"... ")

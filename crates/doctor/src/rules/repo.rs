@@ -27,6 +27,8 @@ pub(crate) enum Fact {
     },
     /// Code that handles SIGTERM (or uses a library that does) in this language.
     SignalHandling(Lang),
+    /// What the framework-aware rules saw (see `app`).
+    App(super::app::AppFact),
 }
 
 /// Languages whose servers die at once on SIGTERM unless the code says otherwise.
@@ -38,8 +40,8 @@ pub(crate) enum Lang {
 }
 
 macro_rules! cached {
-    ($name:ident, $pat:expr) => {
-        fn $name() -> &'static Regex {
+    ($vis:vis $name:ident, $pat:expr) => {
+        $vis fn $name() -> &'static Regex {
             static R: OnceLock<Regex> = OnceLock::new();
             R.get_or_init(|| re($pat))
         }
@@ -79,6 +81,7 @@ pub(crate) fn facts(file: &SourceFile) -> Vec<Fact> {
     let tooling = ["scripts/", "script/", "tools/", "tool/", "hack/", "dev/"]
         .iter()
         .any(|d| file.rel.starts_with(d) || file.rel.contains(&format!("/{d}")));
+    out.extend(super::app::facts(file).into_iter().map(Fact::App));
     if !file.ctx.is_app() || tooling {
         return out;
     }
@@ -122,7 +125,7 @@ pub(crate) fn facts(file: &SourceFile) -> Vec<Fact> {
 
 /// Where a start command comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Origin {
+pub(super) enum Origin {
     Procfile,
     Dockerfile,
     PackageJson,
@@ -130,17 +133,17 @@ enum Origin {
 }
 
 #[derive(Debug, Clone)]
-struct StartCmd {
-    file: String,
-    line: u32,
-    text: String,
-    origin: Origin,
+pub(super) struct StartCmd {
+    pub(super) file: String,
+    pub(super) line: u32,
+    pub(super) text: String,
+    pub(super) origin: Origin,
     /// The process type (`web`, `worker`...); Dockerfile, package.json and scripts count as web.
-    ptype: String,
+    pub(super) ptype: String,
 }
 
 impl StartCmd {
-    fn is_web(&self) -> bool {
+    pub(super) fn is_web(&self) -> bool {
         self.ptype == "web"
     }
 }
@@ -154,26 +157,26 @@ pub(crate) struct Repo<'a> {
 }
 
 impl Repo<'_> {
-    fn app_files(&self) -> impl Iterator<Item = &SourceFile> {
+    pub(super) fn app_files(&self) -> impl Iterator<Item = &SourceFile> {
         self.kept.iter().filter(|f| f.ctx.is_app())
     }
-    fn has_path(&self, p: &str) -> bool {
+    pub(super) fn has_path(&self, p: &str) -> bool {
         self.paths.binary_search_by(|x| x.as_str().cmp(p)).is_ok()
     }
-    fn text_of(f: &SourceFile) -> String {
+    pub(super) fn text_of(f: &SourceFile) -> String {
         String::from_utf8_lossy(&f.text).into_owned()
     }
 }
 
-fn dir_of(rel: &str) -> &str {
+pub(super) fn dir_of(rel: &str) -> &str {
     rel.rsplit_once('/').map_or("", |(d, _)| d)
 }
 
-fn name_of(rel: &str) -> &str {
+pub(super) fn name_of(rel: &str) -> &str {
     rel.rsplit('/').next().unwrap_or(rel)
 }
 
-fn join(dir: &str, name: &str) -> String {
+pub(super) fn join(dir: &str, name: &str) -> String {
     if dir.is_empty() {
         name.to_owned()
     } else {
@@ -195,7 +198,7 @@ fn in_dir_or_ancestors(repo: &Repo, dir: &str, names: &[&str]) -> bool {
     }
 }
 
-fn is_dev_dockerfile(rel: &str) -> bool {
+pub(super) fn is_dev_dockerfile(rel: &str) -> bool {
     let n = name_of(rel).to_ascii_lowercase();
     ["dev", "test", "local", "ci", "debug"].iter().any(|w| {
         n.split(['.', '-', '_'])
@@ -214,7 +217,9 @@ pub(crate) fn check(repo: &Repo, line_findings: &mut Vec<Finding>) -> Vec<Findin
     disposability(repo, &cmds, &mut out);
     parity(repo, line_findings, &mut out);
     logs_and_admin(repo, &mut out);
+    super::runtime::check(repo, &cmds, &mut out);
     post_filter(repo, &cmds, line_findings);
+    super::app::check(repo, line_findings, &mut out);
     out
 }
 
@@ -345,10 +350,10 @@ fn line_of(src: &str, needle: &str) -> u32 {
 }
 
 #[derive(Debug, Clone)]
-struct Instr {
-    keyword: String,
-    args: String,
-    line: u32,
+pub(super) struct Instr {
+    pub(super) keyword: String,
+    pub(super) args: String,
+    pub(super) line: u32,
 }
 
 impl Instr {
@@ -366,15 +371,15 @@ impl Instr {
 }
 
 #[derive(Debug, Default)]
-struct Dockerfile {
-    all: Vec<Instr>,
+pub(super) struct Dockerfile {
+    pub(super) all: Vec<Instr>,
     from: Vec<Instr>,
     entrypoint: Option<Instr>,
     cmd: Option<Instr>,
 }
 
 /// Read a Dockerfile: continuation lines joined, comments skipped; CMD/ENTRYPOINT of the last stage.
-fn dockerfile(src: &str) -> Dockerfile {
+pub(super) fn dockerfile(src: &str) -> Dockerfile {
     let mut d = Dockerfile::default();
     let mut buf = String::new();
     let mut start = 0u32;
@@ -669,7 +674,7 @@ fn command_rules(cmds: &[StartCmd], out: &mut Vec<Finding>) {
 // ---------------------------------------------------------------------------------------------
 // I. Codebase
 
-const MANIFESTS: &[&str] = &[
+pub(super) const MANIFESTS: &[&str] = &[
     "package.json",
     "requirements.txt",
     "pyproject.toml",
@@ -1332,7 +1337,7 @@ fn disposability(repo: &Repo, cmds: &[StartCmd], out: &mut Vec<Finding>) {
 // X. Dev/prod parity
 
 cached!(
-    server_db_re,
+    pub(super) server_db_re,
     r#"(?i)psycopg|asyncpg|mysqlclient|pymysql|mysql-connector|mariadb|["'](?:pg|mysql2?|pg-promise|postgres|tedious)["']\s*:|gem\s+["'](?:pg|mysql2|trilogy)["']|org\.postgresql|postgresql|heroku-postgresql|jawsdb|cleardb|mssql-jdbc|ojdbc|github\.com/lib/pq|jackc/pgx|go-sql-driver/mysql"#
 );
 

@@ -1,0 +1,197 @@
+//! Go read as Go apps are written: `os.Getenv` followed by `if v == "" { v = "..." }`, the
+//! `os.LookupEnv` form, the app's own `getEnv(key, fallback)` helpers (found in one file, called
+//! in another), viper defaults, godotenv loaders, GORM's `AutoMigrate` and SQLite drivers.
+
+use std::sync::OnceLock;
+
+use regex::bytes::Regex;
+
+use super::app::{AppFact, found, Need, Src, fallback, group, is_secret_name};
+use crate::text::{re, reads_env};
+use crate::walk::SourceFile;
+
+macro_rules! cached {
+    ($name:ident, $pat:expr) => {
+        fn $name() -> &'static Regex {
+            static R: OnceLock<Regex> = OnceLock::new();
+            R.get_or_init(|| re($pat))
+        }
+    };
+}
+
+cached!(
+    getenv_re,
+    r#"([A-Za-z_][\w.]*)\s*:?=\s*os\.Getenv\(\s*"([A-Za-z_][A-Za-z0-9_]*)"\s*\)"#
+);
+cached!(
+    lookup_re,
+    r#"([A-Za-z_][\w.]*)\s*,\s*(\w+)\s*:?=\s*os\.LookupEnv\(\s*"([A-Za-z_][A-Za-z0-9_]*)"\s*\)"#
+);
+cached!(
+    call_re,
+    r#"\b([A-Za-z_]\w*)\(\s*"([A-Za-z_][A-Za-z0-9_.]*)"\s*,\s*"([^"\n]*)"\s*\)"#
+);
+cached!(
+    func_re,
+    r"(?m)^func\s+([A-Za-z_]\w*)\(\s*\w+\s*(?:string\s*)?,\s*\w+\s+string\s*\)\s*string\s*\{"
+);
+cached!(
+    godotenv_re,
+    r"\bgodotenv\.(?:Load|Overload|Read)\(([^)]*)\)"
+);
+cached!(string_lit_re, r#""([^"\n]+)""#);
+cached!(automigrate_re, r"\.AutoMigrate\(");
+cached!(
+    sqlite_re,
+    r#"\bsqlite\.Open\(|\bsql\.Open\(\s*"sqlite3?""#
+);
+
+fn contains(t: &[u8], needle: &[u8]) -> bool {
+    t.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The literal that the lines after `from` assign to `var` when `cond` holds, e.g.
+/// `if port == "" {\n port = "8080"\n}`.
+fn default_after(t: &[u8], from: usize, var: &str, conds: &[String]) -> Option<(usize, String)> {
+    let window = &t[from..t.len().min(from + 400)];
+    let w = String::from_utf8_lossy(window);
+    let at = conds.iter().filter_map(|c| w.find(c.as_str())).min()?;
+    let rest = &w[at..];
+    let brace = rest.find('{')?;
+    let body = &rest[brace + 1..];
+    let close = body.find('}').unwrap_or(body.len());
+    let body = &body[..close];
+    for assign in [format!("{var} = \""), format!("{var}=\"")] {
+        if let Some(i) = body.find(&assign) {
+            let lit_start = i + assign.len();
+            let lit_end = body[lit_start..].find('"')? + lit_start;
+            let pos = from + at + brace + 1 + i;
+            return Some((pos, body[lit_start..lit_end].to_owned()));
+        }
+    }
+    None
+}
+
+/// Facts from one Go file.
+pub(super) fn facts(file: &SourceFile) -> Vec<AppFact> {
+    let src = Src::new(file);
+    let t = src.text;
+    let mut out = Vec::new();
+    if contains(t, b"os.Getenv") {
+        for c in getenv_re().captures_iter(t) {
+            let Some(m) = c.get(0) else { continue };
+            let (var, name) = (group(&c, 1), group(&c, 2));
+            let conds = [
+                format!("if {var} == \"\""),
+                format!("if len({var}) == 0"),
+                format!("if \"\" == {var}"),
+            ];
+            if let Some((pos, lit)) = default_after(t, m.end(), &var, &conds) {
+                found(&mut out, fallback(&src, pos, &name, &lit, "the `if v == \"\"` default after os.Getenv"));
+            }
+        }
+    }
+    if contains(t, b"os.LookupEnv") {
+        for c in lookup_re().captures_iter(t) {
+            let Some(m) = c.get(0) else { continue };
+            let (var, ok, name) = (group(&c, 1), group(&c, 2), group(&c, 3));
+            let conds = [format!("if !{ok}")];
+            if let Some((pos, lit)) = default_after(t, m.end(), &var, &conds) {
+                found(&mut out, fallback(&src, pos, &name, &lit, "the `if !ok` default after os.LookupEnv"));
+            }
+        }
+    }
+    // The app's own helpers: `func getEnv(key, fallback string) string { ... os.Getenv ... }`.
+    for c in func_re().captures_iter(t) {
+        let Some(m) = c.get(0) else { continue };
+        let body_end = t[m.end()..]
+            .windows(2)
+            .position(|w| w == b"\n}")
+            .map_or(t.len(), |i| m.end() + i);
+        let body = &t[m.end()..body_end];
+        if contains(body, b"os.Getenv") || contains(body, b"os.LookupEnv") {
+            out.push(AppFact::EnvHelper(group(&c, 1)));
+        }
+    }
+    for c in call_re().captures_iter(t) {
+        let Some(m) = c.get(0) else { continue };
+        let (func, name, lit) = (group(&c, 1), group(&c, 2), group(&c, 3));
+        if !is_secret_name(&name) || lit.trim().is_empty() {
+            continue;
+        }
+        let lower = func.to_ascii_lowercase();
+        if func == "SetDefault" || lower.contains("env") {
+            let idiom = if func == "SetDefault" {
+                "viper's SetDefault"
+            } else {
+                "the env helper's default"
+            };
+            found(&mut out, fallback(&src, m.start(), &name, &lit, idiom));
+        } else if !matches!(
+            func.as_str(),
+            "Sprintf" | "Printf" | "Errorf" | "Println" | "Get" | "Set" | "Header" | "Query"
+        ) && let Some(f) = fallback(&src, m.start(), &name, &lit, "the helper's default")
+        {
+            out.push(AppFact::Pending {
+                finding: f,
+                need: Need::EnvHelper(func),
+            });
+        }
+    }
+    if contains(t, b"godotenv") {
+        for c in godotenv_re().captures_iter(t) {
+            let pos = c.get(0).map_or(0, |m| m.start());
+            let Some((line, text)) = src.at(pos) else {
+                continue;
+            };
+            let args = c.get(1).map_or(&b""[..], |m| m.as_bytes());
+            let names: Vec<String> = string_lit_re()
+                .captures_iter(args)
+                .map(|s| group(&s, 1))
+                .collect();
+            if names.is_empty() {
+                out.push(AppFact::DotenvLoad {
+                    rel: file.rel.clone(),
+                    line,
+                    evidence: text.clone(),
+                    file: None,
+                });
+            }
+            for n in names {
+                out.push(AppFact::DotenvLoad {
+                    rel: file.rel.clone(),
+                    line,
+                    evidence: text.clone(),
+                    file: Some(n),
+                });
+            }
+        }
+    }
+    let lower = file.rel.to_ascii_lowercase();
+    let tool = ["migrat", "seed", "tools/", "scripts/", "mock", "example"]
+        .iter()
+        .any(|p| lower.contains(p));
+    if !tool {
+        for m in automigrate_re().find_iter(t) {
+            if let Some((_, line)) = src.at(m.start())
+                && let Some(f) = src.finding("TF12-MIGRATE-AT-START", m.start(), &line)
+            {
+                out.push(AppFact::Found(f.because(
+                    "GORM's AutoMigrate changes the schema every time this code runs at start",
+                )));
+            }
+        }
+    }
+    for m in sqlite_re().find_iter(t) {
+        if let Some((_, line)) = src.at(m.start())
+            && !reads_env(line.as_bytes())
+            && let Some(f) = src.finding("TF06-SQLITE-IN-PROD", m.start(), &line)
+        {
+            out.push(AppFact::Pending {
+                finding: f,
+                need: Need::NoServerDb,
+            });
+        }
+    }
+    out
+}
