@@ -308,7 +308,9 @@ impl Django<'_> {
             }
         }
         if self.pointers.is_empty() && defines_apps {
-            return Some("this file defines INSTALLED_APPS, so it is the Django settings module".into());
+            return Some(
+                "this file defines INSTALLED_APPS, so it is the Django settings module".into(),
+            );
         }
         None
     }
@@ -323,8 +325,12 @@ fn testish(rel: &str) -> bool {
 
 fn devish(rel: &str) -> bool {
     let stem = name_of(rel).trim_end_matches(".py").to_ascii_lowercase();
-    stem.split(['_', '-', '.'])
-        .any(|w| matches!(w, "dev" | "development" | "local" | "test" | "testing" | "ci" | "docker"))
+    stem.split(['_', '-', '.']).any(|w| {
+        matches!(
+            w,
+            "dev" | "development" | "local" | "test" | "testing" | "ci" | "docker"
+        )
+    })
 }
 
 /// Where `name` (a file an env loader names) is in the repository, if it is there.
@@ -447,7 +453,9 @@ pub(crate) fn check(repo: &Repo, line_findings: &mut Vec<Finding>, out: &mut Vec
                     );
                 }
             }
-            AppFact::DjangoPointer { .. } | AppFact::DjangoServerDb { .. } | AppFact::EnvHelper(_) => {}
+            AppFact::DjangoPointer { .. }
+            | AppFact::DjangoServerDb { .. }
+            | AppFact::EnvHelper(_) => {}
         }
     }
     line_findings.retain(|l| {

@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 use regex::bytes::Regex;
 
-use super::app::{AppFact, found, Need, Src, fallback, group, is_secret_name};
+use super::app::{AppFact, Need, Src, fallback, found, group, is_secret_name};
 use crate::text::{re, reads_env};
 use crate::walk::SourceFile;
 
@@ -41,10 +41,7 @@ cached!(
 );
 cached!(string_lit_re, r#""([^"\n]+)""#);
 cached!(automigrate_re, r"\.AutoMigrate\(");
-cached!(
-    sqlite_re,
-    r#"\bsqlite\.Open\(|\bsql\.Open\(\s*"sqlite3?""#
-);
+cached!(sqlite_re, r#"\bsqlite\.Open\(|\bsql\.Open\(\s*"sqlite3?""#);
 
 fn contains(t: &[u8], needle: &[u8]) -> bool {
     t.windows(needle.len()).any(|w| w == needle)
@@ -87,7 +84,16 @@ pub(super) fn facts(file: &SourceFile) -> Vec<AppFact> {
                 format!("if \"\" == {var}"),
             ];
             if let Some((pos, lit)) = default_after(t, m.end(), &var, &conds) {
-                found(&mut out, fallback(&src, pos, &name, &lit, "the `if v == \"\"` default after os.Getenv"));
+                found(
+                    &mut out,
+                    fallback(
+                        &src,
+                        pos,
+                        &name,
+                        &lit,
+                        "the `if v == \"\"` default after os.Getenv",
+                    ),
+                );
             }
         }
     }
@@ -97,7 +103,16 @@ pub(super) fn facts(file: &SourceFile) -> Vec<AppFact> {
             let (var, ok, name) = (group(&c, 1), group(&c, 2), group(&c, 3));
             let conds = [format!("if !{ok}")];
             if let Some((pos, lit)) = default_after(t, m.end(), &var, &conds) {
-                found(&mut out, fallback(&src, pos, &name, &lit, "the `if !ok` default after os.LookupEnv"));
+                found(
+                    &mut out,
+                    fallback(
+                        &src,
+                        pos,
+                        &name,
+                        &lit,
+                        "the `if !ok` default after os.LookupEnv",
+                    ),
+                );
             }
         }
     }
@@ -185,7 +200,7 @@ pub(super) fn facts(file: &SourceFile) -> Vec<AppFact> {
     for m in sqlite_re().find_iter(t) {
         if let Some((_, line)) = src.at(m.start())
             && !reads_env(line.as_bytes())
-            && let Some(f) = src.finding("TF06-SQLITE-IN-PROD", m.start(), &line)
+            && let Some(f) = src.finding("TF04-SQLITE-IN-PROD", m.start(), &line)
         {
             out.push(AppFact::Pending {
                 finding: f,

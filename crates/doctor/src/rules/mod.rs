@@ -224,6 +224,14 @@ pub static RULES: &[RuleInfo] = &[
         "a host setting for a database, cache or mail server fixed in the code binds the app to one resource",
         "read the host (better: a whole URL) from the environment"
     ),
+    rule!(
+        "TF04-SQLITE-IN-PROD",
+        4,
+        W,
+        "SQLite as the production database",
+        "a SQLite file is not an attached resource: it lives on one process's disk, cannot be swapped by config, is lost when the process is replaced and cannot be shared by a second process",
+        "attach a database server as a backing service and read its URL from the environment (`DATABASE_URL`)"
+    ),
     // V. Build, release, run
     rule!(
         "TF05-BUILD-AT-START",
@@ -265,14 +273,6 @@ pub static RULES: &[RuleInfo] = &[
         "sticky sessions",
         "pinning a user to one process means that process holds state the others lack",
         "make processes stateless and remove the affinity"
-    ),
-    rule!(
-        "TF06-SQLITE-IN-PROD",
-        6,
-        W,
-        "SQLite as the production database",
-        "a SQLite file lives on one process's disk: it is lost when the process is replaced and cannot be shared by a second process, so the app is not stateless",
-        "attach a database server as a backing service and read its URL from the environment (`DATABASE_URL`)"
     ),
     // VII. Port binding
     rule!(

@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 use regex::bytes::Regex;
 
-use super::app::{AppFact, found, Need, Src, fallback, framework_secret, group};
+use super::app::{AppFact, Need, Src, fallback, found, framework_secret, group};
 use crate::text::{re, reads_env};
 use crate::walk::SourceFile;
 
@@ -60,10 +60,7 @@ cached!(
     sqlite_re,
     r#"\bdialect\s*:\s*["']sqlite["']|\bclient\s*:\s*["'](?:sqlite3?|better-sqlite3)["']|\bnew\s+sqlite3\.Database\(|\btype\s*:\s*["'](?:sqlite|better-sqlite3)["']"#
 );
-cached!(
-    prisma_sqlite_re,
-    r#"(?m)^\s*provider\s*=\s*"sqlite""#
-);
+cached!(prisma_sqlite_re, r#"(?m)^\s*provider\s*=\s*"sqlite""#);
 
 fn contains(t: &[u8], needle: &[u8]) -> bool {
     t.windows(needle.len()).any(|w| w == needle)
@@ -82,25 +79,40 @@ pub(super) fn facts(file: &SourceFile) -> Vec<AppFact> {
             } else {
                 group(&c, 2)
             };
-            found(&mut out, fallback(&src, pos, &var, &group(&c, 3), "`||`/`??` with a literal"));
+            found(
+                &mut out,
+                fallback(&src, pos, &var, &group(&c, 3), "`||`/`??` with a literal"),
+            );
         }
         for c in destructure_re().captures_iter(t) {
             let Some(body) = c.get(1) else { continue };
             for d in destructure_default_re().captures_iter(body.as_bytes()) {
                 let pos = body.start() + d.get(0).map_or(0, |m| m.start());
-                found(&mut out, fallback(
-                    &src,
-                    pos,
-                    &group(&d, 1),
-                    &group(&d, 2),
-                    "a destructuring default of process.env",
-                ));
+                found(
+                    &mut out,
+                    fallback(
+                        &src,
+                        pos,
+                        &group(&d, 1),
+                        &group(&d, 2),
+                        "a destructuring default of process.env",
+                    ),
+                );
             }
         }
     }
     for c in helper_re().captures_iter(t) {
         let pos = c.get(0).map_or(0, |m| m.start());
-        found(&mut out, fallback(&src, pos, &group(&c, 2), &group(&c, 3), "the env helper's default"));
+        found(
+            &mut out,
+            fallback(
+                &src,
+                pos,
+                &group(&c, 2),
+                &group(&c, 3),
+                "the env helper's default",
+            ),
+        );
     }
     let session_file = [
         &b"express-session"[..],
@@ -117,12 +129,15 @@ pub(super) fn facts(file: &SourceFile) -> Vec<AppFact> {
     if session_file {
         for c in secret_option_re().captures_iter(t) {
             let pos = c.get(0).map_or(0, |m| m.start());
-            found(&mut out, framework_secret(
-                &src,
-                pos,
-                &group(&c, 1),
-                "the session or token middleware signs with this literal secret",
-            ));
+            found(
+                &mut out,
+                framework_secret(
+                    &src,
+                    pos,
+                    &group(&c, 1),
+                    "the session or token middleware signs with this literal secret",
+                ),
+            );
         }
     }
     for c in jwt_call_re()
@@ -130,12 +145,15 @@ pub(super) fn facts(file: &SourceFile) -> Vec<AppFact> {
         .chain(cookie_parser_re().captures_iter(t))
     {
         let pos = c.get(0).map_or(0, |m| m.start());
-        found(&mut out, framework_secret(
-            &src,
-            pos,
-            &group(&c, 1),
-            "tokens or cookies are signed with this literal secret",
-        ));
+        found(
+            &mut out,
+            framework_secret(
+                &src,
+                pos,
+                &group(&c, 1),
+                "tokens or cookies are signed with this literal secret",
+            ),
+        );
     }
     if contains(t, b"dotenv") || contains(t, b"loadEnvFile") {
         for c in dotenv_re().captures_iter(t) {
@@ -182,7 +200,7 @@ pub(super) fn facts(file: &SourceFile) -> Vec<AppFact> {
     for m in sqlite_re().find_iter(t) {
         if let Some((_, line)) = src.at(m.start())
             && !reads_env(line.as_bytes())
-            && let Some(f) = src.finding("TF06-SQLITE-IN-PROD", m.start(), &line)
+            && let Some(f) = src.finding("TF04-SQLITE-IN-PROD", m.start(), &line)
         {
             out.push(AppFact::Pending {
                 finding: f,
@@ -199,7 +217,7 @@ pub(super) fn prisma(file: &SourceFile) -> Vec<AppFact> {
     let mut out = Vec::new();
     if let Some(m) = prisma_sqlite_re().find(src.text)
         && let Some((_, line)) = src.at(m.start())
-        && let Some(f) = src.finding("TF06-SQLITE-IN-PROD", m.start(), &line)
+        && let Some(f) = src.finding("TF04-SQLITE-IN-PROD", m.start(), &line)
     {
         out.push(AppFact::Pending {
             finding: f,

@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 
 use regex::bytes::Regex;
 
-use super::app::{AppFact, found, Need, Src, fallback, framework_secret, group, is_secret_name};
+use super::app::{AppFact, Need, Src, fallback, found, framework_secret, group, is_secret_name};
 use super::repo::name_of;
 use crate::text::{re, reads_env};
 use crate::walk::SourceFile;
@@ -29,10 +29,7 @@ cached!(
     secret_key_re,
     r#"^SECRET_KEY\s*=\s*[rbuRBU]?["']([^"'\n]*)["']\s*(?:#[^\n]*)?$"#
 );
-cached!(
-    engine_re,
-    r#"["']ENGINE["']\s*:\s*([^,\n}]+)"#
-);
+cached!(engine_re, r#"["']ENGINE["']\s*:\s*([^,\n}]+)"#);
 cached!(
     environ_default_re,
     r#"\b(?:os\.environ\.get|os\.getenv|environ\.get|getenv|os\.environ\.setdefault)\(\s*["']([A-Za-z_][A-Za-z0-9_]*)["']\s*,\s*(?:default\s*=\s*)?[rbuRBU]?["']([^"'\n]*)["']"#
@@ -79,7 +76,11 @@ cached!(
 /// `DJANGO_SETTINGS_MODULE` set in a Dockerfile, Procfile, compose file or app.json.
 pub(super) fn pointers(file: &SourceFile) -> Vec<AppFact> {
     let mut out = Vec::new();
-    if !file.text.windows(22).any(|w| w == b"DJANGO_SETTINGS_MODULE") {
+    if !file
+        .text
+        .windows(22)
+        .any(|w| w == b"DJANGO_SETTINGS_MODULE")
+    {
         return out;
     }
     for c in pointer_re().captures_iter(&file.text) {
@@ -93,10 +94,7 @@ pub(super) fn pointers(file: &SourceFile) -> Vec<AppFact> {
 
 fn settings_candidate(file: &SourceFile) -> (bool, bool) {
     let name = name_of(&file.rel);
-    let defines_apps = file
-        .text
-        .windows(14)
-        .any(|w| w == b"INSTALLED_APPS");
+    let defines_apps = file.text.windows(14).any(|w| w == b"INSTALLED_APPS");
     let named = name.ends_with("settings.py")
         || file.rel.contains("/settings/")
         || file.rel.starts_with("settings/");
@@ -114,52 +112,86 @@ pub(super) fn facts(file: &SourceFile) -> Vec<AppFact> {
     }
     for c in environ_default_re().captures_iter(t) {
         let pos = c.get(0).map_or(0, |m| m.start());
-        found(&mut out, fallback(&src, pos, &group(&c, 1), &group(&c, 2), "the lookup's default"));
+        found(
+            &mut out,
+            fallback(
+                &src,
+                pos,
+                &group(&c, 1),
+                &group(&c, 2),
+                "the lookup's default",
+            ),
+        );
     }
     for c in environ_or_re().captures_iter(t) {
         let pos = c.get(0).map_or(0, |m| m.start());
-        found(&mut out, fallback(&src, pos, &group(&c, 1), &group(&c, 2), "`or '…'`"));
+        found(
+            &mut out,
+            fallback(&src, pos, &group(&c, 1), &group(&c, 2), "`or '…'`"),
+        );
     }
     for c in helper_default_re().captures_iter(t) {
         let pos = c.get(0).map_or(0, |m| m.start());
-        found(&mut out, fallback(&src, pos, &group(&c, 1), &group(&c, 2), "the config helper's default"));
+        found(
+            &mut out,
+            fallback(
+                &src,
+                pos,
+                &group(&c, 1),
+                &group(&c, 2),
+                "the config helper's default",
+            ),
+        );
     }
     // Flask: app.config["SECRET_KEY"] = "...", app.secret_key = "...", config.update(KEY="...").
     for c in flask_config_re().captures_iter(t) {
         let key = group(&c, 1);
         if is_secret_name(&key) {
             let pos = c.get(0).map_or(0, |m| m.start());
-            found(&mut out, framework_secret(
-                &src,
-                pos,
-                &group(&c, 2),
-                &format!("the app's config holds {key} as a literal, the same for every deploy"),
-            ));
+            found(
+                &mut out,
+                framework_secret(
+                    &src,
+                    pos,
+                    &group(&c, 2),
+                    &format!(
+                        "the app's config holds {key} as a literal, the same for every deploy"
+                    ),
+                ),
+            );
         }
     }
     for c in secret_attr_re().captures_iter(t) {
         let pos = c.get(0).map_or(0, |m| m.start());
-        found(&mut out, framework_secret(
-            &src,
-            pos,
-            &group(&c, 1),
-            "the secret key that signs the session cookie is a literal",
-        ));
+        found(
+            &mut out,
+            framework_secret(
+                &src,
+                pos,
+                &group(&c, 1),
+                "the secret key that signs the session cookie is a literal",
+            ),
+        );
     }
     for c in config_kwargs_re().captures_iter(t) {
         let Some(args) = c.get(1) else { continue };
         for k in kwarg_re().captures_iter(args.as_bytes()) {
             let key = group(&k, 1);
-            if key.bytes().all(|b| b.is_ascii_uppercase() || b == b'_' || b.is_ascii_digit())
+            if key
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b == b'_' || b.is_ascii_digit())
                 && is_secret_name(&key)
             {
                 let pos = args.start() + k.get(0).map_or(0, |m| m.start());
-                found(&mut out, framework_secret(
-                    &src,
-                    pos,
-                    &group(&k, 2),
-                    &format!("the app's config is given {key} as a literal"),
-                ));
+                found(
+                    &mut out,
+                    framework_secret(
+                        &src,
+                        pos,
+                        &group(&k, 2),
+                        &format!("the app's config is given {key} as a literal"),
+                    ),
+                );
             }
         }
     }
@@ -182,9 +214,21 @@ pub(super) fn facts(file: &SourceFile) -> Vec<AppFact> {
             file: file_arg,
         });
     }
-    let admin = ["management/commands", "migrat", "manage.py", "scripts/", "cli", "tasks"]
-        .iter()
-        .any(|p| file.rel.contains(p));
+    let admin = [
+        "management/commands",
+        "migrat",
+        "manage.py",
+        "scripts/",
+        "cli",
+        "tasks",
+        "view",
+        "api",
+        "route",
+        "handler",
+        "controller",
+    ]
+    .iter()
+    .any(|p| file.rel.contains(p));
     if !admin {
         for m in migrate_re().find_iter(t) {
             if let Some((_, line)) = src.at(m.start()) {
@@ -226,9 +270,15 @@ fn django_settings(src: &Src, defines_apps: bool, out: &mut Vec<AppFact>) {
         }
         engines.push((pos, group(&c, 1)));
     }
-    let env_db = [&b"dj_database_url"[..], b"db_url(", b"env.db(", b"DATABASE_URL", b"dj-database-url"]
-        .iter()
-        .any(|n| t.windows(n.len()).any(|w| w == *n));
+    let env_db = [
+        &b"dj_database_url"[..],
+        b"db_url(",
+        b"env.db(",
+        b"DATABASE_URL",
+        b"dj-database-url",
+    ]
+    .iter()
+    .any(|n| t.windows(n.len()).any(|w| w == *n));
     let server = engines.iter().any(|(_, e)| {
         !e.contains("sqlite") || reads_env(e.as_bytes()) || !e.trim_start().starts_with(['"', '\''])
     });
@@ -240,7 +290,7 @@ fn django_settings(src: &Src, defines_apps: bool, out: &mut Vec<AppFact>) {
     }
     if let Some((pos, _)) = engines.first()
         && let Some((_, line)) = src.at(*pos)
-        && let Some(f) = src.finding("TF06-SQLITE-IN-PROD", *pos, &line)
+        && let Some(f) = src.finding("TF04-SQLITE-IN-PROD", *pos, &line)
     {
         out.push(AppFact::Pending {
             finding: f,
@@ -277,8 +327,17 @@ fn config_classes(src: &Src, out: &mut Vec<AppFact>) {
             let pos = start + c.get(0).map_or(0, |m| m.start());
             let value = group(&c, 2);
             let f = if settings {
-                fallback(src, pos, &key, &value, "the pydantic BaseSettings field default")
-            } else if key.bytes().all(|b| b.is_ascii_uppercase() || b == b'_' || b.is_ascii_digit()) {
+                fallback(
+                    src,
+                    pos,
+                    &key,
+                    &value,
+                    "the pydantic BaseSettings field default",
+                )
+            } else if key
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b == b'_' || b.is_ascii_digit())
+            {
                 framework_secret(
                     src,
                     pos,

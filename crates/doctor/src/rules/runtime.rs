@@ -40,12 +40,18 @@ fn expand(
         return;
     }
     for c in npm_run_re().captures_iter(cmd.as_bytes()) {
-        let whole = c.get(0).map(|m| String::from_utf8_lossy(m.as_bytes()).into_owned());
+        let whole = c
+            .get(0)
+            .map(|m| String::from_utf8_lossy(m.as_bytes()).into_owned());
         let mut name = c
             .get(1)
             .map(|m| String::from_utf8_lossy(m.as_bytes()).into_owned())
             .unwrap_or_default();
-        if whole.as_deref().is_some_and(|w| w.trim_end().ends_with("start")) && name.is_empty() {
+        if whole
+            .as_deref()
+            .is_some_and(|w| w.trim_end().ends_with("start"))
+            && name.is_empty()
+        {
             name = "start".into();
         }
         if name.is_empty() || matches!(name.as_str(), "install" | "ci" | "add" | "exec" | "dlx") {
@@ -92,10 +98,7 @@ fn build_through_scripts(repo: &Repo, cmds: &[StartCmd], out: &mut Vec<Finding>)
         }
         let mut ran = Vec::new();
         expand(scripts, &c.text, 0, &mut ran);
-        if let Some((name, script)) = ran
-            .iter()
-            .find(|(_, s)| build_re().is_match(s.as_bytes()))
-        {
+        if let Some((name, script)) = ran.iter().find(|(_, s)| build_re().is_match(s.as_bytes())) {
             let evidence = if c.origin == Origin::Procfile {
                 format!("{}: {}", c.ptype, c.text)
             } else {
@@ -287,7 +290,10 @@ mod tests {
             Some(("python", vec!["gunicorn".into(), "psycopg2-binary".into()]))
         );
         assert_eq!(installed_names("pip install -r requirements.txt"), None);
-        assert_eq!(installed_names("pip install --upgrade pip setuptools"), None);
+        assert_eq!(
+            installed_names("pip install --upgrade pip setuptools"),
+            None
+        );
         assert_eq!(installed_names("pip install ."), None);
         assert_eq!(installed_names("npm ci"), None);
         assert_eq!(installed_names("npm install"), None);

@@ -73,7 +73,7 @@ pub(super) fn facts(file: &SourceFile) -> Vec<AppFact> {
     for m in sqlite_re().find_iter(t) {
         if let Some((_, line)) = src.at(m.start())
             && !reads_env(line.as_bytes())
-            && let Some(f) = src.finding("TF06-SQLITE-IN-PROD", m.start(), &line)
+            && let Some(f) = src.finding("TF04-SQLITE-IN-PROD", m.start(), &line)
         {
             out.push(AppFact::Pending {
                 finding: f,
@@ -89,9 +89,9 @@ pub(super) fn facts(file: &SourceFile) -> Vec<AppFact> {
             if let Some((_, line)) = src.at(m.start())
                 && let Some(f) = src.finding("TF12-MIGRATE-AT-START", m.start(), &line)
             {
-                out.push(AppFact::Found(
-                    f.because("the server applies pending migrations itself when it starts"),
-                ));
+                out.push(AppFact::Found(f.because(
+                    "the server applies pending migrations itself when it starts",
+                )));
             }
         }
     }
