@@ -34,6 +34,21 @@ pub(crate) enum AppFact {
     },
     /// A function of the app that returns an environment variable or a default.
     EnvHelper(String),
+    /// A JavaScript file that registers a compiler at load (`require('ts-node/register')`).
+    RuntimeCompiler {
+        rel: String,
+        line: u32,
+        evidence: String,
+    },
+    /// A Go function: its name, whether it is `main`, where it runs GORM's `AutoMigrate`
+    /// itself, and the functions it calls (name, line, evidence).
+    GoFunc {
+        rel: String,
+        name: String,
+        is_main: bool,
+        migrates: Option<(u32, String)>,
+        calls: Vec<(String, u32, String)>,
+    },
 }
 
 /// A condition on the whole app.
@@ -444,20 +459,33 @@ pub(crate) fn check(repo: &Repo, line_findings: &mut Vec<Finding>, out: &mut Vec
                 evidence,
                 file,
             } => {
-                if let Some(p) = env_file_in_repo(repo, rel, file.as_deref()) {
+                if let Some(p) = env_file_in_repo(repo, rel, file.as_deref())
+                    && !found
+                        .iter()
+                        .any(|f| f.rule == "TF03-ENV-FILE-LOADED" && f.file.as_deref() == Some(&p))
+                {
+                    // Reported at the env file: it is the config stored in the repository.
                     found.push(
-                        Finding::new(rule("TF03-ENV-FILE-LOADED"), Some(rel), Some(*line), evidence)
-                            .because(&format!(
-                                "{p} is in the repository (not ignored) and this call loads it when the app starts"
-                            )),
+                        Finding::new(
+                            rule("TF03-ENV-FILE-LOADED"),
+                            Some(&p),
+                            None,
+                            &format!("loaded by {rel}:{line}: {}", evidence.trim()),
+                        )
+                        .because(&format!(
+                            "{p} is in the repository (not ignored) and {rel}:{line} loads it when the app starts"
+                        )),
                     );
                 }
             }
             AppFact::DjangoPointer { .. }
             | AppFact::DjangoServerDb { .. }
-            | AppFact::EnvHelper(_) => {}
+            | AppFact::EnvHelper(_)
+            | AppFact::RuntimeCompiler { .. }
+            | AppFact::GoFunc { .. } => {}
         }
     }
+    go_migrations(&app, &mut found);
     line_findings.retain(|l| {
         !found
             .iter()
@@ -467,6 +495,63 @@ pub(crate) fn check(repo: &Repo, line_findings: &mut Vec<Finding>, out: &mut Vec
     found.sort_by(|a, b| (&a.file, a.line, a.rule).cmp(&(&b.file, b.line, b.rule)));
     found.dedup_by(|a, b| a.rule == b.rule && a.file == b.file && a.line == b.line);
     out.append(&mut found);
+}
+
+/// GORM's `AutoMigrate` reached from `main`: reported where `main` starts the chain.
+fn go_migrations(app: &[&AppFact], found: &mut Vec<Finding>) {
+    let funcs: Vec<_> = app
+        .iter()
+        .filter_map(|f| match f {
+            AppFact::GoFunc {
+                rel,
+                name,
+                is_main,
+                migrates,
+                calls,
+            } => Some((rel, name, *is_main, migrates, calls)),
+            _ => None,
+        })
+        .collect();
+    let mut migrating: Vec<&str> = funcs
+        .iter()
+        .filter(|f| f.3.is_some() && !f.2)
+        .map(|f| f.1.as_str())
+        .collect();
+    // Functions that call a migrating function migrate too (a few levels: main → setup → Migrate).
+    for _ in 0..4 {
+        let before = migrating.len();
+        for f in funcs.iter().filter(|f| !f.2) {
+            if !migrating.contains(&f.1.as_str())
+                && f.4.iter().any(|(c, _, _)| migrating.contains(&c.as_str()))
+            {
+                migrating.push(f.1.as_str());
+            }
+        }
+        if migrating.len() == before {
+            break;
+        }
+    }
+    for (rel, _, _, migrates, calls) in funcs.iter().filter(|f| f.2) {
+        if let Some((line, ev)) = migrates {
+            found.push(
+                Finding::new(rule("TF12-MIGRATE-AT-START"), Some(rel), Some(*line), ev).because(
+                    "main runs GORM's AutoMigrate, which changes the schema at every start",
+                ),
+            );
+        }
+        if let Some((callee, line, ev)) = calls
+            .iter()
+            .find(|(c, _, _)| migrating.contains(&c.as_str()))
+        {
+            found.push(
+                Finding::new(rule("TF12-MIGRATE-AT-START"), Some(rel), Some(*line), ev).because(
+                    &format!(
+                        "main calls {callee}, which runs GORM's AutoMigrate: the schema changes at every start"
+                    ),
+                ),
+            );
+        }
+    }
 }
 
 #[cfg(test)]

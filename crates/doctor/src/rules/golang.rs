@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 use regex::bytes::Regex;
 
-use super::app::{AppFact, Need, Src, fallback, found, group, is_secret_name};
+use super::app::{AppFact, Need, Src, fallback, found, framework_secret, group, is_secret_name};
 use crate::text::{re, reads_env};
 use crate::walk::SourceFile;
 
@@ -41,7 +41,85 @@ cached!(
 );
 cached!(string_lit_re, r#""([^"\n]+)""#);
 cached!(automigrate_re, r"\.AutoMigrate\(");
-cached!(sqlite_re, r#"\bsqlite\.Open\(|\bsql\.Open\(\s*"sqlite3?""#);
+cached!(
+    sqlite_re,
+    r#"\bsqlite\.Open\(|\b(?:sql|gorm|sqlx)\.(?:Open|Connect)\(\s*"sqlite3?""#
+);
+cached!(
+    func_def_re,
+    r"(?m)^func\s+(?:\([^)]*\)\s*)?([A-Za-z_]\w*)\s*(?:\[[^\]]*\]\s*)?\("
+);
+cached!(call_ident_re, r"\b([A-Za-z_]\w*)\s*\(");
+cached!(
+    secret_const_re,
+    r#"(?m)^(?:\s*(?:const|var)\s+|\t| {4})([A-Za-z_]\w*)\s*(?:string\s*|\[\]byte\s*)?=\s*(?:\[\]byte\()?"([^"\n]+)""#
+);
+
+/// Is `pos` inside a top-level `const (` or `var (` block?
+fn in_decl_block(t: &[u8], pos: usize) -> bool {
+    let before = &t[..pos];
+    let open = [&b"\nconst ("[..], b"\nvar ("]
+        .iter()
+        .filter_map(|n| before.windows(n.len()).rposition(|w| w == *n))
+        .max();
+    let close = before.windows(2).rposition(|w| w == b"\n)");
+    match (open, close) {
+        (Some(o), Some(c)) => o > c,
+        (Some(_), None) => true,
+        _ => false,
+    }
+}
+
+/// Every function of the file with its calls and its own `AutoMigrate`, for the call chain
+/// from `main` that `app::check` follows.
+fn functions(src: &Src, out: &mut Vec<AppFact>) {
+    let t = src.text;
+    let lower = src.file.rel.to_ascii_lowercase();
+    let tool = ["migrat", "seed", "tools/", "scripts/", "mock", "example"]
+        .iter()
+        .any(|p| lower.contains(p));
+    let has_migrate = contains(t, b"AutoMigrate");
+    let defs: Vec<(usize, String)> = func_def_re()
+        .captures_iter(t)
+        .filter_map(|c| Some((c.get(0)?.end(), group(&c, 1))))
+        .collect();
+    for (start, name) in defs {
+        let is_main = name == "main" && !tool;
+        if !is_main && !has_migrate {
+            continue;
+        }
+        let end = t[start..]
+            .windows(2)
+            .position(|w| w == b"\n}")
+            .map_or(t.len(), |i| start + i);
+        let body = &t[start..end];
+        let migrates = automigrate_re()
+            .find_iter(body)
+            .find_map(|m| src.at(start + m.start()))
+            .map(|(l, text)| (l, text.trim().to_owned()));
+        let mut calls = Vec::new();
+        for c in call_ident_re().captures_iter(body) {
+            let callee = group(&c, 1);
+            if matches!(
+                callee.as_str(),
+                "if" | "for" | "switch" | "func" | "return" | "make" | "len" | "append" | "panic"
+            ) {
+                continue;
+            }
+            let pos = start + c.get(0).map_or(0, |m| m.start());
+            if let Some((l, text)) = src.at(pos) {
+                calls.push((callee, l, text.trim().to_owned()));
+            }
+        }
+        out.push(AppFact::GoFunc {
+            rel: src.file.rel.clone(),
+            name,
+            is_main,
+            migrates,
+            calls,
+        });
+    }
+}
 
 fn contains(t: &[u8], needle: &[u8]) -> bool {
     t.windows(needle.len()).any(|w| w == needle)
@@ -182,19 +260,30 @@ pub(super) fn facts(file: &SourceFile) -> Vec<AppFact> {
             }
         }
     }
-    let lower = file.rel.to_ascii_lowercase();
-    let tool = ["migrat", "seed", "tools/", "scripts/", "mock", "example"]
-        .iter()
-        .any(|p| lower.contains(p));
-    if !tool {
-        for m in automigrate_re().find_iter(t) {
-            if let Some((_, line)) = src.at(m.start())
-                && let Some(f) = src.finding("TF12-MIGRATE-AT-START", m.start(), &line)
-            {
-                out.push(AppFact::Found(f.because(
-                    "GORM's AutoMigrate changes the schema every time this code runs at start",
-                )));
-            }
+    functions(&src, &mut out);
+    for c in secret_const_re().captures_iter(t) {
+        let (name, value) = (group(&c, 1), group(&c, 2));
+        let pos = c.get(0).map_or(0, |m| m.start());
+        // An indented `X = "..."` counts only inside a `const (` / `var (` block.
+        let keyword = c.get(0).is_some_and(|m| {
+            m.as_bytes().trim_ascii_start().starts_with(b"const")
+                || m.as_bytes().trim_ascii_start().starts_with(b"var")
+        });
+        if !keyword && !in_decl_block(t, pos) {
+            continue;
+        }
+        let words = name.to_ascii_lowercase();
+        if is_secret_name(&name) && value.len() >= 6 && !words.contains(&value.to_ascii_lowercase())
+        {
+            found(
+                &mut out,
+                framework_secret(
+                    &src,
+                    pos,
+                    &value,
+                    &format!("{name} is a literal secret compiled into the binary"),
+                ),
+            );
         }
     }
     for m in sqlite_re().find_iter(t) {

@@ -326,8 +326,32 @@ fn env_branch(h: &Hit) -> Verdict {
     }
 }
 
+/// Does the line read the environment, or continue a call on the line before that does
+/// (`os.environ.get(\n    'DATABASE_URL', 'postgresql://localhost/app')`)?
+fn reads_env_here(h: &Hit) -> bool {
+    if reads_env(h.line) {
+        return true;
+    }
+    let start = (h.line.as_ptr() as usize).saturating_sub(h.text.as_ptr() as usize);
+    if start == 0 || start > h.text.len() {
+        return false;
+    }
+    let before = &h.text[..start - 1];
+    let prev_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    let prev = &before[prev_start..];
+    let t = h.line.trim_ascii_start();
+    (t.starts_with(b"'")
+        || t.starts_with(b"\"")
+        || prev.trim_ascii_end().ends_with(b",")
+        || prev.trim_ascii_end().ends_with(b"("))
+        && reads_env(prev)
+}
+
 fn service_addr(h: &Hit) -> Verdict {
-    if reads_env(h.line) || h.line.windows(3).any(|w| w == b"://") {
+    if reads_env_here(h) || h.line.windows(3).any(|w| w == b"://") {
         Verdict::Skip
     } else {
         Verdict::Keep
@@ -336,7 +360,7 @@ fn service_addr(h: &Hit) -> Verdict {
 
 fn service_url(h: &Hit) -> Verdict {
     let url = h.group(0).to_ascii_lowercase();
-    if reads_env(h.line)
+    if reads_env_here(h)
         || url.contains("${")
         || url.contains("{{")
         || url.contains("example.")
@@ -368,7 +392,7 @@ fn service_url(h: &Hit) -> Verdict {
 
 fn service_host(h: &Hit) -> Verdict {
     let value = h.group(1);
-    if reads_env(h.line) || is_placeholder(&value) || value.is_empty() {
+    if reads_env_here(h) || is_placeholder(&value) || value.is_empty() {
         Verdict::Skip
     } else {
         Verdict::Keep
@@ -892,7 +916,7 @@ pub(crate) fn line_rules() -> Vec<LineRule> {
         lr!(
             "TF11-LOG-ROTATION",
             &[Python, Php],
-            r"\b(?:RotatingFileHandler|TimedRotatingFileHandler)\b",
+            r"\b(?:RotatingFileHandler|TimedRotatingFileHandler)\(",
             keep
         ),
         lr!(

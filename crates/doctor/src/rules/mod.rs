@@ -178,7 +178,7 @@ pub static RULES: &[RuleInfo] = &[
     rule!(
         "TF03-ENV-NAME-BRANCH",
         3,
-        W,
+        I,
         "code branches on the environment's name",
         "behaviour switched by an environment name hides config in the code; a new deploy needs a code change",
         "switch on the specific setting instead (e.g. `CACHE_URL`, `LOG_LEVEL`), each from its own variable"

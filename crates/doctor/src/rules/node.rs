@@ -51,6 +51,10 @@ cached!(
     dotenv_re,
     r#"require\(\s*["']dotenv["']\s*\)\s*\.config\(([^)]*)\)|\bdotenv\.config\(([^)]*)\)|^\s*config\(\s*(\{[^)]*path[^)]*)\)|import\s+["']dotenv/config["']|require\(\s*["']dotenv/config["']\s*\)|process\.loadEnvFile\(([^)]*)\)"#
 );
+cached!(
+    register_re,
+    r#"require\(\s*["'](?:ts-node/register|@babel/register|babel-register|esbuild-register|@swc/register)[^"']*["']\s*\)"#
+);
 cached!(string_lit_re, r#"["'`]([^"'`\n]+)["'`]"#);
 cached!(
     typeorm_sync_re,
@@ -179,6 +183,15 @@ pub(super) fn facts(file: &SourceFile) -> Vec<AppFact> {
                 line,
                 evidence: text,
                 file: file_arg,
+            });
+        }
+    }
+    for m in register_re().find_iter(t) {
+        if let Some((line, text)) = src.at(m.start()) {
+            out.push(AppFact::RuntimeCompiler {
+                rel: file.rel.clone(),
+                line,
+                evidence: text.trim().to_owned(),
             });
         }
     }

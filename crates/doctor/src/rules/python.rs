@@ -67,6 +67,10 @@ cached!(
     dotenv_re,
     r"\b(?:load_dotenv|dotenv_values|read_dotenv|read_env)\(([^)\n]*)\)"
 );
+cached!(
+    env_file_option_re,
+    r#"\benv_file\s*=\s*\(?\s*["']([^"'\n]+)["']"#
+);
 cached!(string_lit_re, r#"["']([^"'\n]+)["']"#);
 cached!(
     migrate_re,
@@ -213,6 +217,17 @@ pub(super) fn facts(file: &SourceFile) -> Vec<AppFact> {
             evidence: text,
             file: file_arg,
         });
+    }
+    for c in env_file_option_re().captures_iter(t) {
+        let pos = c.get(0).map_or(0, |m| m.start());
+        if let Some((line, text)) = src.at(pos) {
+            out.push(AppFact::DotenvLoad {
+                rel: file.rel.clone(),
+                line,
+                evidence: text,
+                file: Some(group(&c, 1)),
+            });
+        }
     }
     let admin = [
         "management/commands",

@@ -6,14 +6,18 @@ use std::sync::OnceLock;
 
 use regex::bytes::Regex;
 
-use super::repo::{Origin, Repo, StartCmd, dir_of, dockerfile, is_dev_dockerfile, join};
+use super::app::AppFact;
+use super::repo::Fact;
+use super::repo::{
+    Origin, Repo, StartCmd, dir_of, dockerfile, has_prod_sibling, is_dev_dockerfile, join,
+};
 use super::rule;
 use crate::report::Finding;
 use crate::text::re;
 use crate::walk::Kind;
 
 /// Build tools: what turns sources into the artefact the run stage should only start.
-pub(super) const BUILD_TOOLS: &str = r"\b(?:npm|pnpm|yarn)\s+(?:run\s+)?build\b|\bnext\s+build\b|\bnuxt\s+(?:build|generate)\b|\bvite\s+build\b|\bng\s+build\b|\bwebpack(?:\s|$)|\btsc\b|\bsass\b|\bnode-sass\b|\blessc\b|\bstylus\b|\btailwindcss\b|\bpostcss\b|\besbuild\b|\brollup\b|\bparcel\s+build\b|\bbabel\b|\bbrowserify\b|\bgulp\s+build\b|\bgrunt\s+build\b|\bremix\s+build\b|\bastro\s+build\b|\bsvelte-kit\s+build\b|\bprisma\s+generate\b|\bcollectstatic\b|\bcompilemessages\b|\bcompress\b\s*(?:--force)?\s*$";
+pub(super) const BUILD_TOOLS: &str = r"\b(?:npm|pnpm|yarn)\s+(?:run\s+)?build\b|\bnext\s+build\b|\bnuxt\s+(?:build|generate)\b|\bvite\s+build\b|\bng\s+build\b|\bwebpack(?:\s|$)|\btsc\b|\bsass\b|\bnode-sass\b|\blessc\b|\bstylus\b|\btailwindcss\b|\bpostcss\b|\besbuild\b|\brollup\b|\bparcel\s+build\b|\bbabel\b|\bbrowserify\b|\bgulp\s+build\b|\bgrunt\s+build\b|\bremix\s+build\b|\bastro\s+build\b|\bsvelte-kit\s+build\b|\bprisma\s+generate\b|\bcollectstatic\b|\bcompilemessages\b|\bts-node(?:\s|$)|\bts-node/register\b|\bbabel-node\b|\bflask\s+[a-z_-]+\s+compile\b|\bpybabel\s+compile\b|\bcompress\b\s*(?:--force)?\s*$";
 
 fn build_re() -> &'static Regex {
     static R: OnceLock<Regex> = OnceLock::new();
@@ -72,6 +76,7 @@ fn expand(
 /// Run the rules of this module.
 pub(super) fn check(repo: &Repo, cmds: &[StartCmd], out: &mut Vec<Finding>) {
     build_through_scripts(repo, cmds, out);
+    compilers_at_start(repo, cmds, out);
     docker_installs(repo, out);
 }
 
@@ -116,6 +121,49 @@ fn build_through_scripts(repo: &Repo, cmds: &[StartCmd], out: &mut Vec<Finding>)
                 )),
             );
         }
+    }
+}
+
+/// `node index.js` where index.js registers ts-node or Babel: the sources compile at every start.
+fn compilers_at_start(repo: &Repo, cmds: &[StartCmd], out: &mut Vec<Finding>) {
+    for fact in repo.facts {
+        let Fact::App(AppFact::RuntimeCompiler {
+            rel,
+            line,
+            evidence,
+        }) = fact
+        else {
+            continue;
+        };
+        let started = cmds.iter().filter(|c| c.is_web()).find(|c| {
+            c.text.split_whitespace().any(|w| {
+                let w = w.trim_matches(['"', '\'']).trim_start_matches("./");
+                !w.is_empty() && (w == rel || rel.ends_with(&format!("/{w}")))
+            })
+        });
+        let Some(c) = started else { continue };
+        let why = format!(
+            "{rel} is what `{}` starts, and it registers a compiler that turns the sources into code at every start",
+            c.text
+        );
+        out.push(
+            Finding::new(
+                rule("TF05-BUILD-AT-START"),
+                Some(rel),
+                Some(*line),
+                evidence,
+            )
+            .because(&why),
+        );
+        out.push(
+            Finding::new(
+                rule("TF05-BUILD-AT-START"),
+                Some(&c.file),
+                Some(c.line),
+                &c.text,
+            )
+            .because(&why),
+        );
     }
 }
 
@@ -247,12 +295,13 @@ fn manifest_for(repo: &Repo, dir: &str, eco: &str) -> Option<String> {
 }
 
 fn docker_installs(repo: &Repo, out: &mut Vec<Finding>) {
-    for f in repo
-        .app_files()
-        .filter(|f| f.kind == Kind::Dockerfile && !is_dev_dockerfile(&f.rel))
-    {
+    for f in repo.app_files().filter(|f| {
+        f.kind == Kind::Dockerfile && !is_dev_dockerfile(&f.rel) && !has_prod_sibling(repo, &f.rel)
+    }) {
         let d = dockerfile(&Repo::text_of(f));
-        for ins in d.all.iter().filter(|i| i.keyword == "RUN") {
+        // Only the stage that runs: a builder stage may install lint or build tools.
+        let last_from = d.all.iter().rposition(|i| i.keyword == "FROM").unwrap_or(0);
+        for ins in d.all[last_from..].iter().filter(|i| i.keyword == "RUN") {
             for segment in ins.args.split("&&").flat_map(|s| s.split(';')) {
                 let Some((eco, names)) = installed_names(segment) else {
                     continue;
