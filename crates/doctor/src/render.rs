@@ -95,6 +95,9 @@ impl Report {
             if !f.evidence.is_empty() {
                 writeln!(w, "           {}", f.evidence)?;
             }
+            if let Some(b) = &f.because {
+                writeln!(w, "           {} {}", paint.p(DIM, "applies:"), b)?;
+            }
             match &f.accepted {
                 Some(a) => writeln!(
                     w,
@@ -242,7 +245,10 @@ impl Report {
                     "ruleId": f.rule,
                     "ruleIndex": index,
                     "level": level(f.severity),
-                    "message": { "text": format!("{}: {} Fix: {}", f.evidence, f.why, f.fix) },
+                    "message": { "text": match &f.because {
+                        Some(b) => format!("{}: {} Applies because {b}. Fix: {}", f.evidence, f.why, f.fix),
+                        None => format!("{}: {} Fix: {}", f.evidence, f.why, f.fix),
+                    } },
                 });
                 if let Some(file) = &f.file {
                     let mut region = json!({});

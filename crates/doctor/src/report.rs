@@ -105,6 +105,10 @@ pub struct Finding {
     pub why: &'static str,
     /// What to do instead.
     pub fix: &'static str,
+    /// Why the rule applies here, when that depends on other files (e.g. "manage.py names this
+    /// settings module"); `None` when the evidence speaks for itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub because: Option<String>,
     /// Set when a documented deviation accepts this finding.
     pub accepted: Option<Acceptance>,
     /// Identifies the finding across line moves (see [`crate::baseline::fingerprint`]).
@@ -131,10 +135,17 @@ impl Finding {
             evidence: crate::text::redact_evidence(evidence),
             why: rule.why,
             fix: rule.fix,
+            because: None,
             accepted: None,
             fingerprint: String::new(),
             baseline: None,
         }
+    }
+
+    /// The same finding with the reason it applies here (redacted like the evidence).
+    pub(crate) fn because(mut self, reason: &str) -> Finding {
+        self.because = Some(crate::text::redact_evidence(reason));
+        self
     }
 
     /// The same finding with another severity.

@@ -167,7 +167,22 @@ pub(crate) fn looks_secret(value: &str) -> bool {
     if value.len() < 8
         || is_placeholder(value)
         || value.contains([' ', '(', ')', '{', '}', '[', ']', ',', ';', '\\'])
+        || !value.is_ascii()
     {
+        return false;
+    }
+    // A route target (`users#unsubscribe`) or a validation rule list (`required|string|min:6`).
+    let route = value.split_once('#').is_some_and(|(a, b)| {
+        !a.is_empty()
+            && a.bytes()
+                .all(|c| c.is_ascii_lowercase() || b"_/".contains(&c))
+            && b.bytes().all(|c| c.is_ascii_lowercase() || c == b'_')
+    });
+    let rules = value.contains('|')
+        && value
+            .bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"_:,|.".contains(&c));
+    if route || rules {
         return false;
     }
     let has_digit = value.bytes().any(|b| b.is_ascii_digit());

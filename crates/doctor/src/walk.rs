@@ -256,7 +256,22 @@ pub(crate) fn classify(rel: &str) -> (Kind, Context) {
         )
     });
     let stem = name.split('.').next().unwrap_or(name);
-    let test_name = name.starts_with("test_")
+    let ci = lower.starts_with(".github/")
+        || lower.starts_with(".circleci/")
+        || lower.starts_with(".buildkite/")
+        || matches!(
+            name,
+            ".travis.yml"
+                | ".gitlab-ci.yml"
+                | "azure-pipelines.yml"
+                | "bitbucket-pipelines.yml"
+                | "jenkinsfile"
+                | "cloudbuild.yaml"
+        );
+    let test_name = ci
+        || stem == "tests"
+        || stem == "test"
+        || name.starts_with("test_")
         || stem.ends_with("_test")
         || stem.ends_with("_spec")
         || stem.ends_with("_tests")

@@ -158,7 +158,7 @@ const NON_SECRET_KEY_SUFFIXES: &[&str] = &[
     "_location",
 ];
 
-fn secret_key_is_real(key: &str) -> bool {
+pub(crate) fn secret_key_is_real(key: &str) -> bool {
     // camelCase -> snake_case, so `SingleUseTokenProvider` ends in `_provider`.
     let mut k = String::with_capacity(key.len() + 4);
     for (i, c) in key.chars().enumerate() {
@@ -326,8 +326,32 @@ fn env_branch(h: &Hit) -> Verdict {
     }
 }
 
+/// Does the line read the environment, or continue a call on the line before that does
+/// (`os.environ.get(\n    'DATABASE_URL', 'postgresql://localhost/app')`)?
+fn reads_env_here(h: &Hit) -> bool {
+    if reads_env(h.line) {
+        return true;
+    }
+    let start = (h.line.as_ptr() as usize).saturating_sub(h.text.as_ptr() as usize);
+    if start == 0 || start > h.text.len() {
+        return false;
+    }
+    let before = &h.text[..start - 1];
+    let prev_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    let prev = &before[prev_start..];
+    let t = h.line.trim_ascii_start();
+    (t.starts_with(b"'")
+        || t.starts_with(b"\"")
+        || prev.trim_ascii_end().ends_with(b",")
+        || prev.trim_ascii_end().ends_with(b"("))
+        && reads_env(prev)
+}
+
 fn service_addr(h: &Hit) -> Verdict {
-    if reads_env(h.line) || h.line.windows(3).any(|w| w == b"://") {
+    if reads_env_here(h) || h.line.windows(3).any(|w| w == b"://") {
         Verdict::Skip
     } else {
         Verdict::Keep
@@ -336,7 +360,7 @@ fn service_addr(h: &Hit) -> Verdict {
 
 fn service_url(h: &Hit) -> Verdict {
     let url = h.group(0).to_ascii_lowercase();
-    if reads_env(h.line)
+    if reads_env_here(h)
         || url.contains("${")
         || url.contains("{{")
         || url.contains("example.")
@@ -368,7 +392,7 @@ fn service_url(h: &Hit) -> Verdict {
 
 fn service_host(h: &Hit) -> Verdict {
     let value = h.group(1);
-    if reads_env(h.line) || is_placeholder(&value) || value.is_empty() {
+    if reads_env_here(h) || is_placeholder(&value) || value.is_empty() {
         Verdict::Skip
     } else {
         Verdict::Keep
@@ -892,7 +916,7 @@ pub(crate) fn line_rules() -> Vec<LineRule> {
         lr!(
             "TF11-LOG-ROTATION",
             &[Python, Php],
-            r"\b(?:RotatingFileHandler|TimedRotatingFileHandler)\b",
+            r"\b(?:RotatingFileHandler|TimedRotatingFileHandler)\(",
             keep
         ),
         lr!(
@@ -1114,7 +1138,7 @@ pub(crate) fn engine() -> &'static Engine {
 }
 
 /// Offset of the start of the line holding `pos`.
-fn line_start(text: &[u8], pos: usize) -> usize {
+pub(crate) fn line_start(text: &[u8], pos: usize) -> usize {
     text[..pos]
         .iter()
         .rposition(|&b| b == b'\n')
@@ -1122,7 +1146,7 @@ fn line_start(text: &[u8], pos: usize) -> usize {
 }
 
 /// Is column `col` of `line` inside a trailing `# ...` or `// ...` comment?
-fn after_trailing_comment(line: &[u8], col: usize) -> bool {
+pub(crate) fn after_trailing_comment(line: &[u8], col: usize) -> bool {
     let prefix = &line[..col.min(line.len())];
     prefix
         .windows(3)
@@ -1138,14 +1162,14 @@ fn gunicorn_config(h: &Hit) -> Verdict {
 }
 
 /// Offset of the first `#[cfg(test)]` at the start of a line, or the text's length.
-fn rust_test_module_start(text: &[u8]) -> usize {
+pub(crate) fn rust_test_module_start(text: &[u8]) -> usize {
     let needle = b"\n#[cfg(test)]";
     text.windows(needle.len())
         .position(|w| w == needle)
         .unwrap_or(text.len())
 }
 
-fn is_comment(line: &[u8]) -> bool {
+pub(crate) fn is_comment(line: &[u8]) -> bool {
     let t = line.trim_ascii_start();
     t.starts_with(b">>> ")
         || t.starts_with(b"... ")
