@@ -131,7 +131,13 @@ pub fn audit(opts: &Options) -> Result<Report, DoctorError> {
         if f.text.starts_with(baseline::HEADER.as_bytes()) {
             return Vec::new();
         }
-        let mut items: Vec<Item> = engine.check(f).into_iter().map(Item::Finding).collect();
+        let mut line_findings = engine.check(f);
+        let framework = rules::framework_config(f, &mut line_findings);
+        let mut items: Vec<Item> = line_findings
+            .into_iter()
+            .chain(framework)
+            .map(Item::Finding)
+            .collect();
         items.extend(deviations::allows_in(f).into_iter().map(Item::Allow));
         items.extend(rules::repo::facts(f).into_iter().map(Item::Fact));
         items

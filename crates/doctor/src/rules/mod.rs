@@ -9,12 +9,30 @@
 
 pub(crate) mod app;
 mod golang;
+mod laravel;
 pub(crate) mod lines;
 mod node;
 mod python;
+mod rails;
 pub(crate) mod repo;
 mod runtime;
 mod rustlang;
+mod spring;
+
+/// Framework config files read as the framework reads them (Spring `application*.properties`,
+/// Rails `config/*.yml` and `production.rb`, Laravel `config/*.php`): the file's generic line
+/// findings that the reader decides otherwise about are dropped, and its own findings added.
+pub(crate) fn framework_config(
+    file: &crate::walk::SourceFile,
+    line_findings: &mut Vec<crate::report::Finding>,
+) -> Vec<crate::report::Finding> {
+    line_findings
+        .retain(|f| !(spring::drops(f) || rails::drops(f, Some(&file.text)) || laravel::drops(f)));
+    let mut out = spring::check(file);
+    out.extend(rails::check(file));
+    out.extend(laravel::check(file));
+    out
+}
 
 use crate::report::Severity;
 
