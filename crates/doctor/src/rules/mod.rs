@@ -26,8 +26,9 @@ pub(crate) fn framework_config(
     file: &crate::walk::SourceFile,
     line_findings: &mut Vec<crate::report::Finding>,
 ) -> Vec<crate::report::Finding> {
-    line_findings
-        .retain(|f| !(spring::drops(f) || rails::drops(f, Some(&file.text)) || laravel::drops(f)));
+    line_findings.retain(|f| {
+        !(spring::drops(f, &file.text) || rails::drops(f, Some(&file.text)) || laravel::drops(f))
+    });
     let mut out = spring::check(file);
     out.extend(rails::check(file));
     out.extend(laravel::check(file));
