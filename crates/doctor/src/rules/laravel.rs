@@ -10,6 +10,8 @@
 //!   `'path' => storage_path('logs/…')` line (TF11-LOG-TO-FILE, reported there once instead of on
 //!   the `default` line); Laravel 5's `'log' => env('APP_LOG', 'single')` in `config/app.php`
 //!   likewise;
+//! - `'host' => 'localhost'` with no `env()` (outside `config/app.php`, whose host is the app's
+//!   own): TF04-HARDCODED-SERVICE-HOST;
 //! - `'default' => env('FILESYSTEM_DISK', 'local')`: uploads on the local disk (TF06-LOCAL-UPLOADS);
 //!   `'driver' => env('SESSION_DRIVER', 'file')`: sessions on one process's disk
 //!   (TF06-MEMORY-SESSIONS).
@@ -141,7 +143,23 @@ pub(crate) fn check(file: &SourceFile) -> Vec<Finding> {
     if name == "logging" {
         out.extend(log_channel(file));
     }
+    if name != "app" {
+        for m in literal_host_re().find_iter(text) {
+            let (_, line) = line_at(text, m.start());
+            let t = String::from_utf8_lossy(line);
+            let t = t.trim_start();
+            if !(t.starts_with("//") || t.starts_with('*') || t.starts_with('#')) {
+                out.push(finding(file, "TF04-HARDCODED-SERVICE-HOST", m.start()));
+            }
+        }
+    }
     out
+}
+
+/// `'host' => 'literal'`: a service host with no `env()` around it.
+fn literal_host_re() -> &'static Regex {
+    static R: OnceLock<Regex> = OnceLock::new();
+    R.get_or_init(|| re(r#"['"]host['"][ \t]*=>[ \t]*['"][A-Za-z0-9][^'"\n]*['"]"#))
 }
 
 /// The byte range of the `'name' => [ ... ]` block of a channel (to the matching bracket).

@@ -187,6 +187,14 @@ pub static RULES: &[RuleInfo] = &[
         "let the environment provide config; load a local `.env` only in development and keep it out of the repository (`.gitignore`), with `.env.example` as documentation only"
     ),
     rule!(
+        "TF03-PUBLIC-HOST-IN-CODE",
+        3,
+        W,
+        "the deploy's public hostname hard-coded",
+        "the host that mail links and asset URLs point at differs per deploy; written into the production config, a staging or review deploy links to the production site",
+        "read it from the environment (`host: ENV.fetch(\"APP_HOST\")`, `asset_host = ENV[\"ASSET_HOST\"]`)"
+    ),
+    rule!(
         "TF03-PER-ENV-CONFIG",
         3,
         W,

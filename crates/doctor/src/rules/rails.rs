@@ -11,6 +11,9 @@
 //! - a literal `password:` or `secret_key_base:` in production: TF03-SECRET-IN-CODE;
 //! - `<%= ENV.fetch("X", "literal") %>` or `<%= ENV["X"] || "literal" %>` for a secret:
 //!   TF03-SECRET-FALLBACK;
+//! - `production.rb` that writes the public hostname of mail links or assets as a literal
+//!   (`default_url_options = { host: "shop.example" }`, `asset_host = "https://…"`):
+//!   TF03-PUBLIC-HOST-IN-CODE;
 //! - `production.rb` that logs to stdout only `if ENV["RAILS_LOG_TO_STDOUT"].present?`: otherwise
 //!   Rails writes `log/production.log` (TF11-LOG-TO-FILE).
 
@@ -199,8 +202,24 @@ fn log_stdout_if_re() -> &'static Regex {
     R.get_or_init(|| re(r#"^[ \t]*(?:if|unless)[ \t]+ENV\[["']RAILS_LOG_TO_STDOUT["']\]"#))
 }
 
+fn public_host_re() -> &'static Regex {
+    static R: OnceLock<Regex> = OnceLock::new();
+    R.get_or_init(|| {
+        re(r#"^[ \t]*config\.(?:action_mailer\.default_url_options[ \t]*=[ \t]*\{[^}\n]*\bhost:[ \t]*|(?:action_mailer\.|action_controller\.)?asset_host[ \t]*=[ \t]*)["'][A-Za-z0-9][^"'\n]*["']"#)
+    })
+}
+
 fn production_rb(file: &SourceFile) -> Vec<Finding> {
     let mut out = Vec::new();
+    for m in public_host_re().find_iter(&file.text) {
+        let (line, text) = crate::text::line_at(&file.text, m.start());
+        out.push(Finding::new(
+            rule("TF03-PUBLIC-HOST-IN-CODE"),
+            Some(&file.rel),
+            Some(line),
+            &String::from_utf8_lossy(text),
+        ));
+    }
     if let Some(m) = log_stdout_if_re().find(&file.text) {
         let (line, text) = crate::text::line_at(&file.text, m.start());
         out.push(Finding::new(
