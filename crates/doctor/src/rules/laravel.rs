@@ -14,7 +14,9 @@
 //!   own): TF04-HARDCODED-SERVICE-HOST;
 //! - `'default' => env('FILESYSTEM_DISK', 'local')`: uploads on the local disk (TF06-LOCAL-UPLOADS);
 //!   `'driver' => env('SESSION_DRIVER', 'file')`: sessions on one process's disk
-//!   (TF06-MEMORY-SESSIONS).
+//!   (TF06-MEMORY-SESSIONS);
+//! - a `.env` that `.gitignore` does not exclude, with `APP_KEY` set (Laravel loads it at start):
+//!   TF03-ENV-FILE-COMMITTED. `.env.example` is documentation and is not looked at here.
 
 use std::sync::OnceLock;
 
@@ -95,9 +97,22 @@ fn key_before(text: &[u8], pos: usize) -> String {
         .to_owned()
 }
 
-/// The findings of one Laravel config file.
+/// A `.env` that is not ignored, with Laravel's `APP_KEY` set: the framework loads it at start,
+/// so the key (which encrypts cookies and sessions) is committed with the code.
+fn committed_env(file: &SourceFile) -> Vec<Finding> {
+    let app_key = re(r"^[ \t]*APP_KEY[ \t]*=[ \t]*[\x22']?(base64:)?[A-Za-z0-9+/=_-]{16,}");
+    match app_key.find(&file.text) {
+        Some(m) if file.ctx.is_app() => vec![finding(file, "TF03-ENV-FILE-COMMITTED", m.start())],
+        _ => Vec::new(),
+    }
+}
+
+/// The findings of one Laravel config file (or a committed `.env`).
 pub(crate) fn check(file: &SourceFile) -> Vec<Finding> {
     let mut out = Vec::new();
+    if file.rel == ".env" || file.rel.ends_with("/.env") {
+        return committed_env(file);
+    }
     let Some(name) = config_name(&file.rel) else {
         return out;
     };
