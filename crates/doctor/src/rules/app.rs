@@ -280,7 +280,14 @@ fn server_db_declared(repo: &Repo) -> bool {
         (MANIFESTS.contains(&n)
             || (lower.starts_with("requirements") && lower.ends_with(".txt"))
             || n == "app.json")
-            && server_db_re().is_match(&f.text)
+            && if n == "go.mod" {
+                // A driver that only another module needs (`// indirect`) is not the app's.
+                f.text
+                    .split(|&b| b == b'\n')
+                    .any(|l| !l.ends_with(b"// indirect") && server_db_re().is_match(l))
+            } else {
+                server_db_re().is_match(&f.text)
+            }
     })
 }
 

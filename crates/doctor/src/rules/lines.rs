@@ -198,6 +198,15 @@ pub(crate) fn secret_key_is_real(key: &str) -> bool {
 fn secret_assign(h: &Hit) -> Verdict {
     let key = h.group(1);
     let value = h.group(2);
+    // In an INI or properties file a password key holds the password itself, however weak.
+    let lower_key = key.to_ascii_lowercase();
+    let config_password = (h.rel.ends_with(".ini") || h.rel.ends_with(".properties"))
+        && (lower_key.ends_with("password")
+            || lower_key.ends_with("passwd")
+            || lower_key.ends_with("secret"))
+        && value.len() >= 4
+        && !is_placeholder(&value)
+        && !value.contains("${");
     if !secret_key_is_real(&key)
         || reads_env(h.line)
         || value.contains("ENC[")
@@ -205,7 +214,7 @@ fn secret_assign(h: &Hit) -> Verdict {
     {
         return Verdict::Skip;
     }
-    if looks_secret(&value) {
+    if looks_secret(&value) || config_password {
         Verdict::Keep
     } else {
         Verdict::Skip
@@ -619,6 +628,12 @@ pub(crate) fn line_rules() -> Vec<LineRule> {
         ),
         lr!(
             "TF03-HARDCODED-DEBUG",
+            &[Ini],
+            r"(?i)^\s*(?:run_?mode|debug)\s*=\s*(?:debug|true|on)\s*$",
+            keep
+        ),
+        lr!(
+            "TF03-HARDCODED-DEBUG",
             &[Properties],
             r"^\s*debug\s*=\s*true\s*$",
             keep
@@ -947,8 +962,9 @@ pub(crate) fn line_rules() -> Vec<LineRule> {
         // XII. Admin processes
         lr!(
             "TF12-MIGRATE-AT-START",
-            CODE,
-            r"\bsequelize\.sync\(|\bknex\.migrate\.latest\(|\.AutoMigrate\(|\bmetadata\.create_all\(|\bdb\.create_all\(\)|sqlx::migrate!\([^)\n]*\)\s*\.run\(|\.run_pending_migrations\(",
+            // Go's AutoMigrate is followed from `main` in `golang`.
+            &[Python, JavaScript, Ruby, Java, Rust, Php],
+            r"\bsequelize\.sync\(|\bknex\.migrate\.latest\(|\bmetadata\.create_all\(|\bdb\.create_all\(\)|sqlx::migrate!\([^)\n]*\)\s*\.run\(|\.run_pending_migrations\(",
             startup_migration
         ),
         lr!(

@@ -1044,7 +1044,11 @@ fn dependencies(repo: &Repo, out: &mut Vec<Finding>) {
             ));
         }
         let lower = name.to_ascii_lowercase();
-        if app && lower.starts_with("requirements") && lower.ends_with(".txt") {
+        let in_requirements_dir = dir.rsplit('/').next() == Some("requirements");
+        if app
+            && lower.ends_with(".txt")
+            && (lower.starts_with("requirements") || in_requirements_dir)
+        {
             let mut total = 0;
             let mut first: Option<(u32, String)> = None;
             let mut unpinned = 0;
@@ -1241,7 +1245,7 @@ fn k8s_secrets(f: &SourceFile, out: &mut Vec<Finding>) {
             if let Some(kind_at) = doc.iter().position(|l| l.trim_end() == "kind: Secret") {
                 let mut in_data = false;
                 let mut real = false;
-                let mut value_at = None;
+                let mut value_at: Option<(usize, bool)> = None;
                 for (j, l) in doc.iter().enumerate() {
                     if l.starts_with("data:") || l.starts_with("stringData:") {
                         in_data = true;
@@ -1256,14 +1260,23 @@ fn k8s_secrets(f: &SourceFile, out: &mut Vec<Finding>) {
                             let v = v.trim().trim_matches(['"', '\'']);
                             if !v.is_empty() && !text::is_placeholder(v) && v != "|" && v != ">" {
                                 real = true;
-                                value_at.get_or_insert(j);
+                                // Prefer the first secret-named key (the password, the token).
+                                let key = l.split(':').next().unwrap_or("").to_ascii_lowercase();
+                                let secret = ["pass", "secret", "token", "key"]
+                                    .iter()
+                                    .any(|w| key.contains(w));
+                                if secret && value_at.is_none_or(|(_, s): (usize, bool)| !s) {
+                                    value_at = Some((j, true));
+                                } else {
+                                    value_at.get_or_insert((j, false));
+                                }
                             }
                         }
                     }
                 }
                 if real {
                     // The first committed value, where the credential is.
-                    let at = value_at.unwrap_or(kind_at);
+                    let at = value_at.map_or(kind_at, |(j, _)| j);
                     let line = u32::try_from(doc_start + at + 1).unwrap_or(u32::MAX);
                     out.push(Finding::new(
                         rule("TF03-K8S-SECRET"),
