@@ -204,7 +204,7 @@ fn secret_assign(h: &Hit) -> Verdict {
         && (lower_key.ends_with("password")
             || lower_key.ends_with("passwd")
             || lower_key.ends_with("secret"))
-        && value.len() >= 4
+        && value.len() >= 3
         && !is_placeholder(&value)
         && !value.contains("${");
     if !secret_key_is_real(&key)

@@ -71,6 +71,10 @@ cached!(
     env_file_option_re,
     r#"\benv_file\s*=\s*\(?\s*["']([^"'\n]+)["']"#
 );
+cached!(
+    bool_debug_re,
+    r#"^DEBUG\s*=\s*bool\(\s*(?:os\.environ\.get|os\.getenv|environ\.get)\("#
+);
 cached!(string_lit_re, r#"["']([^"'\n]+)["']"#);
 cached!(
     migrate_re,
@@ -200,6 +204,16 @@ pub(super) fn facts(file: &SourceFile) -> Vec<AppFact> {
         }
     }
     config_classes(&src, &mut out);
+    for m in bool_debug_re().find_iter(t) {
+        if let Some((_, line)) = src.at(m.start()) {
+            found(
+                &mut out,
+                src.finding("TF03-HARDCODED-DEBUG", m.start(), &line).map(|f| {
+                    f.because("bool() of any non-empty string is True, so DEBUG=0 or DEBUG=False still turns debug on")
+                }),
+            );
+        }
+    }
     for c in dotenv_re().captures_iter(t) {
         let pos = c.get(0).map_or(0, |m| m.start());
         let Some((line, text)) = src.at(pos) else {

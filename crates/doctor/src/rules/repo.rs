@@ -1044,7 +1044,12 @@ fn dependencies(repo: &Repo, out: &mut Vec<Finding>) {
             ));
         }
         let lower = name.to_ascii_lowercase();
-        let in_requirements_dir = dir.rsplit('/').next() == Some("requirements");
+        // `requirements/prod.txt`; the development and test sets there are not what deploys.
+        let stem = lower.trim_end_matches(".txt");
+        let in_requirements_dir = dir.rsplit('/').next() == Some("requirements")
+            && !["dev", "test", "lint", "doc", "local", "ci"]
+                .iter()
+                .any(|w| stem.contains(w));
         if app
             && lower.ends_with(".txt")
             && (lower.starts_with("requirements") || in_requirements_dir)
