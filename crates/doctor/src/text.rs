@@ -146,6 +146,7 @@ pub(crate) fn is_placeholder(value: &str) -> bool {
     // Looks like the name of an environment variable, a dotted key or a file path.
     if v.bytes()
         .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+        && v.bytes().any(|b| b.is_ascii_uppercase())
     {
         return true;
     }

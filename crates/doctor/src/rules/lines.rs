@@ -794,6 +794,12 @@ pub(crate) fn line_rules() -> Vec<LineRule> {
         ),
         lr!(
             "TF07-FIXED-PORT",
+            &[Ini],
+            r"(?i)^\s*(?:http_?port|server_?port|listen_?port|web_?port)\s*=\s*[1-9]\d{1,4}\s*$",
+            dev_entry_port
+        ),
+        lr!(
+            "TF07-FIXED-PORT",
             &[Properties, Yaml],
             r"^\s*server\.port\s*[=:]\s*[1-9]\d{1,4}\s*$",
             dev_entry_port
