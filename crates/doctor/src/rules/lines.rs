@@ -369,7 +369,10 @@ fn service_addr(h: &Hit) -> Verdict {
 
 fn service_url(h: &Hit) -> Verdict {
     let url = h.group(0).to_ascii_lowercase();
-    if reads_env_here(h)
+    // `mysql://root:<password>@host`: the shape of a URL with a placeholder in it.
+    let templated = h.text.get(h.end) == Some(&b'<');
+    if templated
+        || reads_env_here(h)
         || url.contains("${")
         || url.contains("{{")
         || url.contains("example.")
