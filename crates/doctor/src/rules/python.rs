@@ -75,6 +75,11 @@ cached!(
     bool_debug_re,
     r#"^DEBUG\s*=\s*bool\(\s*(?:os\.environ\.get|os\.getenv|environ\.get)\("#
 );
+cached!(media_root_re, r"^MEDIA_ROOT\s*=\s*[^\n]+");
+cached!(
+    uploads_re,
+    r"\brequest\.FILES\b|\b(?:models\.)?(?:FileField|ImageField)\(|\bFileSystemStorage\("
+);
 cached!(string_lit_re, r#"["']([^"'\n]+)["']"#);
 cached!(
     migrate_re,
@@ -114,6 +119,14 @@ pub(super) fn facts(file: &SourceFile) -> Vec<AppFact> {
     let src = Src::new(file);
     let t = src.text;
     let mut out = pointers(file);
+    if uploads_re()
+        .find_iter(t)
+        .any(|m| src.at(m.start()).is_some())
+    {
+        out.push(AppFact::Uploads {
+            rel: file.rel.clone(),
+        });
+    }
     let (candidate, defines_apps) = settings_candidate(file);
     if candidate {
         django_settings(&src, defines_apps, &mut out);
@@ -290,6 +303,24 @@ fn django_settings(src: &Src, defines_apps: bool, out: &mut Vec<AppFact>) {
                 need: Need::DjangoSettings { defines_apps },
             });
         }
+    }
+    let remote = [
+        &b"DEFAULT_FILE_STORAGE"[..],
+        b"STORAGES",
+        b"storages.backends",
+    ]
+    .iter()
+    .any(|n| t.windows(n.len()).any(|w| w == *n));
+    if !remote
+        && let Some(m) = media_root_re().find(t)
+        && let Some((_, line)) = src.at(m.start())
+        && !crate::text::reads_env(line.as_bytes())
+        && let Some(f) = src.finding("TF06-LOCAL-UPLOADS", m.start(), &line)
+    {
+        out.push(AppFact::Pending {
+            finding: f,
+            need: Need::DjangoLocalMedia { defines_apps },
+        });
     }
     let mut engines = Vec::new();
     for c in engine_re().captures_iter(t) {

@@ -297,6 +297,19 @@ fn start_commands(repo: &Repo, out: &mut Vec<Finding>) -> Vec<StartCmd> {
                 origin: Origin::Dockerfile,
                 ptype: "web".into(),
             });
+        } else if let Some(from) = d.from.last()
+            && ["uvicorn-gunicorn", "meinheld-gunicorn", "uwsgi-nginx"]
+                .iter()
+                .any(|i| from.args.contains(i))
+        {
+            // These base images start the server themselves and run `/app/prestart.sh` first.
+            cmds.push(StartCmd {
+                file: f.rel.clone(),
+                line: from.line,
+                text: "/app/prestart.sh".into(),
+                origin: Origin::Dockerfile,
+                ptype: "web".into(),
+            });
         }
     }
     if !has_web_procfile {
@@ -1356,6 +1369,11 @@ fn disposability(repo: &Repo, cmds: &[StartCmd], out: &mut Vec<Finding>) {
         .collect();
     files.dedup();
     for file in files {
+        // A pre-start hook runs before the server and returns; it does not run the server.
+        let hook = name_of(file).starts_with("prestart") || name_of(file).starts_with("pre-start");
+        if hook {
+            continue;
+        }
         let lines: Vec<&StartCmd> = cmds
             .iter()
             .filter(|c| c.file == file && c.origin == Origin::Script)
