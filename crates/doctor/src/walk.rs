@@ -303,6 +303,7 @@ pub(crate) fn classify(rel: &str) -> (Kind, Context) {
         ext,
         "md" | "markdown" | "rst" | "adoc" | "txt" | "html" | "htm" | "ipynb"
     ) && !name.starts_with("requirements")
+        && dirs.last() != Some(&"requirements")
         && !name.starts_with("constraints")
         && name != "aptfile"
         && name != "apt.txt"
@@ -429,6 +430,7 @@ fn keep_for_repo_rules(rel: &str, kind: Kind, text: &[u8]) -> bool {
                 | "environment.yml"
         )
         || (lower.starts_with("requirements") && lower.ends_with(".txt"))
+        || (lower.ends_with(".txt") && rel.split('/').rev().nth(1) == Some("requirements"))
         || rel.starts_with("bin/")
 }
 

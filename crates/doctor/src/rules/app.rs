@@ -34,6 +34,8 @@ pub(crate) enum AppFact {
     },
     /// A function of the app that returns an environment variable or a default.
     EnvHelper(String),
+    /// Code that handles uploaded files (`request.FILES`, `FileField`, `FileSystemStorage`).
+    Uploads { rel: String },
     /// A JavaScript file that registers a compiler at load (`require('ts-node/register')`).
     RuntimeCompiler {
         rel: String,
@@ -64,6 +66,9 @@ pub(crate) enum Need {
     NoServerDb,
     /// The called function is one of the app's own environment helpers.
     EnvHelper(String),
+    /// A Django settings module keeps media on local disk while the app handles uploads and
+    /// no remote storage backend is declared.
+    DjangoLocalMedia { defines_apps: bool },
 }
 
 /// Facts from one file (called in the walker's threads).
@@ -280,7 +285,14 @@ fn server_db_declared(repo: &Repo) -> bool {
         (MANIFESTS.contains(&n)
             || (lower.starts_with("requirements") && lower.ends_with(".txt"))
             || n == "app.json")
-            && server_db_re().is_match(&f.text)
+            && if n == "go.mod" {
+                // A driver that only another module needs (`// indirect`) is not the app's.
+                f.text
+                    .split(|&b| b == b'\n')
+                    .any(|l| !l.ends_with(b"// indirect") && server_db_re().is_match(l))
+            } else {
+                server_db_re().is_match(&f.text)
+            }
     })
 }
 
@@ -415,6 +427,22 @@ pub(crate) fn check(repo: &Repo, line_findings: &mut Vec<Finding>, out: &mut Vec
         })
         .collect();
     let server_db = server_db_declared(repo);
+    let uploads = app.iter().find_map(|f| match f {
+        AppFact::Uploads { rel } => Some(rel.as_str()),
+        _ => None,
+    });
+    let remote_storage = repo.kept.iter().any(|f| {
+        let n = name_of(&f.rel).to_ascii_lowercase();
+        (n.starts_with("requirements") || n == "pyproject.toml" || n == "pipfile")
+            && [
+                &b"django-storages"[..],
+                b"django_storages",
+                b"cloudinary",
+                b"whitenoise-s3",
+            ]
+            .iter()
+            .any(|w| f.text.windows(w.len()).any(|x| x.eq_ignore_ascii_case(w)))
+    });
     let mut found = Vec::new();
     for fact in &app {
         match fact {
@@ -439,6 +467,16 @@ pub(crate) fn check(repo: &Repo, line_findings: &mut Vec<Finding>, out: &mut Vec
                         "no manifest declares a database server driver, so this SQLite database is the one production uses"
                             .to_owned(),
                     ),
+                    Need::DjangoLocalMedia { defines_apps }
+                        if !testish(rel) && !devish(rel) && !remote_storage =>
+                    {
+                        match (uploads, django.settings_reason(rel, *defines_apps)) {
+                            (Some(u), Some(r)) => Some(format!(
+                                "{r}; {u} handles uploads, which Django saves under this MEDIA_ROOT on the process's disk (no remote storage backend is declared)"
+                            )),
+                            _ => None,
+                        }
+                    }
                     Need::EnvHelper(name) if helpers.contains(&name.as_str()) => Some(format!(
                         "{name} is the app's own helper that returns the variable or this default"
                     )),
@@ -481,6 +519,7 @@ pub(crate) fn check(repo: &Repo, line_findings: &mut Vec<Finding>, out: &mut Vec
             AppFact::DjangoPointer { .. }
             | AppFact::DjangoServerDb { .. }
             | AppFact::EnvHelper(_)
+            | AppFact::Uploads { .. }
             | AppFact::RuntimeCompiler { .. }
             | AppFact::GoFunc { .. } => {}
         }

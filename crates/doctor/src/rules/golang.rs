@@ -289,6 +289,7 @@ pub(super) fn facts(file: &SourceFile) -> Vec<AppFact> {
     for m in sqlite_re().find_iter(t) {
         if let Some((_, line)) = src.at(m.start())
             && !reads_env(line.as_bytes())
+            && !line.to_ascii_lowercase().contains("test")
             && let Some(f) = src.finding("TF04-SQLITE-IN-PROD", m.start(), &line)
         {
             out.push(AppFact::Pending {

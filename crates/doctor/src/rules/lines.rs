@@ -198,6 +198,15 @@ pub(crate) fn secret_key_is_real(key: &str) -> bool {
 fn secret_assign(h: &Hit) -> Verdict {
     let key = h.group(1);
     let value = h.group(2);
+    // In an INI or properties file a password key holds the password itself, however weak.
+    let lower_key = key.to_ascii_lowercase();
+    let config_password = (h.rel.ends_with(".ini") || h.rel.ends_with(".properties"))
+        && (lower_key.ends_with("password")
+            || lower_key.ends_with("passwd")
+            || lower_key.ends_with("secret"))
+        && value.len() >= 3
+        && !is_placeholder(&value)
+        && !value.contains("${");
     if !secret_key_is_real(&key)
         || reads_env(h.line)
         || value.contains("ENC[")
@@ -205,7 +214,7 @@ fn secret_assign(h: &Hit) -> Verdict {
     {
         return Verdict::Skip;
     }
-    if looks_secret(&value) {
+    if looks_secret(&value) || config_password {
         Verdict::Keep
     } else {
         Verdict::Skip
@@ -360,7 +369,10 @@ fn service_addr(h: &Hit) -> Verdict {
 
 fn service_url(h: &Hit) -> Verdict {
     let url = h.group(0).to_ascii_lowercase();
-    if reads_env_here(h)
+    // `mysql://root:<password>@host`: the shape of a URL with a placeholder in it.
+    let templated = h.text.get(h.end) == Some(&b'<');
+    if templated
+        || reads_env_here(h)
         || url.contains("${")
         || url.contains("{{")
         || url.contains("example.")
@@ -619,6 +631,12 @@ pub(crate) fn line_rules() -> Vec<LineRule> {
         ),
         lr!(
             "TF03-HARDCODED-DEBUG",
+            &[Ini],
+            r"(?i)^\s*(?:run_?mode|debug)\s*=\s*(?:debug|true|on)\s*$",
+            keep
+        ),
+        lr!(
+            "TF03-HARDCODED-DEBUG",
             &[Properties],
             r"^\s*debug\s*=\s*true\s*$",
             keep
@@ -775,6 +793,12 @@ pub(crate) fn line_rules() -> Vec<LineRule> {
             "TF07-FIXED-PORT",
             &[Ruby],
             r"^\s*port\s+\d{2,5}\s*$|\bset\s+:port\s*,\s*\d{2,5}",
+            dev_entry_port
+        ),
+        lr!(
+            "TF07-FIXED-PORT",
+            &[Ini],
+            r"(?i)^\s*(?:http_?port|server_?port|listen_?port|web_?port)\s*=\s*[1-9]\d{1,4}\s*$",
             dev_entry_port
         ),
         lr!(
@@ -947,8 +971,9 @@ pub(crate) fn line_rules() -> Vec<LineRule> {
         // XII. Admin processes
         lr!(
             "TF12-MIGRATE-AT-START",
-            CODE,
-            r"\bsequelize\.sync\(|\bknex\.migrate\.latest\(|\.AutoMigrate\(|\bmetadata\.create_all\(|\bdb\.create_all\(\)|sqlx::migrate!\([^)\n]*\)\s*\.run\(|\.run_pending_migrations\(",
+            // Go's AutoMigrate is followed from `main` in `golang`.
+            &[Python, JavaScript, Ruby, Java, Rust, Php],
+            r"\bsequelize\.sync\(|\bknex\.migrate\.latest\(|\bmetadata\.create_all\(|\bdb\.create_all\(\)|sqlx::migrate!\([^)\n]*\)\s*\.run\(|\.run_pending_migrations\(",
             startup_migration
         ),
         lr!(

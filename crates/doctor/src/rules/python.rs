@@ -5,7 +5,7 @@
 
 use std::sync::OnceLock;
 
-use regex::bytes::Regex;
+use regex::bytes::{Regex, RegexSet, RegexSetBuilder};
 
 use super::app::{AppFact, Need, Src, fallback, found, framework_secret, group, is_secret_name};
 use super::repo::name_of;
@@ -52,7 +52,7 @@ cached!(
 );
 cached!(
     config_kwargs_re,
-    r#"\.(?:update|from_mapping)\(([^)]{0,2000})\)"#
+    r#"\bconfig\.(?:update|from_mapping)\(([^)]{0,2000})\)"#
 );
 cached!(
     kwarg_re,
@@ -71,11 +71,46 @@ cached!(
     env_file_option_re,
     r#"\benv_file\s*=\s*\(?\s*["']([^"'\n]+)["']"#
 );
+cached!(
+    bool_debug_re,
+    r#"^DEBUG\s*=\s*bool\(\s*(?:os\.environ\.get|os\.getenv|environ\.get)\("#
+);
+cached!(media_root_re, r"^MEDIA_ROOT\s*=\s*[^\n]+");
+cached!(
+    uploads_re,
+    r"\brequest\.FILES\b|\b(?:models\.)?(?:FileField|ImageField)\(|\bFileSystemStorage\("
+);
 cached!(string_lit_re, r#"["']([^"'\n]+)["']"#);
 cached!(
     migrate_re,
     r#"\bcall_command\(\s*["']migrate["']|\b(?:alembic\.)?command\.upgrade\(|\bflask_migrate\.upgrade\("#
 );
+
+/// Literal gates, one pass per file: a reader's regexes run only when its gate matched.
+const GATES: &[&str] = &[
+    r"environ|getenv",                                        // 0 env lookups
+    r"config\(|env",                                          // 1 config helpers
+    r"config\[",                                              // 2 app.config[...]
+    r"secret_key",                                            // 3 app.secret_key
+    r"config\.(?:update|from_mapping)\(",                     // 4 config kwargs
+    r"(?m)^class\s+\w*(?:Config|Settings)\b|BaseSettings",    // 5 config classes
+    r"(?m)^DEBUG\s*=\s*bool",                                 // 6 bool(env) debug
+    r"load_dotenv|dotenv_values|read_dotenv|read_env",        // 7 dotenv
+    r"env_file",                                              // 8 pydantic env_file
+    r"call_command|command\.upgrade|flask_migrate",           // 9 migrations
+    r"request\.FILES|FileField|ImageField|FileSystemStorage", // 10 uploads
+];
+
+fn gates() -> &'static RegexSet {
+    static S: OnceLock<RegexSet> = OnceLock::new();
+    S.get_or_init(|| {
+        RegexSetBuilder::new(GATES)
+            .unicode(false)
+            .multi_line(true)
+            .build()
+            .unwrap_or_else(|_| RegexSet::empty())
+    })
+}
 
 /// `DJANGO_SETTINGS_MODULE` set in a Dockerfile, Procfile, compose file or app.json.
 pub(super) fn pointers(file: &SourceFile) -> Vec<AppFact> {
@@ -110,11 +145,21 @@ pub(super) fn facts(file: &SourceFile) -> Vec<AppFact> {
     let src = Src::new(file);
     let t = src.text;
     let mut out = pointers(file);
+    let g = gates().matches(t);
+    if g.matched(10)
+        && uploads_re()
+            .find_iter(t)
+            .any(|m| src.at(m.start()).is_some())
+    {
+        out.push(AppFact::Uploads {
+            rel: file.rel.clone(),
+        });
+    }
     let (candidate, defines_apps) = settings_candidate(file);
     if candidate {
         django_settings(&src, defines_apps, &mut out);
     }
-    for c in environ_default_re().captures_iter(t) {
+    for c in environ_default_re().captures_iter(if g.matched(0) { t } else { b"" }) {
         let pos = c.get(0).map_or(0, |m| m.start());
         found(
             &mut out,
@@ -127,14 +172,14 @@ pub(super) fn facts(file: &SourceFile) -> Vec<AppFact> {
             ),
         );
     }
-    for c in environ_or_re().captures_iter(t) {
+    for c in environ_or_re().captures_iter(if g.matched(0) { t } else { b"" }) {
         let pos = c.get(0).map_or(0, |m| m.start());
         found(
             &mut out,
             fallback(&src, pos, &group(&c, 1), &group(&c, 2), "`or '…'`"),
         );
     }
-    for c in helper_default_re().captures_iter(t) {
+    for c in helper_default_re().captures_iter(if g.matched(1) { t } else { b"" }) {
         let pos = c.get(0).map_or(0, |m| m.start());
         found(
             &mut out,
@@ -148,7 +193,7 @@ pub(super) fn facts(file: &SourceFile) -> Vec<AppFact> {
         );
     }
     // Flask: app.config["SECRET_KEY"] = "...", app.secret_key = "...", config.update(KEY="...").
-    for c in flask_config_re().captures_iter(t) {
+    for c in flask_config_re().captures_iter(if g.matched(2) { t } else { b"" }) {
         let key = group(&c, 1);
         if is_secret_name(&key) {
             let pos = c.get(0).map_or(0, |m| m.start());
@@ -165,7 +210,7 @@ pub(super) fn facts(file: &SourceFile) -> Vec<AppFact> {
             );
         }
     }
-    for c in secret_attr_re().captures_iter(t) {
+    for c in secret_attr_re().captures_iter(if g.matched(3) { t } else { b"" }) {
         let pos = c.get(0).map_or(0, |m| m.start());
         found(
             &mut out,
@@ -177,7 +222,7 @@ pub(super) fn facts(file: &SourceFile) -> Vec<AppFact> {
             ),
         );
     }
-    for c in config_kwargs_re().captures_iter(t) {
+    for c in config_kwargs_re().captures_iter(if g.matched(4) { t } else { b"" }) {
         let Some(args) = c.get(1) else { continue };
         for k in kwarg_re().captures_iter(args.as_bytes()) {
             let key = group(&k, 1);
@@ -199,8 +244,20 @@ pub(super) fn facts(file: &SourceFile) -> Vec<AppFact> {
             }
         }
     }
-    config_classes(&src, &mut out);
-    for c in dotenv_re().captures_iter(t) {
+    if g.matched(5) {
+        config_classes(&src, &mut out);
+    }
+    for m in bool_debug_re().find_iter(if g.matched(6) { t } else { b"" }) {
+        if let Some((_, line)) = src.at(m.start()) {
+            found(
+                &mut out,
+                src.finding("TF03-HARDCODED-DEBUG", m.start(), &line).map(|f| {
+                    f.because("bool() of any non-empty string is True, so DEBUG=0 or DEBUG=False still turns debug on")
+                }),
+            );
+        }
+    }
+    for c in dotenv_re().captures_iter(if g.matched(7) { t } else { b"" }) {
         let pos = c.get(0).map_or(0, |m| m.start());
         let Some((line, text)) = src.at(pos) else {
             continue;
@@ -218,7 +275,7 @@ pub(super) fn facts(file: &SourceFile) -> Vec<AppFact> {
             file: file_arg,
         });
     }
-    for c in env_file_option_re().captures_iter(t) {
+    for c in env_file_option_re().captures_iter(if g.matched(8) { t } else { b"" }) {
         let pos = c.get(0).map_or(0, |m| m.start());
         if let Some((line, text)) = src.at(pos) {
             out.push(AppFact::DotenvLoad {
@@ -245,7 +302,7 @@ pub(super) fn facts(file: &SourceFile) -> Vec<AppFact> {
     .iter()
     .any(|p| file.rel.contains(p));
     if !admin {
-        for m in migrate_re().find_iter(t) {
+        for m in migrate_re().find_iter(if g.matched(9) { t } else { b"" }) {
             if let Some((_, line)) = src.at(m.start()) {
                 if let Some(f) = src.finding("TF12-MIGRATE-AT-START", m.start(), &line) {
                     out.push(AppFact::Found(f.because(
@@ -276,6 +333,24 @@ fn django_settings(src: &Src, defines_apps: bool, out: &mut Vec<AppFact>) {
                 need: Need::DjangoSettings { defines_apps },
             });
         }
+    }
+    let remote = [
+        &b"DEFAULT_FILE_STORAGE"[..],
+        b"STORAGES",
+        b"storages.backends",
+    ]
+    .iter()
+    .any(|n| t.windows(n.len()).any(|w| w == *n));
+    if !remote
+        && let Some(m) = media_root_re().find(t)
+        && let Some((_, line)) = src.at(m.start())
+        && !crate::text::reads_env(line.as_bytes())
+        && let Some(f) = src.finding("TF06-LOCAL-UPLOADS", m.start(), &line)
+    {
+        out.push(AppFact::Pending {
+            finding: f,
+            need: Need::DjangoLocalMedia { defines_apps },
+        });
     }
     let mut engines = Vec::new();
     for c in engine_re().captures_iter(t) {

@@ -297,6 +297,19 @@ fn start_commands(repo: &Repo, out: &mut Vec<Finding>) -> Vec<StartCmd> {
                 origin: Origin::Dockerfile,
                 ptype: "web".into(),
             });
+        } else if let Some(from) = d.from.last()
+            && ["uvicorn-gunicorn", "meinheld-gunicorn", "uwsgi-nginx"]
+                .iter()
+                .any(|i| from.args.contains(i))
+        {
+            // These base images start the server themselves and run `/app/prestart.sh` first.
+            cmds.push(StartCmd {
+                file: f.rel.clone(),
+                line: from.line,
+                text: "/app/prestart.sh".into(),
+                origin: Origin::Dockerfile,
+                ptype: "web".into(),
+            });
         }
     }
     if !has_web_procfile {
@@ -1044,7 +1057,16 @@ fn dependencies(repo: &Repo, out: &mut Vec<Finding>) {
             ));
         }
         let lower = name.to_ascii_lowercase();
-        if app && lower.starts_with("requirements") && lower.ends_with(".txt") {
+        // `requirements/prod.txt`; the development and test sets there are not what deploys.
+        let stem = lower.trim_end_matches(".txt");
+        let in_requirements_dir = dir.rsplit('/').next() == Some("requirements")
+            && !["dev", "test", "lint", "doc", "local", "ci"]
+                .iter()
+                .any(|w| stem.contains(w));
+        if app
+            && lower.ends_with(".txt")
+            && (lower.starts_with("requirements") || in_requirements_dir)
+        {
             let mut total = 0;
             let mut first: Option<(u32, String)> = None;
             let mut unpinned = 0;
@@ -1241,7 +1263,7 @@ fn k8s_secrets(f: &SourceFile, out: &mut Vec<Finding>) {
             if let Some(kind_at) = doc.iter().position(|l| l.trim_end() == "kind: Secret") {
                 let mut in_data = false;
                 let mut real = false;
-                let mut value_at = None;
+                let mut value_at: Option<(usize, bool)> = None;
                 for (j, l) in doc.iter().enumerate() {
                     if l.starts_with("data:") || l.starts_with("stringData:") {
                         in_data = true;
@@ -1256,14 +1278,23 @@ fn k8s_secrets(f: &SourceFile, out: &mut Vec<Finding>) {
                             let v = v.trim().trim_matches(['"', '\'']);
                             if !v.is_empty() && !text::is_placeholder(v) && v != "|" && v != ">" {
                                 real = true;
-                                value_at.get_or_insert(j);
+                                // Prefer the first secret-named key (the password, the token).
+                                let key = l.split(':').next().unwrap_or("").to_ascii_lowercase();
+                                let secret = ["pass", "secret", "token", "key"]
+                                    .iter()
+                                    .any(|w| key.contains(w));
+                                if secret && value_at.is_none_or(|(_, s): (usize, bool)| !s) {
+                                    value_at = Some((j, true));
+                                } else {
+                                    value_at.get_or_insert((j, false));
+                                }
                             }
                         }
                     }
                 }
                 if real {
                     // The first committed value, where the credential is.
-                    let at = value_at.unwrap_or(kind_at);
+                    let at = value_at.map_or(kind_at, |(j, _)| j);
                     let line = u32::try_from(doc_start + at + 1).unwrap_or(u32::MAX);
                     out.push(Finding::new(
                         rule("TF03-K8S-SECRET"),
@@ -1338,6 +1369,11 @@ fn disposability(repo: &Repo, cmds: &[StartCmd], out: &mut Vec<Finding>) {
         .collect();
     files.dedup();
     for file in files {
+        // A pre-start hook runs before the server and returns; it does not run the server.
+        let hook = name_of(file).starts_with("prestart") || name_of(file).starts_with("pre-start");
+        if hook {
+            continue;
+        }
         let lines: Vec<&StartCmd> = cmds
             .iter()
             .filter(|c| c.file == file && c.origin == Origin::Script)

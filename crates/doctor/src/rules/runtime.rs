@@ -77,6 +77,8 @@ fn expand(
 pub(super) fn check(repo: &Repo, cmds: &[StartCmd], out: &mut Vec<Finding>) {
     build_through_scripts(repo, cmds, out);
     compilers_at_start(repo, cmds, out);
+    default_ports(cmds, out);
+    app_json_secrets(repo, out);
     docker_installs(repo, out);
 }
 
@@ -164,6 +166,90 @@ fn compilers_at_start(repo: &Repo, cmds: &[StartCmd], out: &mut Vec<Finding>) {
             )
             .because(&why),
         );
+    }
+}
+
+/// `uvicorn app:app` without `--port` binds uvicorn's default port 8000, not `PORT`.
+fn default_ports(cmds: &[StartCmd], out: &mut Vec<Finding>) {
+    for c in cmds.iter().filter(|c| c.is_web() && c.ptype != "release") {
+        let words: Vec<&str> = c.text.split_whitespace().collect();
+        let Some(at) = words
+            .iter()
+            .position(|w| *w == "uvicorn" || w.ends_with("/uvicorn"))
+        else {
+            continue;
+        };
+        let rest = &words[at + 1..];
+        let until = rest
+            .iter()
+            .position(|w| matches!(*w, "&&" | ";" | "||" | "|"))
+            .unwrap_or(rest.len());
+        let args = &rest[..until];
+        let bound = args.iter().any(|w| {
+            w.starts_with("--port")
+                || w.starts_with("--fd")
+                || w.starts_with("--uds")
+                || w.contains("PORT")
+        }) || c.text.contains("UVICORN_PORT");
+        if !bound && !args.is_empty() {
+            let evidence = if c.origin == Origin::Procfile {
+                format!("{}: {}", c.ptype, c.text)
+            } else {
+                c.text.clone()
+            };
+            out.push(
+                Finding::new(
+                    rule("TF07-FIXED-PORT"),
+                    Some(&c.file),
+                    Some(c.line),
+                    &evidence,
+                )
+                .with_severity(crate::report::Severity::Warning)
+                .because(
+                    "uvicorn without --port listens on its default port 8000 whatever PORT says",
+                ),
+            );
+        }
+    }
+}
+
+/// `app.json` env entries that give a secret-named variable a literal value (parsed as JSON).
+fn app_json_secrets(repo: &Repo, out: &mut Vec<Finding>) {
+    for f in repo.app_files().filter(|f| f.kind == Kind::AppJson) {
+        let Ok(json) = serde_json::from_slice::<serde_json::Value>(&f.text) else {
+            continue;
+        };
+        let Some(env) = json.get("env").and_then(|e| e.as_object()) else {
+            continue;
+        };
+        let src = String::from_utf8_lossy(&f.text);
+        for (key, v) in env {
+            let value = match v {
+                serde_json::Value::String(s) => s.as_str(),
+                serde_json::Value::Object(o) if o.get("generator").is_none() => {
+                    o.get("value").and_then(|x| x.as_str()).unwrap_or("")
+                }
+                _ => "",
+            };
+            if value.trim().is_empty() || !super::app::is_secret_name(key) {
+                continue;
+            }
+            let line = src
+                .lines()
+                .position(|l| l.contains(&format!("\"{key}\"")))
+                .and_then(|i| u32::try_from(i + 1).ok());
+            out.push(
+                Finding::new(
+                    rule("TF03-SECRET-IN-CODE"),
+                    Some(&f.rel),
+                    line,
+                    &format!("\"{key}\": \"****\""),
+                )
+                .because(&format!(
+                    "app.json gives {key} a literal value that every deploy created from it receives"
+                )),
+            );
+        }
     }
 }
 
