@@ -270,6 +270,29 @@ fn changed_since_reports_only_the_changed_lines() {
 }
 
 #[test]
+fn changed_since_in_a_subdirectory_of_the_repository() {
+    let tmp = repo();
+    let d = tmp.path();
+    let sub = d.join("services/web");
+    fs::create_dir_all(&sub).expect("mkdir");
+    fs::write(sub.join("requirements.txt"), "flask==3.0.3\n").expect("write");
+    fs::write(sub.join("old.py"), format!("API_SECRET = \"{SECRET}\"\n")).expect("write");
+    git(d, &["add", "."]);
+    git(d, &["commit", "-q", "-m", "web service"]);
+    fs::write(
+        sub.join("old.py"),
+        format!("API_SECRET = \"{SECRET}\"\nPASSWORD = \"{OTHER_SECRET}\"\n"),
+    )
+    .expect("write");
+    let v = json(&doctor(
+        &sub,
+        &["--changed-since", "HEAD", "--format", "json"],
+    ));
+    let got: Vec<(String, u64)> = findings(&v).into_iter().map(|f| (f.1, f.2)).collect();
+    assert_eq!(got, [("old.py".to_owned(), 2)], "{v:#}");
+}
+
+#[test]
 fn changed_since_and_baseline_together() {
     let tmp = repo();
     let d = tmp.path();
