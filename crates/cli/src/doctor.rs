@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use dozen_doctor::{FailOn, Options};
+use dozen_doctor::{Baseline, ChangedLines, FailOn, Options};
 
 /// Output formats of `dozen doctor`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -63,6 +63,17 @@ pub struct DoctorArgs {
     /// No colours in the human format (also honoured: NO_COLOR).
     #[arg(long)]
     pub no_color: bool,
+    /// Compare with the findings recorded in FILE and fail only on new ones; when FILE does not
+    /// exist, record today's findings in it.
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
+    /// Rewrite the --baseline file with today's findings.
+    #[arg(long, requires = "baseline")]
+    pub update_baseline: bool,
+    /// Report only findings on lines changed since this git ref (committed, staged or not,
+    /// and untracked files).
+    #[arg(long, value_name = "REF")]
+    pub changed_since: Option<String>,
 }
 
 /// Run `dozen doctor`.
@@ -75,7 +86,30 @@ pub fn run(args: DoctorArgs) -> anyhow::Result<ExitCode> {
     opts.fail_on = args.fail_on.into();
     opts.run = args.run;
     opts.dozen_exe = std::env::current_exe().ok();
-    let report = dozen_doctor::audit(&opts)?;
+    // Bad input stops the run before the audit: a malformed baseline, an unknown ref.
+    let existing = match &args.baseline {
+        Some(file) if !args.update_baseline => Baseline::load(file)?,
+        _ => None,
+    };
+    let changed = match &args.changed_since {
+        Some(reference) => Some(ChangedLines::from_git(&opts.root, reference)?),
+        None => None,
+    };
+    let mut report = dozen_doctor::audit(&opts)?;
+    if let Some(file) = &args.baseline {
+        report.drop_findings_in(file);
+        match existing {
+            Some(baseline) => report.apply_baseline(&baseline, file, false),
+            None => {
+                let baseline = Baseline::from_report(&report);
+                baseline.write(file)?;
+                report.apply_baseline(&baseline, file, true);
+            }
+        }
+    }
+    if let Some(changed) = &changed {
+        report.retain_changed(changed);
+    }
     let stdout = std::io::stdout();
     let color = !args.no_color && std::env::var_os("NO_COLOR").is_none() && stdout.is_terminal();
     let mut out = stdout.lock();

@@ -18,7 +18,9 @@
 //! Main types: [`Options`] in, [`audit`] runs, [`Report`] out with [`Finding`]s and a
 //! [`FactorSummary`] per factor; [`Report::render_human`], [`Report::render_json`] and
 //! [`Report::render_sarif`] write it; [`Report::exit_code`] applies `--fail-on`. The rule
-//! catalogue is [`rules::RULES`].
+//! catalogue is [`rules::RULES`]. For a codebase that already has findings, a [`Baseline`]
+//! ([`Report::apply_baseline`]) makes only new findings count, and [`ChangedLines`]
+//! ([`Report::retain_changed`]) narrows a report to the lines changed since a git ref.
 //!
 //! How it is built: a parallel walk (the `ignore` crate) honours `.gitignore`, skips vendored and
 //! generated trees (`node_modules`, `vendor`, `target`, `dist`...), binaries and files above a size
@@ -37,6 +39,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod baseline;
+pub mod changed_since;
 mod deviations;
 mod error;
 pub mod probe;
@@ -49,9 +53,12 @@ mod walk;
 
 use std::path::PathBuf;
 
+pub use baseline::{Baseline, BaselineState};
+pub use changed_since::ChangedLines;
 pub use error::DoctorError;
 pub use report::{
-    Acceptance, FactorSummary, FailOn, Finding, Report, Severity, Status, factor_name, roman,
+    Acceptance, ChangedSinceSummary, FactorSummary, FailOn, Finding, Report, Severity, Status,
+    factor_name, roman,
 };
 pub use rules::RuleInfo;
 
@@ -121,7 +128,16 @@ pub fn audit(opts: &Options) -> Result<Report, DoctorError> {
         opts.threads
     };
     let per_file = |f: &walk::SourceFile| -> Vec<Item> {
-        let mut items: Vec<Item> = engine.check(f).into_iter().map(Item::Finding).collect();
+        if f.text.starts_with(baseline::HEADER.as_bytes()) {
+            return Vec::new();
+        }
+        let mut line_findings = engine.check(f);
+        let framework = rules::framework_config(f, &mut line_findings);
+        let mut items: Vec<Item> = line_findings
+            .into_iter()
+            .chain(framework)
+            .map(Item::Finding)
+            .collect();
         items.extend(deviations::allows_in(f).into_iter().map(Item::Allow));
         items.extend(rules::repo::facts(f).into_iter().map(Item::Fact));
         items

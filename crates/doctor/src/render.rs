@@ -4,6 +4,7 @@ use std::io::{self, Write};
 
 use serde_json::{Value, json};
 
+use crate::baseline::BaselineState;
 use crate::report::{FailOn, Finding, Report, Severity, Status, factor_name, roman};
 use crate::rules;
 
@@ -27,13 +28,15 @@ impl Paint {
             s.to_owned()
         }
     }
-    fn sev(&self, s: Severity, accepted: bool) -> String {
+    fn sev(&self, s: Severity, accepted: bool, baselined: bool) -> String {
         let text = if accepted {
             "accepted".to_owned()
+        } else if baselined {
+            "baseline".to_owned()
         } else {
             s.as_str().to_owned()
         };
-        let style = if accepted {
+        let style = if accepted || baselined {
             DIM
         } else {
             match s {
@@ -58,6 +61,13 @@ impl Report {
             self.files_scanned,
             if self.ran { ", web process probed" } else { "" }
         )?;
+        if let Some(c) = &self.changed_since {
+            writeln!(
+                w,
+                "only findings on lines changed since {} ({} elsewhere left out)",
+                c.reference, c.left_out
+            )?;
+        }
         let mut current: Option<u8> = None;
         for f in &self.findings {
             if current != Some(f.factor) {
@@ -73,16 +83,20 @@ impl Report {
                 )?;
             }
             let title = rules::lookup(f.rule).map_or("", |r| r.title);
+            let baselined = f.accepted.is_none() && f.baseline == Some(BaselineState::Unchanged);
             writeln!(
                 w,
                 "  {} {}  {}  {}",
-                paint.sev(f.severity, f.accepted.is_some()),
+                paint.sev(f.severity, f.accepted.is_some(), baselined),
                 paint.p(BOLD, f.rule),
                 f.location(),
                 paint.p(DIM, title)
             )?;
             if !f.evidence.is_empty() {
                 writeln!(w, "           {}", f.evidence)?;
+            }
+            if let Some(b) = &f.because {
+                writeln!(w, "           {} {}", paint.p(DIM, "applies:"), b)?;
             }
             match &f.accepted {
                 Some(a) => writeln!(
@@ -92,6 +106,7 @@ impl Report {
                     a.justification,
                     a.source
                 )?,
+                None if baselined => {}
                 None => {
                     writeln!(w, "           {} {}", paint.p(DIM, "why:"), f.why)?;
                     writeln!(w, "           {} {}", paint.p(DIM, "fix:"), f.fix)?;
@@ -112,11 +127,12 @@ impl Report {
                 (s.warnings, "warning"),
                 (s.infos, "info"),
                 (s.accepted, "accepted"),
+                (s.baselined, "baselined"),
             ] {
                 if n > 0 {
                     detail.push(format!(
                         "{n} {what}{}",
-                        if n > 1 && what != "accepted" && what != "info" {
+                        if n > 1 && matches!(what, "error" | "warning") {
                             "s"
                         } else {
                             ""
@@ -140,15 +156,47 @@ impl Report {
         }
         let open: Vec<&Finding> = self.open_findings().collect();
         let count = |sev| open.iter().filter(|f| f.severity == sev).count();
-        let accepted = self.findings.len() - open.len();
+        let accepted = self
+            .findings
+            .iter()
+            .filter(|f| f.accepted.is_some())
+            .count();
+        let baselined = self.findings.len() - open.len() - accepted;
         writeln!(w)?;
+        if let Some(b) = &self.baseline {
+            if b.written {
+                writeln!(
+                    w,
+                    "baseline written to {}: {} findings recorded; from now on only new ones count",
+                    b.file.display(),
+                    b.recorded
+                )?;
+            }
+            let gone = b.absent_count();
+            if gone > 0 {
+                writeln!(
+                    w,
+                    "{} no longer {}; run with --update-baseline to drop {} from {}",
+                    plural(gone, "baselined finding"),
+                    if gone == 1 { "occurs" } else { "occur" },
+                    if gone == 1 { "it" } else { "them" },
+                    b.file.display()
+                )?;
+            }
+        }
+        let baselined_part = if self.baseline.is_some() {
+            format!(", {baselined} baselined")
+        } else {
+            String::new()
+        };
         writeln!(
             w,
-            "{}, {}, {} info, {} accepted; exit {} (--fail-on {})",
+            "{}, {}, {} info, {} accepted{}; exit {} (--fail-on {})",
             plural(count(Severity::Error), "error"),
             plural(count(Severity::Warning), "warning"),
             count(Severity::Info),
             accepted,
+            baselined_part,
             self.exit_code(fail_on),
             fail_on
         )?;
@@ -184,16 +232,23 @@ impl Report {
                 })
             })
             .collect();
-        let results: Vec<Value> = self
+        let mut occurrences: std::collections::HashMap<&str, usize> =
+            std::collections::HashMap::new();
+        let mut results: Vec<Value> = self
             .findings
             .iter()
             .map(|f| {
                 let index = rules::RULES.iter().position(|r| r.id == f.rule).unwrap_or(0);
+                let nth = occurrences.entry(f.fingerprint.as_str()).or_insert(0);
+                *nth += 1;
                 let mut result = json!({
                     "ruleId": f.rule,
                     "ruleIndex": index,
                     "level": level(f.severity),
-                    "message": { "text": format!("{}: {} Fix: {}", f.evidence, f.why, f.fix) },
+                    "message": { "text": match &f.because {
+                        Some(b) => format!("{}: {} Applies because {b}. Fix: {}", f.evidence, f.why, f.fix),
+                        None => format!("{}: {} Fix: {}", f.evidence, f.why, f.fix),
+                    } },
                 });
                 if let Some(file) = &f.file {
                     let mut region = json!({});
@@ -206,6 +261,12 @@ impl Report {
                     }
                     result["locations"] = json!([{ "physicalLocation": loc }]);
                 }
+                result["partialFingerprints"] =
+                    json!({ FINGERPRINT_KEY: format!("{}:{nth}", f.fingerprint) });
+                if self.baseline.is_some() {
+                    let state = f.baseline.unwrap_or(BaselineState::New);
+                    result["baselineState"] = json!(state.as_str());
+                }
                 if let Some(a) = &f.accepted {
                     result["suppressions"] = json!([{
                         "kind": if a.inline { "inSource" } else { "external" },
@@ -216,6 +277,31 @@ impl Report {
                 result
             })
             .collect();
+        if let Some(b) = &self.baseline {
+            for e in &b.absent {
+                let index = rules::RULES
+                    .iter()
+                    .position(|r| r.id == e.rule)
+                    .unwrap_or(0);
+                for nth in 1..=e.count {
+                    let mut result = json!({
+                        "ruleId": e.rule,
+                        "ruleIndex": index,
+                        "kind": "pass",
+                        "level": "none",
+                        "baselineState": "absent",
+                        "message": { "text": format!("no longer occurs (baselined): {}", e.evidence) },
+                        "partialFingerprints": { FINGERPRINT_KEY: format!("{}:{nth}", e.fingerprint) },
+                    });
+                    if !e.path.is_empty() {
+                        result["locations"] = json!([{ "physicalLocation": {
+                            "artifactLocation": { "uri": uri_escape(&e.path), "uriBaseId": "%SRCROOT%" }
+                        }}]);
+                    }
+                    results.push(result);
+                }
+            }
+        }
         let root_uri = format!(
             "file://{}/",
             uri_escape(&self.root.to_string_lossy()).trim_end_matches('/')
@@ -237,6 +323,10 @@ impl Report {
         })
     }
 }
+
+/// The `partialFingerprints` key of dozen's fingerprint (see [`crate::baseline::fingerprint`]),
+/// followed by `:n` for the n-th finding with the same fingerprint.
+const FINGERPRINT_KEY: &str = "dozenDoctorFingerprint/v1";
 
 fn plural(n: usize, word: &str) -> String {
     if n == 1 {

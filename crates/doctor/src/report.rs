@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use crate::baseline::{Baseline, BaselineState, BaselineSummary, fingerprint};
+use crate::changed_since::ChangedLines;
 use crate::rules::{self, RuleInfo};
 
 /// How much a finding matters. Ordered: `Info < Warning < Error`.
@@ -103,8 +105,17 @@ pub struct Finding {
     pub why: &'static str,
     /// What to do instead.
     pub fix: &'static str,
+    /// Why the rule applies here, when that depends on other files (e.g. "manage.py names this
+    /// settings module"); `None` when the evidence speaks for itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub because: Option<String>,
     /// Set when a documented deviation accepts this finding.
     pub accepted: Option<Acceptance>,
+    /// Identifies the finding across line moves (see [`crate::baseline::fingerprint`]).
+    pub fingerprint: String,
+    /// Set when the report was compared with a baseline.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<BaselineState>,
 }
 
 impl Finding {
@@ -124,8 +135,17 @@ impl Finding {
             evidence: crate::text::redact_evidence(evidence),
             why: rule.why,
             fix: rule.fix,
+            because: None,
             accepted: None,
+            fingerprint: String::new(),
+            baseline: None,
         }
+    }
+
+    /// The same finding with the reason it applies here (redacted like the evidence).
+    pub(crate) fn because(mut self, reason: &str) -> Finding {
+        self.because = Some(crate::text::redact_evidence(reason));
+        self
     }
 
     /// The same finding with another severity.
@@ -173,6 +193,8 @@ pub struct FactorSummary {
     pub infos: usize,
     /// Findings accepted by a deviation.
     pub accepted: usize,
+    /// Findings recorded in the baseline (they do not count for the status).
+    pub baselined: usize,
 }
 
 /// Everything an audit found, ready to render.
@@ -188,6 +210,22 @@ pub struct Report {
     pub summary: Vec<FactorSummary>,
     /// Whether the `--run` probes ran.
     pub ran: bool,
+    /// Set when the findings were compared with a baseline file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<BaselineSummary>,
+    /// Set when the report was narrowed to the lines changed since a git ref.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changed_since: Option<ChangedSinceSummary>,
+}
+
+/// What `--changed-since` left out.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChangedSinceSummary {
+    /// The git ref compared with.
+    #[serde(rename = "ref")]
+    pub reference: String,
+    /// Findings dropped because they are not on a changed line.
+    pub left_out: usize,
 }
 
 /// Short name of factor `n` (0 = the deviations bookkeeping).
@@ -234,51 +272,89 @@ impl Report {
             ))
         });
         findings.dedup_by(|a, b| a.rule == b.rule && a.file == b.file && a.line == b.line);
-        let mut summary = Vec::new();
-        for factor in (1..=12).chain(std::iter::once(0)) {
-            let mut s = FactorSummary {
-                factor,
-                name: factor_name(factor),
-                status: Status::Pass,
-                errors: 0,
-                warnings: 0,
-                infos: 0,
-                accepted: 0,
-            };
-            for f in findings.iter().filter(|f| f.factor == factor) {
-                if f.accepted.is_some() {
-                    s.accepted += 1;
-                    continue;
-                }
-                match f.severity {
-                    Severity::Error => s.errors += 1,
-                    Severity::Warning => s.warnings += 1,
-                    Severity::Info => s.infos += 1,
-                }
-            }
-            s.status = if s.errors > 0 {
-                Status::Fail
-            } else if s.warnings > 0 {
-                Status::Warn
-            } else {
-                Status::Pass
-            };
-            if factor != 0 || s.errors + s.warnings + s.infos + s.accepted > 0 {
-                summary.push(s);
-            }
+        for f in &mut findings {
+            f.fingerprint = fingerprint(f.rule, f.file.as_deref().unwrap_or(""), &f.evidence);
         }
+        let summary = summarise(&findings);
         Report {
             root,
             files_scanned,
             findings,
             summary,
             ran,
+            baseline: None,
+            changed_since: None,
         }
     }
 
-    /// Findings not accepted by a deviation.
+    /// Drop the findings in `file` (the baseline file itself, whose redacted evidence can look
+    /// like what it records). A file outside the audited root changes nothing.
+    pub fn drop_findings_in(&mut self, file: &std::path::Path) {
+        let abs = match file.canonicalize() {
+            Ok(p) => p,
+            Err(_) => return,
+        };
+        let Ok(rel) = abs.strip_prefix(&self.root) else {
+            return;
+        };
+        let rel = rel.to_string_lossy().replace('\\', "/");
+        self.findings
+            .retain(|f| f.file.as_deref() != Some(rel.as_str()));
+        self.summary = summarise(&self.findings);
+    }
+
+    /// Compare the open findings with `baseline` (read from, or just written to, `file`):
+    /// baselined ones no longer count for the summary and `--fail-on`.
+    pub fn apply_baseline(&mut self, baseline: &Baseline, file: &std::path::Path, written: bool) {
+        let absent = baseline.compare(&mut self.findings);
+        let count = |state| {
+            self.findings
+                .iter()
+                .filter(|f| f.baseline == Some(state))
+                .count()
+        };
+        self.baseline = Some(BaselineSummary {
+            file: file.to_owned(),
+            written,
+            recorded: baseline.len(),
+            new: count(BaselineState::New),
+            unchanged: count(BaselineState::Unchanged),
+            absent,
+        });
+        self.summary = summarise(&self.findings);
+    }
+
+    /// Keep only the findings on lines changed since the ref of `changed` (a finding about a
+    /// whole file stays when the file changed; one about the whole repository goes).
+    pub fn retain_changed(&mut self, changed: &ChangedLines) {
+        let before = self.findings.len();
+        self.findings.retain(|f| match (&f.file, f.line) {
+            (Some(file), Some(line)) => changed.touches_line(file, line),
+            (Some(file), None) => changed.touches_file(file),
+            (None, _) => false,
+        });
+        if let Some(b) = &mut self.baseline {
+            let count = |state| {
+                self.findings
+                    .iter()
+                    .filter(|f| f.baseline == Some(state))
+                    .count()
+            };
+            b.new = count(BaselineState::New);
+            b.unchanged = count(BaselineState::Unchanged);
+        }
+        self.changed_since = Some(ChangedSinceSummary {
+            reference: changed.reference.clone(),
+            left_out: before - self.findings.len(),
+        });
+        self.summary = summarise(&self.findings);
+    }
+
+    /// Findings not accepted by a deviation and not baselined.
     pub fn open_findings(&self) -> impl Iterator<Item = &Finding> {
-        self.findings.iter().filter(|f| f.accepted.is_none())
+        self.findings
+            .iter()
+            .filter(|f| f.accepted.is_none() && f.baseline != Some(BaselineState::Unchanged))
     }
 
     /// Rule ids of the open (unaccepted) findings, sorted and deduplicated.
@@ -301,4 +377,47 @@ impl Report {
     pub fn rule_info(id: &str) -> Option<&'static RuleInfo> {
         rules::lookup(id)
     }
+}
+
+/// The per-factor summary of `findings`: accepted and baselined findings are counted apart.
+fn summarise(findings: &[Finding]) -> Vec<FactorSummary> {
+    let mut summary = Vec::new();
+    for factor in (1..=12).chain(std::iter::once(0)) {
+        let mut s = FactorSummary {
+            factor,
+            name: factor_name(factor),
+            status: Status::Pass,
+            errors: 0,
+            warnings: 0,
+            infos: 0,
+            accepted: 0,
+            baselined: 0,
+        };
+        for f in findings.iter().filter(|f| f.factor == factor) {
+            if f.accepted.is_some() {
+                s.accepted += 1;
+                continue;
+            }
+            if f.baseline == Some(BaselineState::Unchanged) {
+                s.baselined += 1;
+                continue;
+            }
+            match f.severity {
+                Severity::Error => s.errors += 1,
+                Severity::Warning => s.warnings += 1,
+                Severity::Info => s.infos += 1,
+            }
+        }
+        s.status = if s.errors > 0 {
+            Status::Fail
+        } else if s.warnings > 0 {
+            Status::Warn
+        } else {
+            Status::Pass
+        };
+        if factor != 0 || s.errors + s.warnings + s.infos + s.accepted + s.baselined > 0 {
+            summary.push(s);
+        }
+    }
+    summary
 }

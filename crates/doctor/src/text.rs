@@ -62,11 +62,11 @@ pub(crate) const URL_CRED_PATTERN: &str =
 lazy_re!(url_cred_re, URL_CRED_PATTERN);
 
 /// A secret-named key assigned a quoted value; group 1 = key, 2 = value.
-pub(crate) const SECRET_ASSIGN_PATTERN: &str = r#"(?i)\b([a-z0-9_.-]*(?:password|passwd|secret|api[_-]?key|apikey|access[_-]?key|auth[_-]?token|access[_-]?token|private[_-]?key|client[_-]?secret|secret[_-]?key|token)[a-z0-9_]*)["']?\]?\s*(?::=|=>|=|:)\s*(?:[a-z]+\()?\s*["']([^"'\n]{8,200})["']"#;
+pub(crate) const SECRET_ASSIGN_PATTERN: &str = r#"(?i)\b([a-z0-9_.-]*(?:password|passwd|secret|api[_-]?key|apikey|access[_-]?key|auth[_-]?token|access[_-]?token|private[_-]?key|client[_-]?secret|secret[_-]?key|licen[cs]e[_-]?key|token)[a-z0-9_]*)["']?\]?\s*(?::=|=>|=|:)\s*(?:[a-z]+\()?\s*["']([^"'\n]{8,200})["']"#;
 lazy_re!(secret_assign_re, SECRET_ASSIGN_PATTERN);
 
 /// Unquoted `key: value` / `key=value` in YAML, properties and .env files.
-pub(crate) const SECRET_BARE_PATTERN: &str = r"(?i)^[ \t]*(?:export[ \t]+)?([a-z0-9_.-]*(?:password|passwd|secret|api[_-]?key|apikey|access[_-]?key|auth[_-]?token|access[_-]?token|private[_-]?key|client[_-]?secret|secret[_-]?key|token)[a-z0-9_.-]*)[ \t]*[:=][ \t]*([^\s'#][^\s#]{7,200})[ \t]*$";
+pub(crate) const SECRET_BARE_PATTERN: &str = r"(?i)^[ \t]*(?:export[ \t]+)?([a-z0-9_.-]*(?:password|passwd|secret|api[_-]?key|apikey|access[_-]?key|auth[_-]?token|access[_-]?token|private[_-]?key|client[_-]?secret|secret[_-]?key|licen[cs]e[_-]?key|token)[a-z0-9_.-]*)[ \t]*[:=][ \t]*([^\s'#][^\s#]{2,200})[ \t\r]*$";
 lazy_re!(secret_bare_re, SECRET_BARE_PATTERN);
 
 lazy_re!(
@@ -146,6 +146,7 @@ pub(crate) fn is_placeholder(value: &str) -> bool {
     // Looks like the name of an environment variable, a dotted key or a file path.
     if v.bytes()
         .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+        && v.bytes().any(|b| b.is_ascii_uppercase())
     {
         return true;
     }
@@ -167,7 +168,22 @@ pub(crate) fn looks_secret(value: &str) -> bool {
     if value.len() < 8
         || is_placeholder(value)
         || value.contains([' ', '(', ')', '{', '}', '[', ']', ',', ';', '\\'])
+        || !value.is_ascii()
     {
+        return false;
+    }
+    // A route target (`users#unsubscribe`) or a validation rule list (`required|string|min:6`).
+    let route = value.split_once('#').is_some_and(|(a, b)| {
+        !a.is_empty()
+            && a.bytes()
+                .all(|c| c.is_ascii_lowercase() || b"_/".contains(&c))
+            && b.bytes().all(|c| c.is_ascii_lowercase() || c == b'_')
+    });
+    let rules = value.contains('|')
+        && value
+            .bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"_:,|.".contains(&c));
+    if route || rules {
         return false;
     }
     let has_digit = value.bytes().any(|b| b.is_ascii_digit());

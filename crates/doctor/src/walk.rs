@@ -256,7 +256,22 @@ pub(crate) fn classify(rel: &str) -> (Kind, Context) {
         )
     });
     let stem = name.split('.').next().unwrap_or(name);
-    let test_name = name.starts_with("test_")
+    let ci = lower.starts_with(".github/")
+        || lower.starts_with(".circleci/")
+        || lower.starts_with(".buildkite/")
+        || matches!(
+            name,
+            ".travis.yml"
+                | ".gitlab-ci.yml"
+                | "azure-pipelines.yml"
+                | "bitbucket-pipelines.yml"
+                | "jenkinsfile"
+                | "cloudbuild.yaml"
+        );
+    let test_name = ci
+        || stem == "tests"
+        || stem == "test"
+        || name.starts_with("test_")
         || stem.ends_with("_test")
         || stem.ends_with("_spec")
         || stem.ends_with("_tests")
@@ -288,6 +303,7 @@ pub(crate) fn classify(rel: &str) -> (Kind, Context) {
         ext,
         "md" | "markdown" | "rst" | "adoc" | "txt" | "html" | "htm" | "ipynb"
     ) && !name.starts_with("requirements")
+        && dirs.last() != Some(&"requirements")
         && !name.starts_with("constraints")
         && name != "aptfile"
         && name != "apt.txt"
@@ -414,6 +430,7 @@ fn keep_for_repo_rules(rel: &str, kind: Kind, text: &[u8]) -> bool {
                 | "environment.yml"
         )
         || (lower.starts_with("requirements") && lower.ends_with(".txt"))
+        || (lower.ends_with(".txt") && rel.split('/').rev().nth(1) == Some("requirements"))
         || rel.starts_with("bin/")
 }
 

@@ -10,7 +10,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use dozen_doctor::{Options, audit};
+use dozen_doctor::{Baseline, Options, audit};
 use serde_json::Value;
 
 fn fixture(name: &str) -> PathBuf {
@@ -213,13 +213,14 @@ fn sarif_validates_against_the_2_1_0_schema() {
         );
         return;
     }
+    validate(&schema, &sample_sarif());
+}
+
+/// Validate `doc` against the schema with Python's jsonschema (Draft 7, as the schema declares).
+fn validate(schema: &Path, doc: &Value) {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let doc = tmp.path().join("report.sarif");
-    fs::write(
-        &doc,
-        serde_json::to_vec(&sample_sarif()).expect("serialise"),
-    )
-    .expect("write");
+    let path = tmp.path().join("report.sarif");
+    fs::write(&path, serde_json::to_vec(doc).expect("serialise")).expect("write");
     let script = "import json,sys,jsonschema\n\
         schema=json.load(open(sys.argv[1]))\n\
         doc=json.load(open(sys.argv[2]))\n\
@@ -230,8 +231,8 @@ fn sarif_validates_against_the_2_1_0_schema() {
     let out = Command::new("python3")
         .arg("-c")
         .arg(script)
-        .arg(&schema)
-        .arg(&doc)
+        .arg(schema)
+        .arg(&path)
         .output()
         .expect("run python3");
     assert!(
@@ -240,4 +241,69 @@ fn sarif_validates_against_the_2_1_0_schema() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// A baseline of one audit applied to a later one: `baselineState` new, unchanged and absent,
+/// and `partialFingerprints` on every result; validated against the schema (required here).
+#[test]
+fn sarif_with_a_baseline_has_states_and_fingerprints_and_validates() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    fs::create_dir_all(tmp.path().join(".git")).expect(".git");
+    fs::write(tmp.path().join("requirements.txt"), "flask==3.0.3\n").expect("write");
+    let secret = concat!("k3y-Xq9", "-zzP-18f0a");
+    fs::write(
+        tmp.path().join("app.py"),
+        format!("API_SECRET = \"{secret}\"\nlogging.basicConfig(filename=\"app.log\")\n"),
+    )
+    .expect("write");
+    let first = audit(&Options::new(tmp.path())).expect("audit");
+    let baseline = Baseline::from_report(&first);
+    // Moved down a line, one finding gone, one new.
+    fs::write(
+        tmp.path().join("app.py"),
+        format!("\nAPI_SECRET = \"{secret}\"\nPASSWORD = \"{secret}\"\n"),
+    )
+    .expect("write");
+    let mut report = audit(&Options::new(tmp.path())).expect("audit");
+    report.apply_baseline(&baseline, Path::new("baseline.toml"), false);
+    let mut out = Vec::new();
+    report.render_sarif(&mut out).expect("render");
+    let doc: Value = serde_json::from_slice(&out).expect("SARIF is JSON");
+    let results = doc["runs"][0]["results"].as_array().expect("results");
+    let mut states = std::collections::BTreeSet::new();
+    for r in results {
+        states.insert(
+            r["baselineState"]
+                .as_str()
+                .expect("baselineState")
+                .to_owned(),
+        );
+        let fp = r["partialFingerprints"]["dozenDoctorFingerprint/v1"]
+            .as_str()
+            .expect("partialFingerprints");
+        assert!(fp.len() > 32 && fp.contains(':'), "{fp}");
+    }
+    assert_eq!(
+        states.into_iter().collect::<Vec<_>>(),
+        ["absent", "new", "unchanged"]
+    );
+    let absent: Vec<&Value> = results
+        .iter()
+        .filter(|r| r["baselineState"] == "absent")
+        .collect();
+    assert_eq!(absent.len(), 1);
+    assert_eq!(absent[0]["ruleId"], "TF11-LOG-TO-FILE");
+    assert_eq!(absent[0]["kind"], "pass");
+    let schema = find_schema().expect(
+        "the SARIF 2.1.0 schema is needed: set SARIF_SCHEMA, or `cargo fetch` a crate that depends on serde-sarif",
+    );
+    let has_jsonschema = Command::new("python3")
+        .args(["-c", "import jsonschema"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        has_jsonschema,
+        "python3 with the jsonschema package is needed (pip install jsonschema)"
+    );
+    validate(&schema, &doc);
 }

@@ -158,7 +158,7 @@ const NON_SECRET_KEY_SUFFIXES: &[&str] = &[
     "_location",
 ];
 
-fn secret_key_is_real(key: &str) -> bool {
+pub(crate) fn secret_key_is_real(key: &str) -> bool {
     // camelCase -> snake_case, so `SingleUseTokenProvider` ends in `_provider`.
     let mut k = String::with_capacity(key.len() + 4);
     for (i, c) in key.chars().enumerate() {
@@ -198,6 +198,15 @@ fn secret_key_is_real(key: &str) -> bool {
 fn secret_assign(h: &Hit) -> Verdict {
     let key = h.group(1);
     let value = h.group(2);
+    // In an INI or properties file a password key holds the password itself, however weak.
+    let lower_key = key.to_ascii_lowercase();
+    let config_password = (h.rel.ends_with(".ini") || h.rel.ends_with(".properties"))
+        && (lower_key.ends_with("password")
+            || lower_key.ends_with("passwd")
+            || lower_key.ends_with("secret"))
+        && value.len() >= 3
+        && !is_placeholder(&value)
+        && !value.contains("${");
     if !secret_key_is_real(&key)
         || reads_env(h.line)
         || value.contains("ENC[")
@@ -205,7 +214,7 @@ fn secret_assign(h: &Hit) -> Verdict {
     {
         return Verdict::Skip;
     }
-    if looks_secret(&value) {
+    if looks_secret(&value) || config_password {
         Verdict::Keep
     } else {
         Verdict::Skip
@@ -326,8 +335,32 @@ fn env_branch(h: &Hit) -> Verdict {
     }
 }
 
+/// Does the line read the environment, or continue a call on the line before that does
+/// (`os.environ.get(\n    'DATABASE_URL', 'postgresql://localhost/app')`)?
+fn reads_env_here(h: &Hit) -> bool {
+    if reads_env(h.line) {
+        return true;
+    }
+    let start = (h.line.as_ptr() as usize).saturating_sub(h.text.as_ptr() as usize);
+    if start == 0 || start > h.text.len() {
+        return false;
+    }
+    let before = &h.text[..start - 1];
+    let prev_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    let prev = &before[prev_start..];
+    let t = h.line.trim_ascii_start();
+    (t.starts_with(b"'")
+        || t.starts_with(b"\"")
+        || prev.trim_ascii_end().ends_with(b",")
+        || prev.trim_ascii_end().ends_with(b"("))
+        && reads_env(prev)
+}
+
 fn service_addr(h: &Hit) -> Verdict {
-    if reads_env(h.line) || h.line.windows(3).any(|w| w == b"://") {
+    if reads_env_here(h) || h.line.windows(3).any(|w| w == b"://") {
         Verdict::Skip
     } else {
         Verdict::Keep
@@ -336,7 +369,10 @@ fn service_addr(h: &Hit) -> Verdict {
 
 fn service_url(h: &Hit) -> Verdict {
     let url = h.group(0).to_ascii_lowercase();
-    if reads_env(h.line)
+    // `mysql://root:<password>@host`: the shape of a URL with a placeholder in it.
+    let templated = h.text.get(h.end) == Some(&b'<');
+    if templated
+        || reads_env_here(h)
         || url.contains("${")
         || url.contains("{{")
         || url.contains("example.")
@@ -368,7 +404,7 @@ fn service_url(h: &Hit) -> Verdict {
 
 fn service_host(h: &Hit) -> Verdict {
     let value = h.group(1);
-    if reads_env(h.line) || is_placeholder(&value) || value.is_empty() {
+    if reads_env_here(h) || is_placeholder(&value) || value.is_empty() {
         Verdict::Skip
     } else {
         Verdict::Keep
@@ -595,6 +631,12 @@ pub(crate) fn line_rules() -> Vec<LineRule> {
         ),
         lr!(
             "TF03-HARDCODED-DEBUG",
+            &[Ini],
+            r"(?i)^\s*(?:run_?mode|debug)\s*=\s*(?:debug|true|on)\s*$",
+            keep
+        ),
+        lr!(
+            "TF03-HARDCODED-DEBUG",
             &[Properties],
             r"^\s*debug\s*=\s*true\s*$",
             keep
@@ -755,6 +797,12 @@ pub(crate) fn line_rules() -> Vec<LineRule> {
         ),
         lr!(
             "TF07-FIXED-PORT",
+            &[Ini],
+            r"(?i)^\s*(?:http_?port|server_?port|listen_?port|web_?port)\s*=\s*[1-9]\d{1,4}\s*$",
+            dev_entry_port
+        ),
+        lr!(
+            "TF07-FIXED-PORT",
             &[Properties, Yaml],
             r"^\s*server\.port\s*[=:]\s*[1-9]\d{1,4}\s*$",
             dev_entry_port
@@ -892,7 +940,7 @@ pub(crate) fn line_rules() -> Vec<LineRule> {
         lr!(
             "TF11-LOG-ROTATION",
             &[Python, Php],
-            r"\b(?:RotatingFileHandler|TimedRotatingFileHandler)\b",
+            r"\b(?:RotatingFileHandler|TimedRotatingFileHandler)\(",
             keep
         ),
         lr!(
@@ -923,8 +971,9 @@ pub(crate) fn line_rules() -> Vec<LineRule> {
         // XII. Admin processes
         lr!(
             "TF12-MIGRATE-AT-START",
-            CODE,
-            r"\bsequelize\.sync\(|\bknex\.migrate\.latest\(|\.AutoMigrate\(|\bmetadata\.create_all\(|\bdb\.create_all\(\)|sqlx::migrate!\([^)\n]*\)\s*\.run\(|\.run_pending_migrations\(",
+            // Go's AutoMigrate is followed from `main` in `golang`.
+            &[Python, JavaScript, Ruby, Java, Rust, Php],
+            r"\bsequelize\.sync\(|\bknex\.migrate\.latest\(|\bmetadata\.create_all\(|\bdb\.create_all\(\)|sqlx::migrate!\([^)\n]*\)\s*\.run\(|\.run_pending_migrations\(",
             startup_migration
         ),
         lr!(
@@ -1114,7 +1163,7 @@ pub(crate) fn engine() -> &'static Engine {
 }
 
 /// Offset of the start of the line holding `pos`.
-fn line_start(text: &[u8], pos: usize) -> usize {
+pub(crate) fn line_start(text: &[u8], pos: usize) -> usize {
     text[..pos]
         .iter()
         .rposition(|&b| b == b'\n')
@@ -1122,7 +1171,7 @@ fn line_start(text: &[u8], pos: usize) -> usize {
 }
 
 /// Is column `col` of `line` inside a trailing `# ...` or `// ...` comment?
-fn after_trailing_comment(line: &[u8], col: usize) -> bool {
+pub(crate) fn after_trailing_comment(line: &[u8], col: usize) -> bool {
     let prefix = &line[..col.min(line.len())];
     prefix
         .windows(3)
@@ -1138,14 +1187,14 @@ fn gunicorn_config(h: &Hit) -> Verdict {
 }
 
 /// Offset of the first `#[cfg(test)]` at the start of a line, or the text's length.
-fn rust_test_module_start(text: &[u8]) -> usize {
+pub(crate) fn rust_test_module_start(text: &[u8]) -> usize {
     let needle = b"\n#[cfg(test)]";
     text.windows(needle.len())
         .position(|w| w == needle)
         .unwrap_or(text.len())
 }
 
-fn is_comment(line: &[u8]) -> bool {
+pub(crate) fn is_comment(line: &[u8]) -> bool {
     let t = line.trim_ascii_start();
     t.starts_with(b">>> ")
         || t.starts_with(b"... ")

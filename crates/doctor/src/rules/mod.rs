@@ -1,10 +1,39 @@
 //! The rule catalogue: every rule id with its factor, default severity, reason and fix.
 //!
 //! Checks live beside it: `lines` runs per-file line patterns inside the parallel walk,
-//! `repo` looks at the repository as a whole (Procfile, Dockerfile, manifests, compose files).
+//! `repo` looks at the repository as a whole (Procfile, Dockerfile, manifests, compose files),
+//! `app` holds the findings that depend on more than one file (a Django settings module named by
+//! `manage.py`, an env file that the code loads), fed by the framework-aware readers `python`,
+//! `node`, `golang` and `rustlang`; `runtime` follows start commands into `package.json` scripts and
+//! reads Dockerfile installs.
 
+pub(crate) mod app;
+mod golang;
+mod laravel;
 pub(crate) mod lines;
+mod node;
+mod python;
+mod rails;
 pub(crate) mod repo;
+mod runtime;
+mod rustlang;
+mod spring;
+
+/// Framework config files read as the framework reads them (Spring `application*.properties`,
+/// Rails `config/*.yml` and `production.rb`, Laravel `config/*.php`): the file's generic line
+/// findings that the reader decides otherwise about are dropped, and its own findings added.
+pub(crate) fn framework_config(
+    file: &crate::walk::SourceFile,
+    line_findings: &mut Vec<crate::report::Finding>,
+) -> Vec<crate::report::Finding> {
+    line_findings.retain(|f| {
+        !(spring::drops(f, &file.text) || rails::drops(f, Some(&file.text)) || laravel::drops(f))
+    });
+    let mut out = spring::check(file);
+    out.extend(rails::check(file));
+    out.extend(laravel::check(file));
+    out
+}
 
 use crate::report::Severity;
 
@@ -100,6 +129,14 @@ pub static RULES: &[RuleInfo] = &[
         "the app shells out to a program that no manifest, Aptfile or Dockerfile installs; it works only where someone installed it by hand",
         "declare the tool (Aptfile, a Dockerfile `apt-get install`, nix, or a vendored/static package)"
     ),
+    rule!(
+        "TF02-UNDECLARED-DEP",
+        2,
+        W,
+        "packages installed outside the dependency manifest",
+        "a Dockerfile that installs named packages beside the app's manifest adds dependencies that the manifest and its lockfile do not know: local runs and other builds lack them, and their versions drift",
+        "add the packages to the manifest (requirements.txt, pyproject.toml, package.json, Gemfile) and install only from it (`pip install -r requirements.txt`, `npm ci`)"
+    ),
     // III. Config
     rule!(
         "TF03-SECRET-IN-CODE",
@@ -108,6 +145,14 @@ pub static RULES: &[RuleInfo] = &[
         "secret or credential in the code",
         "a credential committed to the repository is visible to everyone with the code and cannot differ per deploy",
         "read it from an environment variable (`os.environ[\"API_KEY\"]`, `process.env.API_KEY`) and rotate the leaked value"
+    ),
+    rule!(
+        "TF03-SECRET-FALLBACK",
+        3,
+        W,
+        "secret read from the environment with a literal fallback",
+        "a literal default for a secret is a committed credential that production silently uses whenever the variable is unset",
+        "read the variable without a default and fail at start when it is missing (`os.environ[\"SECRET_KEY\"]`, `process.env.JWT_SECRET ?? throw`, `env::var(\"KEY\")?`)"
     ),
     rule!(
         "TF03-PRIVATE-KEY",
@@ -134,6 +179,22 @@ pub static RULES: &[RuleInfo] = &[
         "add `.env` to .gitignore, commit a `.env.example` with placeholder values instead, and rotate what leaked"
     ),
     rule!(
+        "TF03-ENV-FILE-LOADED",
+        3,
+        W,
+        "the app loads a committed env file at start",
+        "an env file in the repository that the app reads at start is config stored in the code: every deploy gets its values unless it overrides each one",
+        "let the environment provide config; load a local `.env` only in development and keep it out of the repository (`.gitignore`), with `.env.example` as documentation only"
+    ),
+    rule!(
+        "TF03-PUBLIC-HOST-IN-CODE",
+        3,
+        W,
+        "the deploy's public hostname hard-coded",
+        "the host that mail links and asset URLs point at differs per deploy; written into the production config, a staging or review deploy links to the production site",
+        "read it from the environment (`host: ENV.fetch(\"APP_HOST\")`, `asset_host = ENV[\"ASSET_HOST\"]`)"
+    ),
+    rule!(
         "TF03-PER-ENV-CONFIG",
         3,
         W,
@@ -144,7 +205,7 @@ pub static RULES: &[RuleInfo] = &[
     rule!(
         "TF03-ENV-NAME-BRANCH",
         3,
-        W,
+        I,
         "code branches on the environment's name",
         "behaviour switched by an environment name hides config in the code; a new deploy needs a code change",
         "switch on the specific setting instead (e.g. `CACHE_URL`, `LOG_LEVEL`), each from its own variable"
@@ -189,6 +250,14 @@ pub static RULES: &[RuleInfo] = &[
         "backing service host setting hard-coded",
         "a host setting for a database, cache or mail server fixed in the code binds the app to one resource",
         "read the host (better: a whole URL) from the environment"
+    ),
+    rule!(
+        "TF04-SQLITE-IN-PROD",
+        4,
+        W,
+        "SQLite as the production database",
+        "a SQLite file is not an attached resource: it lives on one process's disk, cannot be swapped by config, is lost when the process is replaced and cannot be shared by a second process",
+        "attach a database server as a backing service and read its URL from the environment (`DATABASE_URL`)"
     ),
     // V. Build, release, run
     rule!(

@@ -27,6 +27,8 @@ pub(crate) enum Fact {
     },
     /// Code that handles SIGTERM (or uses a library that does) in this language.
     SignalHandling(Lang),
+    /// What the framework-aware rules saw (see `app`).
+    App(super::app::AppFact),
 }
 
 /// Languages whose servers die at once on SIGTERM unless the code says otherwise.
@@ -38,8 +40,8 @@ pub(crate) enum Lang {
 }
 
 macro_rules! cached {
-    ($name:ident, $pat:expr) => {
-        fn $name() -> &'static Regex {
+    ($vis:vis $name:ident, $pat:expr) => {
+        $vis fn $name() -> &'static Regex {
             static R: OnceLock<Regex> = OnceLock::new();
             R.get_or_init(|| re($pat))
         }
@@ -79,6 +81,7 @@ pub(crate) fn facts(file: &SourceFile) -> Vec<Fact> {
     let tooling = ["scripts/", "script/", "tools/", "tool/", "hack/", "dev/"]
         .iter()
         .any(|d| file.rel.starts_with(d) || file.rel.contains(&format!("/{d}")));
+    out.extend(super::app::facts(file).into_iter().map(Fact::App));
     if !file.ctx.is_app() || tooling {
         return out;
     }
@@ -122,7 +125,7 @@ pub(crate) fn facts(file: &SourceFile) -> Vec<Fact> {
 
 /// Where a start command comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Origin {
+pub(super) enum Origin {
     Procfile,
     Dockerfile,
     PackageJson,
@@ -130,17 +133,17 @@ enum Origin {
 }
 
 #[derive(Debug, Clone)]
-struct StartCmd {
-    file: String,
-    line: u32,
-    text: String,
-    origin: Origin,
+pub(super) struct StartCmd {
+    pub(super) file: String,
+    pub(super) line: u32,
+    pub(super) text: String,
+    pub(super) origin: Origin,
     /// The process type (`web`, `worker`...); Dockerfile, package.json and scripts count as web.
-    ptype: String,
+    pub(super) ptype: String,
 }
 
 impl StartCmd {
-    fn is_web(&self) -> bool {
+    pub(super) fn is_web(&self) -> bool {
         self.ptype == "web"
     }
 }
@@ -154,26 +157,26 @@ pub(crate) struct Repo<'a> {
 }
 
 impl Repo<'_> {
-    fn app_files(&self) -> impl Iterator<Item = &SourceFile> {
+    pub(super) fn app_files(&self) -> impl Iterator<Item = &SourceFile> {
         self.kept.iter().filter(|f| f.ctx.is_app())
     }
-    fn has_path(&self, p: &str) -> bool {
+    pub(super) fn has_path(&self, p: &str) -> bool {
         self.paths.binary_search_by(|x| x.as_str().cmp(p)).is_ok()
     }
-    fn text_of(f: &SourceFile) -> String {
+    pub(super) fn text_of(f: &SourceFile) -> String {
         String::from_utf8_lossy(&f.text).into_owned()
     }
 }
 
-fn dir_of(rel: &str) -> &str {
+pub(super) fn dir_of(rel: &str) -> &str {
     rel.rsplit_once('/').map_or("", |(d, _)| d)
 }
 
-fn name_of(rel: &str) -> &str {
+pub(super) fn name_of(rel: &str) -> &str {
     rel.rsplit('/').next().unwrap_or(rel)
 }
 
-fn join(dir: &str, name: &str) -> String {
+pub(super) fn join(dir: &str, name: &str) -> String {
     if dir.is_empty() {
         name.to_owned()
     } else {
@@ -195,8 +198,26 @@ fn in_dir_or_ancestors(repo: &Repo, dir: &str, names: &[&str]) -> bool {
     }
 }
 
-fn is_dev_dockerfile(rel: &str) -> bool {
+/// A plain `Dockerfile` beside a `Dockerfile.prod` is the development one (whole-app: the
+/// production image is built from its sibling).
+pub(super) fn has_prod_sibling(repo: &Repo, rel: &str) -> bool {
+    name_of(rel) == "Dockerfile"
+        && [
+            "Dockerfile.prod",
+            "Dockerfile.production",
+            "prod.Dockerfile",
+            "production.Dockerfile",
+        ]
+        .iter()
+        .any(|n| repo.has_path(&join(dir_of(rel), n)))
+}
+
+pub(super) fn is_dev_dockerfile(rel: &str) -> bool {
     let n = name_of(rel).to_ascii_lowercase();
+    let lower = rel.to_ascii_lowercase();
+    if n.contains("gitpod") || lower.contains(".devcontainer/") || n.contains("devcontainer") {
+        return true;
+    }
     ["dev", "test", "local", "ci", "debug"].iter().any(|w| {
         n.split(['.', '-', '_'])
             .any(|part| part == *w || part == format!("{w}elopment"))
@@ -214,7 +235,9 @@ pub(crate) fn check(repo: &Repo, line_findings: &mut Vec<Finding>) -> Vec<Findin
     disposability(repo, &cmds, &mut out);
     parity(repo, line_findings, &mut out);
     logs_and_admin(repo, &mut out);
+    super::runtime::check(repo, &cmds, &mut out);
     post_filter(repo, &cmds, line_findings);
+    super::app::check(repo, line_findings, &mut out);
     out
 }
 
@@ -252,10 +275,9 @@ fn start_commands(repo: &Repo, out: &mut Vec<Finding>) -> Vec<StartCmd> {
             });
         }
     }
-    for f in repo
-        .app_files()
-        .filter(|f| f.kind == Kind::Dockerfile && !is_dev_dockerfile(&f.rel))
-    {
+    for f in repo.app_files().filter(|f| {
+        f.kind == Kind::Dockerfile && !is_dev_dockerfile(&f.rel) && !has_prod_sibling(repo, &f.rel)
+    }) {
         let d = dockerfile(&Repo::text_of(f));
         dockerfile_rules(repo, f, &d, out);
         let mut parts = Vec::new();
@@ -275,6 +297,19 @@ fn start_commands(repo: &Repo, out: &mut Vec<Finding>) -> Vec<StartCmd> {
                 origin: Origin::Dockerfile,
                 ptype: "web".into(),
             });
+        } else if let Some(from) = d.from.last()
+            && ["uvicorn-gunicorn", "meinheld-gunicorn", "uwsgi-nginx"]
+                .iter()
+                .any(|i| from.args.contains(i))
+        {
+            // These base images start the server themselves and run `/app/prestart.sh` first.
+            cmds.push(StartCmd {
+                file: f.rel.clone(),
+                line: from.line,
+                text: "/app/prestart.sh".into(),
+                origin: Origin::Dockerfile,
+                ptype: "web".into(),
+            });
         }
     }
     if !has_web_procfile {
@@ -283,7 +318,8 @@ fn start_commands(repo: &Repo, out: &mut Vec<Finding>) -> Vec<StartCmd> {
             let Ok(json) = serde_json::from_str::<serde_json::Value>(&src) else {
                 continue;
             };
-            for key in ["prestart", "start"] {
+            // `start:prod` is the production start of many Node frameworks (NestJS).
+            for key in ["prestart", "start", "prestart:prod", "start:prod"] {
                 if let Some(cmd) = json
                     .pointer(&format!("/scripts/{key}"))
                     .and_then(|v| v.as_str())
@@ -345,10 +381,10 @@ fn line_of(src: &str, needle: &str) -> u32 {
 }
 
 #[derive(Debug, Clone)]
-struct Instr {
-    keyword: String,
-    args: String,
-    line: u32,
+pub(super) struct Instr {
+    pub(super) keyword: String,
+    pub(super) args: String,
+    pub(super) line: u32,
 }
 
 impl Instr {
@@ -366,15 +402,15 @@ impl Instr {
 }
 
 #[derive(Debug, Default)]
-struct Dockerfile {
-    all: Vec<Instr>,
+pub(super) struct Dockerfile {
+    pub(super) all: Vec<Instr>,
     from: Vec<Instr>,
     entrypoint: Option<Instr>,
     cmd: Option<Instr>,
 }
 
 /// Read a Dockerfile: continuation lines joined, comments skipped; CMD/ENTRYPOINT of the last stage.
-fn dockerfile(src: &str) -> Dockerfile {
+pub(super) fn dockerfile(src: &str) -> Dockerfile {
     let mut d = Dockerfile::default();
     let mut buf = String::new();
     let mut start = 0u32;
@@ -446,7 +482,12 @@ fn dockerfile_rules(_repo: &Repo, f: &SourceFile, d: &Dockerfile, out: &mut Vec<
         }
         let last = lower.rsplit('/').next().unwrap_or(&lower);
         let untagged = !last.contains(':') && !lower.contains('@');
-        if untagged || last.ends_with(":latest") {
+        // `node:alpine`, `python:slim`, `node:lts-alpine`: a moving name with no version in it.
+        let moving = !lower.contains('@')
+            && last
+                .split_once(':')
+                .is_some_and(|(_, tag)| !tag.bytes().any(|b| b.is_ascii_digit()));
+        if untagged || moving {
             out.push(Finding::new(
                 rule("TF02-UNPINNED-DEP"),
                 Some(&f.rel),
@@ -540,13 +581,13 @@ const CMD_RULES: &[CmdRule] = &[
     },
     CmdRule {
         id: "TF05-BUILD-AT-START",
-        pattern: r"\b(?:npm|pnpm|yarn)\s+(?:run\s+)?build\b|\bnext\s+build\b|\bnuxt\s+build\b|\bvite\s+build\b|\bng\s+build\b|\bwebpack(?:\s|$)|\btsc\b|\bgo\s+(?:build|run)\b|\bcargo\s+(?:build|run)\b|\bmvn\w*\b[^\n]*\b(?:package|install|compile|spring-boot:run)\b|\bgradlew?\b[^\n]*\b(?:build|assemble|bootJar|bootRun)\b|\bassets:precompile\b|\bcollectstatic\b|\bdotnet\s+(?:build|run)\b|\bmix\s+compile\b|\bgit\s+(?:pull|clone|fetch|checkout)\b",
+        pattern: r"\b(?:npm|pnpm|yarn)\s+(?:run\s+)?build\b|\bnext\s+build\b|\bnuxt\s+build\b|\bvite\s+build\b|\bng\s+build\b|\bwebpack(?:\s|$)|\btsc\b|\bgo\s+(?:build|run)\b|\bcargo\s+(?:build|run)\b|\bmvn\w*\b[^\n]*\b(?:package|install|compile|spring-boot:run)\b|\bgradlew?\b[^\n]*\b(?:build|assemble|bootJar|bootRun)\b|\bassets:precompile\b|\bcollectstatic\b|\bdotnet\s+(?:build|run)\b|\bmix\s+compile\b|\bgit\s+(?:pull|clone|fetch|checkout)\b|\bflask\s+[a-z_-]+\s+compile\b|\bpybabel\s+compile\b|\bcompilemessages\b|\bts-node(?:\s|$)|\bts-node/register\b|\bbabel-node\b|\bsass\s|\blessc\s|\btailwindcss\s|\besbuild\s|\bprisma\s+generate\b",
         web_only: false,
         skip_release: true,
     },
     CmdRule {
         id: "TF05-DEV-SERVER",
-        pattern: r"manage\.py\s+runserver\b|\bflask\s+run\b|\s--reload\b|\bnodemon\b|\b(?:next|nuxt)\s+dev\b|\bvite\s*$|\bvite\s+(?:--|dev\b|serve\b)|\b(?:npm|yarn|pnpm)\s+(?:run\s+)?dev\b|webpack-dev-server|\bwebpack\s+serve\b|\bng\s+serve\b|\bartisan\s+serve\b|\bphp\s+-S\s|\brails\s+s(?:erver)?\b[^\n]*-e\s+development|\bts-node-dev\b|\bbin/dev\b",
+        pattern: r"manage\.py\s+runserver\b|\bflask\s+run\b|\s--reload\b|\bnodemon\b|\b(?:next|nuxt)\s+dev\b|\bvite\s*$|\bvite\s+(?:--|dev\b|serve\b)|\b(?:npm|yarn|pnpm)\s+(?:run\s+)?dev\b|webpack-dev-server|\bwebpack\s+serve\b|\bng\s+serve\b|\bartisan\s+serve\b|\bphp\s+-S\s|\brails\s+s(?:erver)?\b[^\n]*-e\s+development|\bts-node-dev\b|\bbin/dev\b|\bnx\s+serve\b",
         web_only: true,
         skip_release: true,
     },
@@ -614,6 +655,24 @@ fn mentions_port_env(cmd: &str) -> bool {
         || cmd.contains("ENV[\"PORT\"]")
 }
 
+/// Is script line `c` inside a `while`/`until`/`for` loop of its script?
+fn in_loop(cmds: &[StartCmd], c: &StartCmd) -> bool {
+    let mut depth = 0i32;
+    for l in cmds
+        .iter()
+        .filter(|l| l.origin == Origin::Script && l.file == c.file && l.line < c.line)
+    {
+        let first = l.text.split_whitespace().next().unwrap_or("");
+        if matches!(first, "while" | "until" | "for") {
+            depth += 1;
+        }
+        if first == "done" || first.starts_with("done;") || l.text.ends_with("; done") {
+            depth -= 1;
+        }
+    }
+    depth > 0
+}
+
 fn command_rules(cmds: &[StartCmd], out: &mut Vec<Finding>) {
     for c in cmds {
         let is_release = c.ptype == "release";
@@ -651,6 +710,10 @@ fn command_rules(cmds: &[StartCmd], out: &mut Vec<Finding>) {
                 {
                     continue;
                 }
+                // A sleep inside a retry loop waits for a dependency between attempts.
+                "TF09-SLEEP-AT-START" if c.origin == Origin::Script && in_loop(cmds, c) => {
+                    continue;
+                }
                 _ => {}
             }
             let evidence = if c.origin == Origin::Procfile {
@@ -669,7 +732,7 @@ fn command_rules(cmds: &[StartCmd], out: &mut Vec<Finding>) {
 // ---------------------------------------------------------------------------------------------
 // I. Codebase
 
-const MANIFESTS: &[&str] = &[
+pub(super) const MANIFESTS: &[&str] = &[
     "package.json",
     "requirements.txt",
     "pyproject.toml",
@@ -994,7 +1057,16 @@ fn dependencies(repo: &Repo, out: &mut Vec<Finding>) {
             ));
         }
         let lower = name.to_ascii_lowercase();
-        if app && lower.starts_with("requirements") && lower.ends_with(".txt") {
+        // `requirements/prod.txt`; the development and test sets there are not what deploys.
+        let stem = lower.trim_end_matches(".txt");
+        let in_requirements_dir = dir.rsplit('/').next() == Some("requirements")
+            && !["dev", "test", "lint", "doc", "local", "ci"]
+                .iter()
+                .any(|w| stem.contains(w));
+        if app
+            && lower.ends_with(".txt")
+            && (lower.starts_with("requirements") || in_requirements_dir)
+        {
             let mut total = 0;
             let mut first: Option<(u32, String)> = None;
             let mut unpinned = 0;
@@ -1191,7 +1263,8 @@ fn k8s_secrets(f: &SourceFile, out: &mut Vec<Finding>) {
             if let Some(kind_at) = doc.iter().position(|l| l.trim_end() == "kind: Secret") {
                 let mut in_data = false;
                 let mut real = false;
-                for l in doc {
+                let mut value_at: Option<(usize, bool)> = None;
+                for (j, l) in doc.iter().enumerate() {
                     if l.starts_with("data:") || l.starts_with("stringData:") {
                         in_data = true;
                         continue;
@@ -1205,12 +1278,24 @@ fn k8s_secrets(f: &SourceFile, out: &mut Vec<Finding>) {
                             let v = v.trim().trim_matches(['"', '\'']);
                             if !v.is_empty() && !text::is_placeholder(v) && v != "|" && v != ">" {
                                 real = true;
+                                // Prefer the first secret-named key (the password, the token).
+                                let key = l.split(':').next().unwrap_or("").to_ascii_lowercase();
+                                let secret = ["pass", "secret", "token", "key"]
+                                    .iter()
+                                    .any(|w| key.contains(w));
+                                if secret && value_at.is_none_or(|(_, s): (usize, bool)| !s) {
+                                    value_at = Some((j, true));
+                                } else {
+                                    value_at.get_or_insert((j, false));
+                                }
                             }
                         }
                     }
                 }
                 if real {
-                    let line = u32::try_from(doc_start + kind_at + 1).unwrap_or(u32::MAX);
+                    // The first committed value, where the credential is.
+                    let at = value_at.map_or(kind_at, |(j, _)| j);
+                    let line = u32::try_from(doc_start + at + 1).unwrap_or(u32::MAX);
                     out.push(Finding::new(
                         rule("TF03-K8S-SECRET"),
                         Some(&f.rel),
@@ -1284,6 +1369,11 @@ fn disposability(repo: &Repo, cmds: &[StartCmd], out: &mut Vec<Finding>) {
         .collect();
     files.dedup();
     for file in files {
+        // A pre-start hook runs before the server and returns; it does not run the server.
+        let hook = name_of(file).starts_with("prestart") || name_of(file).starts_with("pre-start");
+        if hook {
+            continue;
+        }
         let lines: Vec<&StartCmd> = cmds
             .iter()
             .filter(|c| c.file == file && c.origin == Origin::Script)
@@ -1332,7 +1422,7 @@ fn disposability(repo: &Repo, cmds: &[StartCmd], out: &mut Vec<Finding>) {
 // X. Dev/prod parity
 
 cached!(
-    server_db_re,
+    pub(super) server_db_re,
     r#"(?i)psycopg|asyncpg|mysqlclient|pymysql|mysql-connector|mariadb|["'](?:pg|mysql2?|pg-promise|postgres|tedious)["']\s*:|gem\s+["'](?:pg|mysql2|trilogy)["']|org\.postgresql|postgresql|heroku-postgresql|jawsdb|cleardb|mssql-jdbc|ojdbc|github\.com/lib/pq|jackc/pgx|go-sql-driver/mysql"#
 );
 
