@@ -99,6 +99,7 @@ const GATES: &[&str] = &[
     r"env_file",                                              // 8 pydantic env_file
     r"call_command|command\.upgrade|flask_migrate",           // 9 migrations
     r"request\.FILES|FileField|ImageField|FileSystemStorage", // 10 uploads
+    r"(?m)^(?:SECRET_KEY|DATABASES|MEDIA_ROOT)\s*=",          // 11 settings names
 ];
 
 fn gates() -> &'static RegexSet {
@@ -152,7 +153,9 @@ pub(super) fn facts(file: &SourceFile) -> Vec<AppFact> {
         });
     }
     let (candidate, defines_apps) = settings_candidate(file);
-    if candidate {
+    // Any module may be the one DJANGO_SETTINGS_MODULE names: read those that set what a
+    // settings module sets; `app::check` decides from the pointers.
+    if candidate || g.matched(11) {
         django_settings(&src, defines_apps, &mut out);
     }
     for c in environ_default_re().captures_iter(if g.matched(0) { t } else { b"" }) {
