@@ -131,6 +131,11 @@ impl<'a> Src<'a> {
     }
 }
 
+/// Does `hay` contain `needle`? (memchr's substring search: one fast pass.)
+pub(crate) fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    memchr::memmem::find(hay, needle).is_some()
+}
+
 /// Add `f` (when there is one) as a finding that holds by itself.
 pub(crate) fn found(out: &mut Vec<AppFact>, f: Option<Finding>) {
     if let Some(f) = f {

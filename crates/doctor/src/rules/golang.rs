@@ -121,9 +121,7 @@ fn functions(src: &Src, out: &mut Vec<AppFact>) {
     }
 }
 
-fn contains(t: &[u8], needle: &[u8]) -> bool {
-    t.windows(needle.len()).any(|w| w == needle)
-}
+use super::app::contains;
 
 /// The literal that the lines after `from` assign to `var` when `cond` holds, e.g.
 /// `if port == "" {\n port = "8080"\n}`.

@@ -66,9 +66,7 @@ cached!(
 );
 cached!(prisma_sqlite_re, r#"(?m)^\s*provider\s*=\s*"sqlite""#);
 
-fn contains(t: &[u8], needle: &[u8]) -> bool {
-    t.windows(needle.len()).any(|w| w == needle)
-}
+use super::app::contains;
 
 /// Facts from one JavaScript or TypeScript file.
 pub(super) fn facts(file: &SourceFile) -> Vec<AppFact> {

@@ -99,6 +99,7 @@ const GATES: &[&str] = &[
     r"env_file",                                              // 8 pydantic env_file
     r"call_command|command\.upgrade|flask_migrate",           // 9 migrations
     r"request\.FILES|FileField|ImageField|FileSystemStorage", // 10 uploads
+    r"(?m)^(?:SECRET_KEY|DATABASES|MEDIA_ROOT)\s*=",          // 11 settings names
 ];
 
 fn gates() -> &'static RegexSet {
@@ -115,11 +116,7 @@ fn gates() -> &'static RegexSet {
 /// `DJANGO_SETTINGS_MODULE` set in a Dockerfile, Procfile, compose file or app.json.
 pub(super) fn pointers(file: &SourceFile) -> Vec<AppFact> {
     let mut out = Vec::new();
-    if !file
-        .text
-        .windows(22)
-        .any(|w| w == b"DJANGO_SETTINGS_MODULE")
-    {
+    if !super::app::contains(&file.text, b"DJANGO_SETTINGS_MODULE") {
         return out;
     }
     for c in pointer_re().captures_iter(&file.text) {
@@ -133,7 +130,7 @@ pub(super) fn pointers(file: &SourceFile) -> Vec<AppFact> {
 
 fn settings_candidate(file: &SourceFile) -> (bool, bool) {
     let name = name_of(&file.rel);
-    let defines_apps = file.text.windows(14).any(|w| w == b"INSTALLED_APPS");
+    let defines_apps = super::app::contains(&file.text, b"INSTALLED_APPS");
     let named = name.ends_with("settings.py")
         || file.rel.contains("/settings/")
         || file.rel.starts_with("settings/");
@@ -156,7 +153,9 @@ pub(super) fn facts(file: &SourceFile) -> Vec<AppFact> {
         });
     }
     let (candidate, defines_apps) = settings_candidate(file);
-    if candidate {
+    // Any module may be the one DJANGO_SETTINGS_MODULE names: read those that set what a
+    // settings module sets; `app::check` decides from the pointers.
+    if candidate || g.matched(11) {
         django_settings(&src, defines_apps, &mut out);
     }
     for c in environ_default_re().captures_iter(if g.matched(0) { t } else { b"" }) {
@@ -340,7 +339,7 @@ fn django_settings(src: &Src, defines_apps: bool, out: &mut Vec<AppFact>) {
         b"storages.backends",
     ]
     .iter()
-    .any(|n| t.windows(n.len()).any(|w| w == *n));
+    .any(|n| super::app::contains(t, n));
     if !remote
         && let Some(m) = media_root_re().find(t)
         && let Some((_, line)) = src.at(m.start())
@@ -368,7 +367,7 @@ fn django_settings(src: &Src, defines_apps: bool, out: &mut Vec<AppFact>) {
         b"dj-database-url",
     ]
     .iter()
-    .any(|n| t.windows(n.len()).any(|w| w == *n));
+    .any(|n| super::app::contains(t, n));
     let server = engines.iter().any(|(_, e)| {
         !e.contains("sqlite") || reads_env(e.as_bytes()) || !e.trim_start().starts_with(['"', '\''])
     });

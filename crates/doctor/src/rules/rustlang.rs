@@ -39,7 +39,7 @@ pub(super) fn facts(file: &SourceFile) -> Vec<AppFact> {
     let src = Src::new(file);
     let t = src.text;
     let mut out = Vec::new();
-    if t.windows(5).any(|w| w == b"::var") {
+    if super::app::contains(t, b"::var") {
         for c in var_default_re().captures_iter(t) {
             let pos = c.get(0).map_or(0, |m| m.start());
             if let Some(f) = fallback(
