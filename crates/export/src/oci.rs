@@ -843,6 +843,24 @@ mod tests {
         );
         assert_eq!(c["Cmd"], json!(["/bin/sh", "-c", "exec ./serve"]));
         assert!(c.get("Entrypoint").is_none());
+
+        // The slug's run environment: PATH entries in front of the stack's, defaults after.
+        opts.run_env.push_path(".venv/bin");
+        opts.run_env.push_default("PYTHONUNBUFFERED", "1");
+        opts.run_env.push_default("HOME", "/never");
+        let out = tmp.path().join("image-with-run-env");
+        let image = build_image(&slug(tmp.path()), &opts, &out).expect("image");
+        let config: Value =
+            serde_json::from_slice(&read_blob(&out, &image.config_digest)).expect("json");
+        assert_eq!(
+            config["config"]["Env"],
+            json!([
+                "HOME=/tmp",
+                "LANG=C.UTF-8",
+                "PYTHONUNBUFFERED=1",
+                "PATH=/app/.venv/bin:/usr/bin:/bin"
+            ])
+        );
         assert_eq!(c["Labels"]["dev.dozen.app"], "shop");
         assert_eq!(config["rootfs"]["diff_ids"][1], image.layer_diff_id);
         assert_eq!(config["history"].as_array().expect("history").len(), 2);

@@ -372,6 +372,26 @@ mod tests {
     }
 
     #[test]
+    fn exec_start_sets_up_the_run_environment() {
+        let mut r = release();
+        r.run_env.push_path(".venv/bin");
+        r.run_env.push_default("PYTHONUNBUFFERED", "1");
+        r.run_env.profile.push(".profile".into());
+        let files = units(&r, &opts()).expect("units");
+        let web = file(&files, "shop-web-1.service");
+        assert!(
+            web.contains(
+                "ExecStart=/bin/sh -c \"export PATH='/srv/shop/.venv/bin'\\\"$${PATH:+:$$PATH}\\\"; \
+                 [ \\\"$${PYTHONUNBUFFERED+set}\\\" ] || export PYTHONUNBUFFERED='1'; \
+                 . '/srv/shop/.profile'; exec ./serve --port $$PORT\"\n"
+            ),
+            "{web}"
+        );
+        // The defaults stay out of the env file, which holds config alone (and wins).
+        assert!(!file(&files, "shop.env").contains("PYTHONUNBUFFERED"));
+    }
+
+    #[test]
     fn the_env_file_quotes_values_and_leaves_out_port() {
         let files = units(&release(), &opts()).expect("units");
         let env = files.last().expect("env");
