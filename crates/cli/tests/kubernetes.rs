@@ -234,7 +234,12 @@ fn a_server_release_deploys_to_kubernetes_and_comes_back_when_the_rollout_fails(
     assert_eq!(image_of(&web), "registry.example/shop:v1");
     assert_eq!(web["spec"]["replicas"], 1);
     let container = &web["spec"]["template"]["spec"]["containers"][0];
-    assert_eq!(container["command"][2], "exec python3 web.py");
+    // The slug's run environment (its virtualenv, PYTHONUNBUFFERED) is set up by the shell.
+    assert_eq!(
+        container["command"][2],
+        "export PATH='/app/.venv/bin'\"${PATH:+:$PATH}\"; \
+         [ \"${PYTHONUNBUFFERED+set}\" ] || export PYTHONUNBUFFERED='1'; exec python3 web.py"
+    );
     assert_eq!(container["env"][0]["name"], "PORT");
     assert_eq!(
         container["envFrom"][0]["secretRef"]["name"],
@@ -432,7 +437,11 @@ fn a_server_release_deploys_to_kubernetes_and_comes_back_when_the_rollout_fails(
     );
     let j = read.job(job);
     let container = &j["spec"]["template"]["spec"]["containers"][0];
-    assert_eq!(container["command"][2], "exec echo hello");
+    let line = container["command"][2].as_str().expect("command line");
+    assert!(
+        line.starts_with("export PATH='/app/.venv/bin'") && line.ends_with("; exec echo hello"),
+        "the one-off gets the release's run environment: {line}"
+    );
     assert_eq!(container["image"], "registry.example/shop:v1");
     assert_eq!(
         container["envFrom"][0]["secretRef"]["name"],

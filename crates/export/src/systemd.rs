@@ -138,7 +138,10 @@ pub fn units(release: &ReleaseSpec, opts: &SystemdOptions) -> Result<Vec<OutputF
         );
         let _ = writeln!(s, "Environment=PORT={}", inst.port);
         let _ = writeln!(s, "Environment=PS={ps}");
-        let [shell, dash_c, line] = dozen_core::command::argv(&inst.command);
+        let line = release
+            .run_env
+            .shell_line(&opts.workdir.to_string_lossy(), &inst.command);
+        let [shell, dash_c, line] = dozen_core::command::argv(&line);
         let _ = writeln!(s, "ExecStart={shell} {dash_c} {}", exec_quote(&line));
         s.push_str("KillMode=mixed\nKillSignal=SIGTERM\n");
         let _ = writeln!(s, "TimeoutStopSec={}", release.grace_seconds);
@@ -295,6 +298,7 @@ mod tests {
             grace_seconds: 15,
             health_check: None,
             boot_timeout: None,
+            run_env: Default::default(),
         }
     }
 
@@ -365,6 +369,26 @@ mod tests {
             file(&files, "shop-worker-1.service")
                 .contains("ExecStart=/bin/sh -c \"./work 100%% \\\"now\\\" && echo $$$$\"\n")
         );
+    }
+
+    #[test]
+    fn exec_start_sets_up_the_run_environment() {
+        let mut r = release();
+        r.run_env.push_path(".venv/bin");
+        r.run_env.push_default("PYTHONUNBUFFERED", "1");
+        r.run_env.profile.push(".profile".into());
+        let files = units(&r, &opts()).expect("units");
+        let web = file(&files, "shop-web-1.service");
+        assert!(
+            web.contains(
+                "ExecStart=/bin/sh -c \"export PATH='/srv/shop/.venv/bin'\\\"$${PATH:+:$$PATH}\\\"; \
+                 [ \\\"$${PYTHONUNBUFFERED+set}\\\" ] || export PYTHONUNBUFFERED='1'; \
+                 . '/srv/shop/.profile'; exec ./serve --port $$PORT\"\n"
+            ),
+            "{web}"
+        );
+        // The defaults stay out of the env file, which holds config alone (and wins).
+        assert!(!file(&files, "shop.env").contains("PYTHONUNBUFFERED"));
     }
 
     #[test]

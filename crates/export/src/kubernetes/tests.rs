@@ -24,6 +24,7 @@ fn release() -> ReleaseSpec {
         grace_seconds: 25,
         health_check: Some("/healthz".into()),
         boot_timeout: None,
+        run_env: Default::default(),
     }
 }
 
@@ -454,6 +455,40 @@ fn bad_options_are_named() {
             .to_string()
             .starts_with("user:")
     );
+}
+
+#[test]
+fn the_shell_sets_up_the_run_environment_before_exec() {
+    let mut r = release();
+    r.run_env.push_path(".venv/bin");
+    r.run_env.push_default("PYTHONUNBUFFERED", "1");
+    r.run_env.profile.push(".profile.d/x.sh".into());
+    let prefix = "export PATH='/app/.venv/bin'\"${PATH:+:$PATH}\"; \
+        [ \"${PYTHONUNBUFFERED+set}\" ] || export PYTHONUNBUFFERED='1'; \
+        . '/app/.profile.d/x.sh'; ";
+    let m = manifests(&r, &opts()).expect("manifests");
+    let web = json_of(deployment(&m, "shop-web"));
+    assert_eq!(
+        web["spec"]["template"]["spec"]["containers"][0]["command"],
+        json!([
+            "/bin/sh",
+            "-c",
+            format!("{prefix}exec bundle exec puma -p $PORT")
+        ])
+    );
+    let release_job = json_of(m.release_job.as_ref().expect("release job"));
+    assert_eq!(
+        release_job["spec"]["template"]["spec"]["containers"][0]["command"][2],
+        format!("{prefix}exec ./migrate")
+    );
+    let job = json_of(&one_off_job(&r, &opts(), "python manage.py check").expect("job"));
+    assert_eq!(
+        job["spec"]["template"]["spec"]["containers"][0]["command"][2],
+        format!("{prefix}exec python manage.py check")
+    );
+    // Config stays in the Secret: nothing of the run environment overrides it.
+    let env = &web["spec"]["template"]["spec"]["containers"][0]["env"];
+    assert!(!env.to_string().contains("PYTHONUNBUFFERED"), "{env}");
 }
 
 #[test]

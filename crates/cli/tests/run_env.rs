@@ -1,0 +1,305 @@
+//! The run environment a build records, end to end: a Python app whose Procfile names a
+//! console script (`web: gunicorn ...`) from a real PyPI dependency runs on `dozen server`
+//! (release phase, web process, one-offs, rollback) and under `dozen start` from a checkout
+//! with a virtualenv, the same way.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use support::*;
+
+const TOKEN: &str = "dzn_test_token_runenv_0123456789";
+
+/// The fixture app: `gunicorn==23.0.0`, `web: gunicorn app:application`, a release phase
+/// that runs gunicorn's `--check-config`, and a `.profile.d` script.
+fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/python-gunicorn")
+}
+
+/// A copy of the fixture in a temporary directory (outside any git checkout).
+fn fixture_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    copy_dir(&fixture(), dir.path());
+    dir
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read fixture") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+/// A `dozen server` on SQLite, and a client environment pointing at it.
+struct Server {
+    child: Option<Child>,
+    port: u16,
+    router_port: u16,
+    data: tempfile::TempDir,
+}
+
+impl Server {
+    fn start() -> Server {
+        let mut s = Server {
+            child: None,
+            port: free_port(),
+            router_port: free_port(),
+            data: tempfile::tempdir().expect("tmp"),
+        };
+        let migrate = s.admin(&["migrate"]).output().expect("migrate");
+        assert!(migrate.status.success(), "migrate: {migrate:?}");
+        let mut child = s
+            .admin(&["server"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("server");
+        await_listening(line_reader(child.stdout.take().expect("stdout")));
+        s.child = Some(child);
+        s
+    }
+
+    fn admin(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(dozen_bin());
+        c.args(args)
+            .env("PORT", self.port.to_string())
+            .env("DOZEN_ROUTER_PORT", self.router_port.to_string())
+            .env("DOZEN_DATA_DIR", self.data.path())
+            .env("DOZEN_API_TOKEN", TOKEN)
+            .env("DOZEN_BIND", "127.0.0.1")
+            // A first build downloads gunicorn from PyPI.
+            .env("DOZEN_BUILD_TIMEOUT", "600")
+            .env_remove("DATABASE_URL")
+            .env("NO_COLOR", "1");
+        c
+    }
+
+    fn client(&self, args: &[&str]) -> Output {
+        let out = Command::new(dozen_bin())
+            .args(args)
+            .env("DOZEN_URL", format!("http://127.0.0.1:{}", self.port))
+            .env("DOZEN_API_TOKEN", TOKEN)
+            .env_remove("DOZEN_APP")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .output()
+            .expect("client");
+        Output::from(out)
+    }
+
+    #[track_caller]
+    fn ok(&self, args: &[&str]) -> String {
+        self.client(args).expect_code(0, args).stdout
+    }
+
+    /// GET / through the router for `app`: the body of a 200.
+    fn page(&self, app: &str) -> Option<String> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.router_port)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+        s.write_all(
+            format!("GET / HTTP/1.1\r\nHost: {app}.localhost\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .ok()?;
+        let mut buf = String::new();
+        s.read_to_string(&mut buf).ok()?;
+        let (head, body) = buf.split_once("\r\n\r\n")?;
+        head.starts_with("HTTP/1.1 200").then(|| body.to_string())
+    }
+
+    /// Wait until the app's page shows `needle` (a restart or rollback is switching over).
+    fn await_page(&self, app: &str, needle: &str) -> String {
+        let seen = std::cell::RefCell::new(None);
+        await_condition(&format!("{app}'s page to show {needle:?}"), || {
+            let page = self.page(app);
+            let hit = page.as_deref().is_some_and(|p| p.contains(needle));
+            *seen.borrow_mut() = page;
+            hit
+        });
+        seen.into_inner().unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let _ = c.wait();
+        }
+    }
+}
+
+#[test]
+fn a_python_app_with_a_console_script_runs_on_the_server() {
+    let server = Server::start();
+    server.ok(&["apps:create", "gunicorn-app"]);
+    let app = fixture_copy();
+    let deploy = server.ok(&[
+        "deploy",
+        "-a",
+        "gunicorn-app",
+        "-d",
+        app.path().to_str().expect("utf-8 path"),
+    ]);
+    assert!(deploy.contains("v1 is live"), "{deploy}");
+
+    // The web process is gunicorn from the slug's virtualenv, with the variable the app's
+    // .profile.d script exports and the Python default.
+    let page = server.await_page("gunicorn-app", "greeting=");
+    assert!(page.contains("greeting=hello from .profile.d\n"), "{page}");
+    assert!(page.contains("unbuffered=1\n"), "{page}");
+    assert!(page.contains("pythonhome=(unset)\n"), "{page}");
+    let python = page
+        .lines()
+        .find_map(|l| l.strip_prefix("python="))
+        .expect("python line");
+    assert!(
+        python.ends_with("/releases/gunicorn-app/v1/.venv/bin/python"),
+        "{page}"
+    );
+
+    // The release phase ran gunicorn's console script, which imported the app.
+    let logs = server.ok(&["logs", "-a", "gunicorn-app", "-n", "1500"]);
+    assert!(logs.contains("app.py imported by release"), "{logs}");
+    assert!(logs.contains("run environment: PATH starts with"), "{logs}");
+
+    // One-offs get the same environment.
+    let version = server.client(&["run", "-a", "gunicorn-app", "--", "gunicorn --version"]);
+    let version = version.expect_code(0, &["run", "gunicorn --version"]);
+    assert!(
+        version.stdout.contains("23.0.0") || version.stderr.contains("23.0.0"),
+        "{version:?}"
+    );
+    let greeting = server.ok(&[
+        "run",
+        "-a",
+        "gunicorn-app",
+        "--",
+        "echo \"$PROFILE_GREETING|$PYTHONUNBUFFERED\"",
+    ]);
+    assert_eq!(greeting, "hello from .profile.d|1\n");
+
+    // A config var wins over the run environment's default (v2).
+    server.ok(&[
+        "config:set",
+        "-a",
+        "gunicorn-app",
+        "PYTHONUNBUFFERED=from-config",
+    ]);
+    let page = server.await_page("gunicorn-app", "unbuffered=from-config");
+    assert!(page.contains("greeting=hello from .profile.d\n"), "{page}");
+
+    // A new deploy with another .profile.d script (v3), then a rollback to v1: the old
+    // slug's environment comes back with it.
+    std::fs::write(
+        app.path().join(".profile.d/greeting.sh"),
+        "export PROFILE_GREETING=\"hello again\"\n",
+    )
+    .expect("write");
+    let deploy = server.ok(&[
+        "deploy",
+        "-a",
+        "gunicorn-app",
+        "-d",
+        app.path().to_str().expect("utf-8 path"),
+    ]);
+    assert!(deploy.contains("v3 is live"), "{deploy}");
+    server.await_page("gunicorn-app", "greeting=hello again\n");
+    server.ok(&["rollback", "-a", "gunicorn-app", "v1"]);
+    let page = server.await_page("gunicorn-app", "greeting=hello from .profile.d\n");
+    assert!(page.contains("unbuffered=1\n"), "v1's config: {page}");
+    assert!(
+        page.contains("/releases/gunicorn-app/v4/.venv/bin/python"),
+        "{page}"
+    );
+}
+
+#[test]
+fn dozen_start_runs_a_console_script_from_the_checkouts_venv() {
+    let app = fixture_copy();
+    let venv = Command::new("python3")
+        .args(["-m", "venv", ".venv"])
+        .current_dir(app.path())
+        .status()
+        .expect("python3 must be installed for this test");
+    assert!(venv.success(), "python3 -m venv failed");
+    let pip = Command::new(".venv/bin/python")
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "-r",
+            "requirements.txt",
+        ])
+        .current_dir(app.path())
+        .status()
+        .expect("pip");
+    assert!(pip.success(), "pip install -r requirements.txt failed");
+
+    let port = free_port();
+    let mut cmd = Command::new(dozen_bin());
+    cmd.args(["start", "--no-timestamp", "-p", &port.to_string(), "web"])
+        .current_dir(app.path())
+        .env_remove("PORT")
+        .env_remove("DOZEN_LOG_FORMAT")
+        .env("NO_COLOR", "1")
+        // Only the host's directories: gunicorn must come from the checkout.
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin");
+    let mut running = Running::spawn(cmd);
+    let note = running.wait_for("the PATH note", |l| l.contains("PATH starts with"));
+    assert!(note.contains(".venv/bin"), "{note}");
+    running.wait_for("gunicorn listening", |l| l.contains("Listening at"));
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to web.1");
+    s.write_all(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")
+        .expect("request");
+    let mut page = String::new();
+    s.read_to_string(&mut page).expect("response");
+    assert!(
+        page.starts_with("HTTP/1.0 200") || page.starts_with("HTTP/1.1 200"),
+        "{page}"
+    );
+    let venv_python = app.path().join(".venv/bin/python");
+    assert!(
+        page.contains(&format!("python={}", venv_python.display())),
+        "{page}"
+    );
+    running.signal(libc::SIGTERM);
+    let (status, lines) = running.finish();
+    assert!(status.success(), "{status:?}: {lines:?}");
+}
+
+#[test]
+fn local_run_finds_the_checkouts_bin() {
+    let app = App::with("web: hello\n");
+    app.write("bin/hello", "#!/bin/sh\necho \"hello from bin, $1\"\n");
+    let script = app.path().join("bin/hello");
+    let mut perms = std::fs::metadata(&script).expect("meta").permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&script, perms).expect("chmod");
+    let out = app
+        .dozen(&["run", "--", "hello", "there"])
+        .env("PATH", "/usr/bin:/bin")
+        .output()
+        .expect("run");
+    let out = Output::from(out).expect_code(0, &["run", "--", "hello", "there"]);
+    assert_eq!(out.stdout, "hello from bin, there\n");
+    assert!(
+        out.stderr.contains("PATH starts with bin"),
+        "{}",
+        out.stderr
+    );
+}
