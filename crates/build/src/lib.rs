@@ -66,10 +66,11 @@ mod source;
 
 pub use archive::{Limits, UnpackStats};
 pub use build::{BUILD_PROCESS_NAME, BuildOutput, BuildRequest, PASSED_THROUGH, build};
-pub use detect::{BuildPlan, CARGO_TARGET_IN_CACHE};
+pub use detect::{BuildPlan, CARGO_TARGET_IN_CACHE, DefaultWeb, Host};
 pub use error::{BuildError, Unsafe};
-pub use manifest::{APP_JSON, AppManifest, DOZEN_TOML, MAX_BOOT_TIMEOUT};
+pub use manifest::{APP_JSON, AppJson, AppManifest, DOZEN_TOML, MAX_BOOT_TIMEOUT};
 pub use slug::{
-    DOZEN_VERSION, ManifestProcessType, Slug, SlugManifest, SlugMeta, extract_slug, pack_slug,
+    AppJsonMeta, DOZEN_VERSION, ManifestProcessType, Slug, SlugManifest, SlugMeta, extract_slug,
+    pack_slug,
 };
 pub use source::{IGNORE_FILE, SourceStats, pack_source, unpack_source};

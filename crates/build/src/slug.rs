@@ -26,6 +26,19 @@ pub struct SlugMeta {
     pub boot_timeout: Option<u64>,
     /// [`BuildPlan::kind`](crate::BuildPlan::kind): `declared`, `rust`, `python`, ...
     pub build_kind: String,
+    /// `app.json`: the first release's formation, and the command run after the first deploy.
+    pub app_json: AppJsonMeta,
+}
+
+/// What `app.json` says about the app's first deploy.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppJsonMeta {
+    /// `formation`: process type -> quantity, for the app's first release.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub formation: BTreeMap<String, u32>,
+    /// `scripts.postdeploy`: run once after the app's first successful deploy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postdeploy: Option<String>,
 }
 
 /// One process type in a slug manifest.
@@ -56,6 +69,9 @@ pub struct SlugManifest {
     pub boot_timeout: Option<u64>,
     /// What the build took the app for.
     pub build_kind: String,
+    /// What `app.json` says about the first deploy (empty when it says nothing).
+    #[serde(default, flatten)]
+    pub app_json: AppJsonMeta,
     /// The dozen version that packed it.
     pub dozen_version: String,
 }
@@ -176,6 +192,7 @@ pub fn pack_slug(built_dir: &Path, slugs_dir: &Path, meta: SlugMeta) -> Result<S
         health_check: meta.health_check,
         boot_timeout: meta.boot_timeout,
         build_kind: meta.build_kind,
+        app_json: meta.app_json,
         dozen_version: DOZEN_VERSION.to_string(),
     };
     let json = manifest_text(&manifest);

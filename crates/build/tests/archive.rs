@@ -521,6 +521,7 @@ fn meta() -> SlugMeta {
         health_check: Some("/healthz".into()),
         boot_timeout: Some(30),
         build_kind: "none".into(),
+        ..SlugMeta::default()
     }
 }
 
