@@ -23,8 +23,9 @@ use crate::source;
 pub const BUILD_PROCESS_NAME: &str = "build";
 
 /// Variables passed from dozen's own environment to build steps when set: where toolchains
-/// live and how the host reaches the network. Platform settings, never the app's config.
-pub const PASSED_THROUGH: [&str; 13] = [
+/// live and how the host reaches the network (proxies, certificate authorities). Platform
+/// settings, never the app's config.
+pub const PASSED_THROUGH: [&str; 17] = [
     "RUSTUP_HOME",
     "RUSTUP_TOOLCHAIN",
     "PYENV_ROOT",
@@ -32,6 +33,11 @@ pub const PASSED_THROUGH: [&str; 13] = [
     "JAVA_HOME",
     "SSL_CERT_FILE",
     "SSL_CERT_DIR",
+    // The host's certificate authorities as Node, pip, requests and curl read them.
+    "NODE_EXTRA_CA_CERTS",
+    "PIP_CERT",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
     "HTTP_PROXY",
     "HTTPS_PROXY",
     "NO_PROXY",

@@ -194,7 +194,14 @@ async fn django_collectstatic_runs_fails_the_build_or_is_disabled() {
         BuildError::StepFailed { step, .. } => assert!(step.contains("collectstatic"), "{step}"),
         other => panic!("expected StepFailed, got {other:?}"),
     }
-    assert!(h.log_so_far().contains("STATIC_ROOT"), "{}", h.log_so_far());
+    let log = h.log_so_far();
+    assert!(log.contains("STATIC_ROOT"), "{log}");
+    assert!(
+        log.contains(
+            r#""stream":"stderr","line":"collectstatic failed (above). Builds see no config vars"#
+        ),
+        "the failure says what to do: {log}"
+    );
 
     // DISABLE_COLLECTSTATIC=1, declared for the build: the same app builds.
     let mut disabled = files(&django_settings(false));

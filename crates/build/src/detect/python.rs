@@ -19,6 +19,9 @@ use std::path::{Path, PathBuf};
 use super::{BuildPlan, DefaultWeb, Host, missing, read_json, read_optional, sh_quote};
 use crate::error::BuildError;
 
+/// Django's collectstatic, with what to do when it fails: builds see no config vars.
+const COLLECTSTATIC: &str = ".venv/bin/python manage.py collectstatic --noinput || { rc=$?; echo \"collectstatic failed (above). Builds see no config vars: give the settings it needs a default, or skip it with DISABLE_COLLECTSTATIC = \\\"1\\\" under [build.env] in dozen.toml\" >&2; exit $rc; }";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Manager {
     Pipenv,
@@ -154,7 +157,7 @@ pub(super) fn plan(dir: &Path, host: &Host) -> Result<Option<BuildPlan>, BuildEr
                 "Django app: running `manage.py collectstatic --noinput` after the install (set DISABLE_COLLECTSTATIC=1 in dozen.toml's [build.env] to skip it)"
                     .into(),
             );
-            steps.push(".venv/bin/python manage.py collectstatic --noinput".into());
+            steps.push(COLLECTSTATIC.into());
         }
     }
 
@@ -258,7 +261,19 @@ fn interpreters(host: &Host, major: u32) -> Vec<Interpreter> {
     const PROBE: &str = "import sys, venv, ensurepip; print(sys.executable); print('%d.%d.%d' % sys.version_info[:3])";
     let mut names = vec![format!("python{major}")];
     names.extend((0..=30).map(|n| format!("python{major}.{n}")));
-    let mut candidates: Vec<PathBuf> = names.iter().flat_map(|n| host.which_all(n)).collect();
+    let shims = host.var("PYENV_ROOT").map(|r| Path::new(r).join("shims"));
+    let shims = shims.as_deref();
+    let mut candidates: Vec<PathBuf> = names
+        .iter()
+        .enumerate()
+        .flat_map(|(i, n)| {
+            // pyenv's `pythonX.N` shims are slow scripts that run only the selected version,
+            // which its installs below cover; its `pythonX` is the host's default.
+            host.which_all(n)
+                .into_iter()
+                .filter(move |p| i == 0 || shims.is_none_or(|s| !p.starts_with(s)))
+        })
+        .collect();
     // pyenv's shims only run the versions pyenv has selected: ask its installs directly.
     if let Some(root) = host.var("PYENV_ROOT") {
         let mut installs: Vec<PathBuf> = std::fs::read_dir(Path::new(root).join("versions"))
@@ -271,9 +286,20 @@ fn interpreters(host: &Host, major: u32) -> Vec<Interpreter> {
         installs.sort();
         candidates.extend(installs);
     }
+    // Probe them all at once: each is a process start, some of them slow.
+    let outputs: Vec<Option<String>> = std::thread::scope(|scope| {
+        let probes: Vec<_> = candidates
+            .iter()
+            .map(|path| scope.spawn(move || host.output(path, &["-c", PROBE])))
+            .collect();
+        probes
+            .into_iter()
+            .map(|p| p.join().unwrap_or_default())
+            .collect()
+    });
     let mut found: Vec<Interpreter> = Vec::new();
-    for path in candidates {
-        let Some(out) = host.output(&path, &["-c", PROBE]) else {
+    for out in outputs {
+        let Some(out) = out else {
             continue;
         };
         let mut lines = out.lines();
@@ -562,10 +588,8 @@ mod tests {
             ("manage.py", "import sys\n"),
         ];
         let plan = plan_on(&files, &[("python3", &py)], &[]).expect("plan");
-        assert_eq!(
-            plan.steps.last().map(String::as_str),
-            Some(".venv/bin/python manage.py collectstatic --noinput")
-        );
+        assert_eq!(plan.steps.last().map(String::as_str), Some(COLLECTSTATIC));
+        assert!(COLLECTSTATIC.starts_with(".venv/bin/python manage.py collectstatic --noinput"));
         let plan = plan_on(
             &files,
             &[("python3", &py)],
