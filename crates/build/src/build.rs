@@ -22,6 +22,11 @@ use crate::source;
 /// The name build steps have in the log.
 pub const BUILD_PROCESS_NAME: &str = "build";
 
+/// Config vars that are switches of the build itself rather than config of the running app, as
+/// Heroku's buildpacks read them: the server passes these (and only these) from the app's config
+/// to its builds, so `dozen config:set DISABLE_COLLECTSTATIC=1` works as it does on Heroku.
+pub const BUILD_SWITCHES: [&str; 1] = ["DISABLE_COLLECTSTATIC"];
+
 /// Variables passed from dozen's own environment to build steps when set: where toolchains
 /// live and how the host reaches the network (proxies, certificate authorities). Platform
 /// settings, never the app's config.
@@ -133,8 +138,8 @@ impl BuildOutput {
 /// npm's audit, fund and update notices off), `RUSTUP_HOME` (dozen's own, so rustup finds its
 /// toolchains although `HOME` is the build's), the
 /// [`PASSED_THROUGH`] variables dozen itself has, and `req.extra_env`; under all of these, the
-/// app's own `[build.env]` from `dozen.toml` (such as `DISABLE_COLLECTSTATIC=1`). No config
-/// var of the app is visible to a build.
+/// app's own `[build.env]` from `dozen.toml` (such as `DISABLE_COLLECTSTATIC=1`). Of the app's config
+/// vars, only the [`BUILD_SWITCHES`] the server passes in `extra_env` reach a build.
 pub async fn build(req: BuildRequest<'_>) -> Result<BuildOutput, BuildError> {
     let app_dir = req.work_dir.join("app");
     let home = req.work_dir.join("home");

@@ -66,7 +66,9 @@ mod slug;
 mod source;
 
 pub use archive::{Limits, UnpackStats};
-pub use build::{BUILD_PROCESS_NAME, BuildOutput, BuildRequest, PASSED_THROUGH, build};
+pub use build::{
+    BUILD_PROCESS_NAME, BUILD_SWITCHES, BuildOutput, BuildRequest, PASSED_THROUGH, build,
+};
 pub use detect::{BuildPlan, CARGO_TARGET_IN_CACHE, DefaultWeb, Host};
 pub use error::{BuildError, Unsafe};
 pub use manifest::{APP_JSON, AppJson, AppManifest, DOZEN_TOML, MAX_BOOT_TIMEOUT};

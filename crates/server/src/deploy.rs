@@ -276,6 +276,11 @@ async fn build_slug(
         }
         let _ = stop_tx.send(Stop::Graceful { signal: None });
     });
+    let config = s.store.config(app).await?;
+    let switches = dozen_build::BUILD_SWITCHES
+        .iter()
+        .filter_map(|k| config.get(*k).map(|v| (k.to_string(), v.clone())))
+        .collect();
     let log = s.runtime.log(app).sender();
     let output = dozen_build::build(dozen_build::BuildRequest {
         supervisor: s.runtime.supervisor(),
@@ -284,7 +289,7 @@ async fn build_slug(
         cache_dir: &s.config.data_dir.join("cache").join(app),
         build_id,
         source_version: None,
-        extra_env: Vec::new(),
+        extra_env: switches,
         log,
         stop: stop_rx,
     })
