@@ -83,6 +83,9 @@ pub struct BuildOutput {
     pub procfile: Procfile,
     /// The Procfile's process types, name -> command (for the release record).
     pub process_types: BTreeMap<String, String>,
+    /// What the processes need in their environment ([`run_env_of`](crate::run_env_of) of
+    /// the built tree).
+    pub run_env: dozen_core::RunEnv,
 }
 
 impl BuildOutput {
@@ -98,6 +101,7 @@ impl BuildOutput {
             health_check: self.manifest.health_check.clone(),
             boot_timeout: self.manifest.boot_timeout,
             build_kind: self.plan.kind.to_string(),
+            run_env: self.run_env.clone(),
         }
     }
 }
@@ -196,6 +200,10 @@ pub async fn build(req: BuildRequest<'_>) -> Result<BuildOutput, BuildError> {
     let procfile = load_procfile(&app_dir)?;
     let names: Vec<&str> = procfile.names().collect();
     info(&req.log, format!("process types: {}", names.join(", "))).await;
+    let run_env = crate::run_env::run_env_of(&app_dir, plan.kind);
+    if let Some(said) = run_env.describe() {
+        info(&req.log, format!("run environment: {said}")).await;
+    }
     let process_types = procfile
         .types
         .iter()
@@ -207,6 +215,7 @@ pub async fn build(req: BuildRequest<'_>) -> Result<BuildOutput, BuildError> {
         manifest,
         procfile,
         process_types,
+        run_env,
     })
 }
 

@@ -61,6 +61,7 @@ mod build;
 mod detect;
 mod error;
 mod manifest;
+mod run_env;
 mod slug;
 mod source;
 
@@ -69,6 +70,7 @@ pub use build::{BUILD_PROCESS_NAME, BuildOutput, BuildRequest, PASSED_THROUGH, b
 pub use detect::{BuildPlan, CARGO_TARGET_IN_CACHE};
 pub use error::{BuildError, Unsafe};
 pub use manifest::{APP_JSON, AppManifest, DOZEN_TOML, MAX_BOOT_TIMEOUT};
+pub use run_env::{PATH_DIRS, local_run_env, run_env_from_json, run_env_of};
 pub use slug::{
     DOZEN_VERSION, ManifestProcessType, Slug, SlugManifest, SlugMeta, extract_slug, pack_slug,
 };

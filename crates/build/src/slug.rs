@@ -6,6 +6,7 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use dozen_core::RunEnv;
 use serde::{Deserialize, Serialize};
 
 use crate::archive::{self, Item, Limits, UnpackStats};
@@ -26,6 +27,9 @@ pub struct SlugMeta {
     pub boot_timeout: Option<u64>,
     /// [`BuildPlan::kind`](crate::BuildPlan::kind): `declared`, `rust`, `python`, ...
     pub build_kind: String,
+    /// What the processes need in their environment besides config
+    /// ([`run_env_of`](crate::run_env_of) of the built tree).
+    pub run_env: RunEnv,
 }
 
 /// One process type in a slug manifest.
@@ -56,6 +60,12 @@ pub struct SlugManifest {
     pub boot_timeout: Option<u64>,
     /// What the build took the app for.
     pub build_kind: String,
+    /// What the slug's processes need in their environment besides config: directories put
+    /// in front of `PATH`, default variables, the app's profile scripts. Written as
+    /// `{"path": [..], "defaults": {..}, "profile": [..]}`; empty when a manifest written
+    /// before dozen recorded it has none.
+    #[serde(default, with = "crate::run_env")]
+    pub run_env: RunEnv,
     /// The dozen version that packed it.
     pub dozen_version: String,
 }
@@ -176,6 +186,7 @@ pub fn pack_slug(built_dir: &Path, slugs_dir: &Path, meta: SlugMeta) -> Result<S
         health_check: meta.health_check,
         boot_timeout: meta.boot_timeout,
         build_kind: meta.build_kind,
+        run_env: meta.run_env,
         dozen_version: DOZEN_VERSION.to_string(),
     };
     let json = manifest_text(&manifest);

@@ -521,6 +521,7 @@ fn meta() -> SlugMeta {
         health_check: Some("/healthz".into()),
         boot_timeout: Some(30),
         build_kind: "none".into(),
+        run_env: dozen_build::run_env_of(Path::new("/nonexistent"), "python"),
     }
 }
 
@@ -561,6 +562,10 @@ fn slug_digest_is_deterministic_and_names_the_file() {
     assert_eq!(json["build_kind"], "none");
     assert_eq!(json["dozen_version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(
+        json["run_env"],
+        serde_json::json!({"path": [], "defaults": {"PYTHONUNBUFFERED": "1"}, "profile": []})
+    );
+    assert_eq!(
         a.manifest_json(),
         fs::read_to_string(&a.manifest_path).expect("manifest text")
     );
@@ -572,6 +577,14 @@ fn slug_digest_is_deterministic_and_names_the_file() {
         .map(|e| e.expect("entry").file_name().into_string().expect("utf8"))
         .collect();
     assert_eq!(names.len(), 2, "no temporary files left: {names:?}");
+
+    // A manifest written before slugs recorded a run environment still opens, with none.
+    let mut old = json.clone();
+    old.as_object_mut().expect("object").remove("run_env");
+    fs::write(&a.manifest_path, old.to_string()).expect("write old manifest");
+    let reopened = dozen_build::Slug::open(&slugs, &a.digest).expect("open old manifest");
+    assert!(reopened.manifest.run_env.is_empty());
+    assert_eq!(reopened.digest, a.digest);
 }
 
 #[test]

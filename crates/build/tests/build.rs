@@ -284,6 +284,11 @@ async fn python_app_gets_a_relocatable_venv_inside_the_slug() {
     let slugs = h.tmp.path().join("slugs");
     let slug = pack_slug(&out.dir, &slugs, out.slug_meta()).expect("pack slug");
     assert_eq!(slug.manifest.build_kind, "python");
+    assert_eq!(slug.manifest.run_env.path, [".venv/bin"]);
+    assert_eq!(
+        slug.manifest.run_env.defaults,
+        [("PYTHONUNBUFFERED".to_string(), "1".to_string())]
+    );
     let release = h.tmp.path().join("releases/v1");
     extract_slug(&slug.path, &release).expect("extract slug");
     // Remove the build directory: the release must stand on its own.
