@@ -8,7 +8,9 @@
 //! - dies with dozen even if dozen is killed with SIGKILL: the direct child through
 //!   `PR_SET_PDEATHSIG`, everything else through a small guardian process that kills dozen's
 //!   cgroups and process groups when dozen's end of a pipe closes;
-//! - has its stdout and stderr read line by line into the log channel (`dozen_logs`);
+//! - has its stdout and stderr read line by line into the log channel (`dozen_logs`), or, for a
+//!   one-off a client is attached to, sent to that client byte for byte
+//!   ([`Supervisor::run_attached`]);
 //! - is restarted by the [`Policy`] with exponential backoff, until it exits too often within
 //!   a window and dozen gives up, printing its last lines;
 //! - is stopped with SIGTERM to its group and every process it started (cgroup members and
@@ -37,5 +39,6 @@ pub use exit::{ExitStatus, signal_name};
 pub use net::is_listening;
 pub use policy::{CrashHistory, Policy, RestartPolicy, Verdict};
 pub use supervisor::{
-    Outcome, Phase, ProcessHandle, ProcessSpec, ProcessState, Stop, SuperviseError, Supervisor,
+    Attached, Outcome, OutputChunk, Phase, ProcessHandle, ProcessSpec, ProcessState, Stop,
+    SuperviseError, Supervisor,
 };

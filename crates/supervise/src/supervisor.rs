@@ -53,6 +53,25 @@ pub struct ProcessSpec {
     pub log: Option<LogSender>,
 }
 
+/// The standard streams of a one-off that a client is attached to
+/// ([`Supervisor::run_attached`]).
+#[derive(Debug)]
+pub struct Attached {
+    /// What the process reads on stdin; the end of the channel is end of file.
+    pub stdin: mpsc::Receiver<Vec<u8>>,
+    /// Where its stdout and stderr go, byte for byte; `None` sends them to the log as lines.
+    pub output: Option<mpsc::Sender<OutputChunk>>,
+}
+
+/// Bytes a process wrote to one of its output streams.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputChunk {
+    /// Which stream.
+    pub stream: Stream,
+    /// Exactly what was read from the pipe (never empty).
+    pub bytes: Vec<u8>,
+}
+
 /// What the caller asks of the running formation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stop {
@@ -260,7 +279,30 @@ impl Supervisor {
         stdin: mpsc::Receiver<Vec<u8>>,
     ) -> ExitStatus {
         let (state, _) = watch::channel(initial_state(spec.port));
-        run_process(self.ctx.clone(), spec, stop, false, state, Some(stdin))
+        let io = Attached {
+            stdin,
+            output: None,
+        };
+        run_process(self.ctx.clone(), spec, stop, false, state, Some(io))
+            .await
+            .status
+    }
+
+    /// A one-off with a client attached: stdin fed from `io.stdin` (end of the channel is end
+    /// of file), and stdout and stderr sent to `io.output` byte for byte, in chunks as they are
+    /// read, instead of to the log (lifecycle events still go there). When `io.output` is full
+    /// the pipes are not read, so the process waits for a slow client; when it is closed the
+    /// pipes are closed, and the process gets `EPIPE` (or `SIGPIPE`) as with any closed pipe.
+    /// Every sender of `io.output` is dropped once both pipes are at end of file: the channel's
+    /// end is the end of the output, which may come after this returns.
+    pub async fn run_attached(
+        &self,
+        spec: ProcessSpec,
+        stop: watch::Receiver<Stop>,
+        io: Attached,
+    ) -> ExitStatus {
+        let (state, _) = watch::channel(initial_state(spec.port));
+        run_process(self.ctx.clone(), spec, stop, false, state, Some(io))
             .await
             .status
     }
@@ -410,7 +452,7 @@ async fn run_process(
     mut stop: watch::Receiver<Stop>,
     may_restart: bool,
     state: watch::Sender<ProcessState>,
-    mut stdin: Option<mpsc::Receiver<Vec<u8>>>,
+    mut io: Option<Attached>,
 ) -> Report {
     let set = |phase: Phase, pid: Option<u32>, exit: Option<ExitStatus>, restarted: bool| {
         state.send_modify(|st| {
@@ -463,7 +505,7 @@ async fn run_process(
             spec.clear_env,
             &spec.cwd,
             cgroup.as_ref(),
-            stdin.is_some(),
+            io.is_some(),
         ) {
             Ok(s) => s,
             Err(e) => {
@@ -504,14 +546,17 @@ async fn run_process(
         }
         emit(&log, started).await;
         set(Phase::Running, Some(pid as u32), None, false);
-        let mut pumps = start_pumps(
-            &log,
-            &label,
-            stdout.map(OwnedFd::from),
-            stderr.map(OwnedFd::from),
-        );
-
-        if let (Some(fd), Some(input)) = (child_stdin, stdin.take()) {
+        let (input, output) = match io.take() {
+            Some(Attached { stdin, output }) => (Some(stdin), output),
+            None => (None, None),
+        };
+        let stdout = stdout.map(OwnedFd::from);
+        let stderr = stderr.map(OwnedFd::from);
+        let mut pumps = match output {
+            Some(output) => start_raw_pumps(output, stdout, stderr),
+            None => start_pumps(&log, &label, stdout, stderr),
+        };
+        if let (Some(fd), Some(input)) = (child_stdin, input) {
             feed_stdin(OwnedFd::from(fd), input);
         }
         let running = Running {
@@ -666,6 +711,46 @@ fn start_pumps(
         let log = log.clone();
         handles.push(tokio::spawn(async move {
             let _ = pump(receiver, label, stream, log).await;
+        }));
+    }
+    handles
+}
+
+/// The largest chunk of attached output, and the size of each read from an output pipe.
+const RAW_CHUNK: usize = 64 * 1024;
+
+/// Read the pipes of an attached one-off into `output`, as bytes. A pump ends at end of file,
+/// on a read error, or when `output` is closed (its pipe is then closed too).
+fn start_raw_pumps(
+    output: mpsc::Sender<OutputChunk>,
+    stdout: Option<OwnedFd>,
+    stderr: Option<OwnedFd>,
+) -> Vec<JoinHandle<()>> {
+    use tokio::io::AsyncReadExt;
+    let mut handles = Vec::new();
+    for (fd, stream) in [(stdout, Stream::Stdout), (stderr, Stream::Stderr)] {
+        let Some(fd) = fd else { continue };
+        let Ok(mut receiver) = pipe::Receiver::from_owned_fd(fd) else {
+            continue;
+        };
+        let output = output.clone();
+        handles.push(tokio::spawn(async move {
+            let mut buf = vec![0u8; RAW_CHUNK];
+            loop {
+                let n = match receiver.read(&mut buf).await {
+                    Ok(0) => return,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(_) => return,
+                };
+                let chunk = OutputChunk {
+                    stream,
+                    bytes: buf[..n].to_vec(),
+                };
+                if output.send(chunk).await.is_err() {
+                    return;
+                }
+            }
         }));
     }
     handles

@@ -225,3 +225,64 @@ async fn processes_with_the_same_name_are_stopped_independently() {
     drop(sup);
     writer.finish().expect("finish");
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn attached_output_is_byte_exact_and_kept_apart() {
+    use dozen_logs::Stream;
+    use dozen_supervise::{Attached, OutputChunk};
+    use tokio::sync::mpsc;
+
+    let out = Shared::default();
+    let (writer, log) =
+        LogWriter::spawn(Format::json(), Output::Writer(Box::new(out.clone()))).expect("writer");
+    let sup = Supervisor::new(Policy::default(), log, false).expect("supervisor");
+    let (_tx, rx) = watch::channel(Stop::Running);
+    let (in_tx, in_rx) = mpsc::channel(1);
+    let (out_tx, mut out_rx) = mpsc::channel::<OutputChunk>(1);
+    let input: Vec<u8> = (0..=255u8).cycle().take(300_000).collect();
+    let feed = {
+        let input = input.clone();
+        async move {
+            for chunk in input.chunks(7000) {
+                in_tx.send(chunk.to_vec()).await.expect("stdin");
+            }
+        }
+    };
+    let io = Attached {
+        stdin: in_rx,
+        output: Some(out_tx),
+    };
+    // Channels of one chunk: the process waits for its output to be taken.
+    let collect = async move {
+        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+        while let Some(c) = out_rx.recv().await {
+            assert!(!c.bytes.is_empty());
+            match c.stream {
+                Stream::Stdout => stdout.extend_from_slice(&c.bytes),
+                Stream::Stderr => stderr.extend_from_slice(&c.bytes),
+            }
+        }
+        (stdout, stderr)
+    };
+    let command = r"cat; printf '\377\000no newline' >&2; exit 5";
+    let (status, (), (stdout, stderr)) = tokio::join!(
+        sup.run_attached(spec(command, vec![], false), rx, io),
+        feed,
+        collect
+    );
+    assert_eq!(status, ExitStatus::Code(5));
+    assert!(stdout == input, "stdout differs from stdin");
+    assert_eq!(stderr, b"\xff\x00no newline");
+    sup.shutdown().await;
+    drop(sup);
+    writer.finish().expect("finish");
+    let text = String::from_utf8(out.0.lock().expect("lock").clone()).expect("utf8");
+    assert!(
+        !text.contains(r#""stream":"stdout""#) && !text.contains(r#""stream":"stderr""#),
+        "output went to the log: {text}"
+    );
+    assert!(
+        text.contains(r#""event":"exited","target":"build""#),
+        "{text}"
+    );
+}
