@@ -13,10 +13,10 @@ use dozen_supervise::{ProcessSpec, Stop, Supervisor};
 use tokio::sync::watch;
 
 use crate::archive::Item;
-use crate::detect::BuildPlan;
+use crate::detect::{BuildPlan, DefaultWeb, Host};
 use crate::error::BuildError;
 use crate::manifest::AppManifest;
-use crate::slug::SlugMeta;
+use crate::slug::{AppJsonMeta, SlugMeta};
 use crate::source;
 
 /// The name build steps have in the log.
@@ -79,8 +79,10 @@ pub struct BuildOutput {
     pub plan: BuildPlan,
     /// What the app declared.
     pub manifest: AppManifest,
-    /// The app's Procfile, read after the build.
+    /// The app's Procfile, read after the build; without one, the stack's default `web`.
     pub procfile: Procfile,
+    /// Whether `procfile` is the stack's default rather than the app's own file.
+    pub default_procfile: bool,
     /// The Procfile's process types, name -> command (for the release record).
     pub process_types: BTreeMap<String, String>,
     /// What the processes need in their environment ([`run_env_of`](crate::run_env_of) of
@@ -102,23 +104,31 @@ impl BuildOutput {
             boot_timeout: self.manifest.boot_timeout,
             build_kind: self.plan.kind.to_string(),
             run_env: self.run_env.clone(),
+            app_json: AppJsonMeta {
+                formation: self.manifest.formation.clone(),
+                postdeploy: self.manifest.postdeploy.clone(),
+            },
         }
     }
 }
 
 /// Build the app in `req.source`: copy it to a fresh directory, read its manifest, detect
-/// or take its build command, check its Procfile, run each step under the supervisor, make a
-/// Python virtualenv relocatable, and read the Procfile again.
+/// or take its build command (asking the host which tools and versions it has, with the
+/// steps' own environment), check its Procfile, run each step under the supervisor, make a
+/// Python virtualenv relocatable, and read the Procfile again (without one: the stack's
+/// default `web` process, or [`BuildError::NoProcfile`]).
 ///
 /// Each step is `/bin/sh -c STEP` in the build directory with *only* this environment
 /// (`clear_env`): `PATH` (dozen's own), `HOME`, `TMPDIR`, `LANG=C.UTF-8`, `CACHE_DIR`,
 /// `DOZEN_BUILD_ID`, `SOURCE_VERSION`, tool caches inside `CACHE_DIR` (`CARGO_HOME`,
-/// `npm_config_cache`, `PIP_CACHE_DIR`, `GOCACHE`, `GOMODCACHE`, `GOPATH`), quiet
+/// `npm_config_cache`, `PIP_CACHE_DIR`, `GOCACHE`, `GOMODCACHE`, `GOPATH`,
+/// `YARN_CACHE_FOLDER`, `npm_config_store_dir`, `COREPACK_HOME`), quiet
 /// non-interactive tool settings (`PIP_DISABLE_PIP_VERSION_CHECK`, `PYTHONDONTWRITEBYTECODE`,
 /// npm's audit, fund and update notices off), `RUSTUP_HOME` (dozen's own, so rustup finds its
 /// toolchains although `HOME` is the build's), the
-/// [`PASSED_THROUGH`] variables dozen itself has, and `req.extra_env`. No config var of the
-/// app is visible to a build.
+/// [`PASSED_THROUGH`] variables dozen itself has, and `req.extra_env`; under all of these, the
+/// app's own `[build.env]` from `dozen.toml` (such as `DISABLE_COLLECTSTATIC=1`). No config
+/// var of the app is visible to a build.
 pub async fn build(req: BuildRequest<'_>) -> Result<BuildOutput, BuildError> {
     let app_dir = req.work_dir.join("app");
     let home = req.work_dir.join("home");
@@ -138,9 +148,19 @@ pub async fn build(req: BuildRequest<'_>) -> Result<BuildOutput, BuildError> {
     let tmp = fs::canonicalize(&tmp).map_err(|e| BuildError::io(&tmp, e))?;
 
     let manifest = AppManifest::load(&app_dir)?;
-    let plan = BuildPlan::detect(&app_dir, &manifest)?;
-    // Fail before a long build when the Procfile is already wrong.
-    load_procfile(&app_dir)?;
+    let env = build_env(&req, &manifest, &home, &tmp, &cache_dir);
+    let host = Host::new(env.clone(), &app_dir);
+    let (dir, m) = (app_dir.clone(), manifest.clone());
+    let plan = blocking(move || BuildPlan::detect_on(&dir, &m, &host)).await?;
+    // Fail before a long build when the Procfile is already wrong, or missing with no default.
+    let has_procfile = fs::symlink_metadata(app_dir.join("Procfile")).is_ok();
+    if has_procfile {
+        load_procfile(&app_dir)?;
+    } else if let DefaultWeb::None(reason) = &plan.default_web {
+        return Err(BuildError::NoProcfile {
+            reason: reason.clone(),
+        });
+    }
 
     let detected = match plan.kind {
         "declared" => format!(
@@ -151,12 +171,17 @@ pub async fn build(req: BuildRequest<'_>) -> Result<BuildOutput, BuildError> {
                 .unwrap_or(Path::new("the manifest"))
                 .display()
         ),
-        "none" => "no build step: no build command declared and no Cargo.toml, package.json, requirements.txt, pyproject.toml or go.mod".into(),
-        kind => format!("detected a {kind} app"),
+        "none" => "no build step: no build command declared and no file of a known stack (Cargo.toml, Gemfile, composer.json, pom.xml, build.gradle, go.mod, requirements.txt, Pipfile, poetry.lock, uv.lock, pyproject.toml, package.json)".into(),
+        kind => match plan.detected_from {
+            Some(file) => format!("detected a {kind} app ({file})"),
+            None => format!("detected a {kind} app"),
+        },
     };
     info(&req.log, detected).await;
+    for note in manifest.warnings.iter().chain(&plan.notes) {
+        info(&req.log, note.clone()).await;
+    }
 
-    let env = build_env(&req, &home, &tmp, &cache_dir);
     let total = plan.steps.len();
     for (i, step) in plan.steps.iter().enumerate() {
         if *req.stop.borrow() != Stop::Running {
@@ -197,7 +222,29 @@ pub async fn build(req: BuildRequest<'_>) -> Result<BuildOutput, BuildError> {
         }
     }
 
-    let procfile = load_procfile(&app_dir)?;
+    let default_procfile = !has_procfile;
+    let procfile = if has_procfile {
+        load_procfile(&app_dir)?
+    } else {
+        let command = match &plan.default_web {
+            DefaultWeb::Command(c) => c.clone(),
+            DefaultWeb::SingleBinary => single_binary(&app_dir.join("bin"), plan.kind)?,
+            DefaultWeb::None(reason) => {
+                return Err(BuildError::NoProcfile {
+                    reason: reason.clone(),
+                });
+            }
+        };
+        info(
+            &req.log,
+            format!(
+                "no Procfile: using the {} default `web: {command}`",
+                plan.kind
+            ),
+        )
+        .await;
+        Procfile::parse(&format!("web: {command}\n"), Path::new("Procfile"))?
+    };
     let names: Vec<&str> = procfile.names().collect();
     info(&req.log, format!("process types: {}", names.join(", "))).await;
     let run_env = crate::run_env::run_env_of(&app_dir, plan.kind);
@@ -214,9 +261,41 @@ pub async fn build(req: BuildRequest<'_>) -> Result<BuildOutput, BuildError> {
         plan,
         manifest,
         procfile,
+        default_procfile,
         process_types,
         run_env,
     })
+}
+
+/// The `web` command of a Go or Rust app without a Procfile: its only executable in `bin/`.
+fn single_binary(bin: &Path, kind: &str) -> Result<String, BuildError> {
+    let mut names = Vec::new();
+    if let Ok(entries) = fs::read_dir(bin) {
+        for entry in entries.flatten() {
+            let executable = entry
+                .metadata()
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+            if executable {
+                names.push(entry.file_name().to_string_lossy().into_owned());
+            }
+        }
+    }
+    names.sort();
+    match names.as_slice() {
+        [one] => Ok(format!("bin/{one}")),
+        [] => Err(BuildError::NoProcfile {
+            reason: format!(
+                "the {kind} build put no executable in bin/, so there is no default web process; add a Procfile"
+            ),
+        }),
+        many => Err(BuildError::NoProcfile {
+            reason: format!(
+                "the {kind} build put {} executables in bin/ ({}), so there is no single default web process; add a Procfile that says which one is `web`",
+                many.len(),
+                many.join(", ")
+            ),
+        }),
+    }
 }
 
 /// Run file-system work off the async threads (a large source tree takes a while to copy).
@@ -242,11 +321,13 @@ async fn info(log: &LogSender, text: String) {
 
 fn build_env(
     req: &BuildRequest<'_>,
+    manifest: &AppManifest,
     home: &Path,
     tmp: &Path,
     cache: &Path,
 ) -> Vec<(String, String)> {
-    let mut env: BTreeMap<String, String> = BTreeMap::new();
+    // What the app declares for its build comes first: the platform's own settings win.
+    let mut env: BTreeMap<String, String> = manifest.build_env.iter().cloned().collect();
     let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
     let dir = |p: &Path| p.to_string_lossy().into_owned();
     let in_cache = |name: &str| dir(&cache.join(name));
@@ -272,6 +353,10 @@ fn build_env(
     env.insert("GOCACHE".into(), in_cache("go-build"));
     env.insert("GOMODCACHE".into(), in_cache("go-mod"));
     env.insert("GOPATH".into(), in_cache("go"));
+    env.insert("YARN_CACHE_FOLDER".into(), in_cache("yarn"));
+    env.insert("npm_config_store_dir".into(), in_cache("pnpm-store"));
+    env.insert("COREPACK_HOME".into(), in_cache("corepack"));
+    env.insert("COREPACK_ENABLE_DOWNLOAD_PROMPT".into(), "0".into());
     for key in PASSED_THROUGH {
         if let Ok(value) = std::env::var(key) {
             env.insert(key.into(), value);

@@ -166,6 +166,32 @@ pub enum BuildError {
         /// The step that was running.
         step: String,
     },
+    /// The app's files call for a stack whose tool the build host does not have.
+    #[error("{} makes this a {kind} app, but the build host has no `{tool}` on its PATH; install `{tool}` on the build host, or declare a build command in dozen.toml", file.display())]
+    MissingTool {
+        /// The missing executable, such as `bundle` or `yarn`.
+        tool: String,
+        /// The app's file that made the build pick the stack, such as `Gemfile`.
+        file: PathBuf,
+        /// The stack: `ruby`, `node`, ...
+        kind: &'static str,
+    },
+    /// The app asks for a Python version no interpreter of the host is compatible with.
+    #[error("{} asks for Python {asked}, but the build host has no Python of the same major version (it has: {available}); install one, or ask for a version the host has", file.display())]
+    PythonVersion {
+        /// `.python-version` or `runtime.txt`.
+        file: PathBuf,
+        /// The version asked for.
+        asked: String,
+        /// The versions the host has, with their executables, or `none`.
+        available: String,
+    },
+    /// No Procfile, and the stack gives no default `web` process.
+    #[error("Procfile: missing, and {reason}")]
+    NoProcfile {
+        /// Why there is no default, and what to write.
+        reason: String,
+    },
     /// A slug's contents do not hash to the digest it is named by.
     #[error("{}: slug digest mismatch: expected {expected}, found {actual}; the file is corrupt, rebuild it", path.display())]
     DigestMismatch {

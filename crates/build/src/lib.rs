@@ -67,11 +67,12 @@ mod source;
 
 pub use archive::{Limits, UnpackStats};
 pub use build::{BUILD_PROCESS_NAME, BuildOutput, BuildRequest, PASSED_THROUGH, build};
-pub use detect::{BuildPlan, CARGO_TARGET_IN_CACHE};
+pub use detect::{BuildPlan, CARGO_TARGET_IN_CACHE, DefaultWeb, Host};
 pub use error::{BuildError, Unsafe};
-pub use manifest::{APP_JSON, AppManifest, DOZEN_TOML, MAX_BOOT_TIMEOUT};
+pub use manifest::{APP_JSON, AppJson, AppManifest, DOZEN_TOML, MAX_BOOT_TIMEOUT};
 pub use run_env::{PATH_DIRS, local_run_env, run_env_from_json, run_env_of};
 pub use slug::{
-    DOZEN_VERSION, ManifestProcessType, Slug, SlugManifest, SlugMeta, extract_slug, pack_slug,
+    AppJsonMeta, DOZEN_VERSION, ManifestProcessType, Slug, SlugManifest, SlugMeta, extract_slug,
+    pack_slug,
 };
 pub use source::{IGNORE_FILE, SourceStats, pack_source, unpack_source};

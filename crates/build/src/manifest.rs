@@ -1,5 +1,6 @@
 //! What an app declares about its build and its web process: `dozen.toml` and `app.json`.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -25,6 +26,9 @@ pub const MAX_BOOT_TIMEOUT: u64 = 3600;
 /// [build]
 /// command = "make dist"        # replaces detection
 ///
+/// [build.env]                 # variables for the build steps only (never the app's config)
+/// DISABLE_COLLECTSTATIC = "1"
+///
 /// [web]
 /// health_check = "/healthz"    # path the router probes before sending traffic
 /// boot_timeout = 60            # seconds the web process has to come up
@@ -33,9 +37,12 @@ pub const MAX_BOOT_TIMEOUT: u64 = 3600;
 /// Other tables (such as `[doctor]`) belong to other parts of dozen and are ignored here;
 /// unknown keys inside `[build]` and `[web]` are errors, so a typo is not silently ignored.
 ///
-/// `app.json` (Heroku's format): `scripts.build` is read as the build command (a dozen
-/// extension; Heroku itself has only `postdeploy` and `pr-predestroy`). Everything else in it
-/// is ignored. When both files declare a build command, `dozen.toml` wins.
+/// `app.json` (Heroku's format): `formation` (process type -> `quantity`; `size` is ignored
+/// with a warning) is the formation of the app's first release, `scripts.postdeploy` (a
+/// command, or an object with `command`) runs once after the first successful deploy, and
+/// `scripts.build` is read as the build command (a dozen extension; Heroku itself has only
+/// `postdeploy` and `pr-predestroy`). Everything else in it is ignored. When both files
+/// declare a build command, `dozen.toml` wins.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AppManifest {
     /// The declared build command, if any.
@@ -46,6 +53,27 @@ pub struct AppManifest {
     pub health_check: Option<String>,
     /// Seconds the web process has to come up.
     pub boot_timeout: Option<u64>,
+    /// Variables the build steps get (`[build.env]` of `dozen.toml`), sorted by name.
+    pub build_env: Vec<(String, String)>,
+    /// `app.json`'s `formation`: process type -> quantity.
+    pub formation: BTreeMap<String, u32>,
+    /// `app.json`'s `scripts.postdeploy` command.
+    pub postdeploy: Option<String>,
+    /// What the build should say about the manifests (fields read but ignored).
+    pub warnings: Vec<String>,
+}
+
+/// What `app.json` declares.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AppJson {
+    /// `scripts.build`.
+    pub build: Option<String>,
+    /// `formation`: process type -> quantity.
+    pub formation: BTreeMap<String, u32>,
+    /// `scripts.postdeploy` (its `command` when it is an object).
+    pub postdeploy: Option<String>,
+    /// Fields read but ignored, for the build log.
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -60,6 +88,7 @@ struct DozenToml {
 #[serde(deny_unknown_fields)]
 struct BuildTable {
     command: Option<String>,
+    env: Option<BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -78,11 +107,14 @@ impl AppManifest {
             manifest = Self::parse_dozen_toml(&text, Path::new(DOZEN_TOML))?;
         }
         if let Some(text) = read_optional(&dir.join(APP_JSON))? {
-            let command = Self::parse_app_json(&text, Path::new(APP_JSON))?;
-            if manifest.build_command.is_none() && command.is_some() {
-                manifest.build_command = command;
+            let app = Self::parse_app_json(&text, Path::new(APP_JSON))?;
+            if manifest.build_command.is_none() && app.build.is_some() {
+                manifest.build_command = app.build;
                 manifest.build_command_from = Some(APP_JSON.into());
             }
+            manifest.formation = app.formation;
+            manifest.postdeploy = app.postdeploy;
+            manifest.warnings.extend(app.warnings);
         }
         Ok(manifest)
     }
@@ -111,6 +143,22 @@ impl AppManifest {
                 manifest.build_command = Some(command);
                 manifest.build_command_from = Some(file.into());
             }
+            for (key, value) in build.env.unwrap_or_default() {
+                let valid = key
+                    .bytes()
+                    .next()
+                    .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+                    && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+                if !valid {
+                    return Err(err(
+                        &key,
+                        &format!(
+                            "`build.env.{key}` is not a valid variable name (letters, digits and `_`, not starting with a digit)"
+                        ),
+                    ));
+                }
+                manifest.build_env.push((key, value));
+            }
         }
         if let Some(web) = parsed.web {
             if let Some(path) = web.health_check {
@@ -137,18 +185,18 @@ impl AppManifest {
         Ok(manifest)
     }
 
-    /// Parse `app.json` text and return its `scripts.build`; `file` is only used in errors.
-    pub fn parse_app_json(text: &str, file: &Path) -> Result<Option<String>, BuildError> {
-        let value: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| BuildError::Manifest {
-                file: file.into(),
-                line: Some(e.line()),
-                message: format!("invalid JSON: {e}"),
-            })?;
-        let err = |message: &str| BuildError::Manifest {
+    /// Parse `app.json` text; `file` is only used in errors.
+    pub fn parse_app_json(text: &str, file: &Path) -> Result<AppJson, BuildError> {
+        use serde_json::Value;
+        let value: Value = serde_json::from_str(text).map_err(|e| BuildError::Manifest {
             file: file.into(),
-            line: find_key_line(text, "build"),
-            message: message.to_string(),
+            line: Some(e.line()),
+            message: format!("invalid JSON: {e}"),
+        })?;
+        let err = |key: &str, message: String| BuildError::Manifest {
+            file: file.into(),
+            line: find_key_line(text, key),
+            message,
         };
         let Some(object) = value.as_object() else {
             return Err(BuildError::Manifest {
@@ -157,25 +205,107 @@ impl AppManifest {
                 message: "the top level must be a JSON object".into(),
             });
         };
-        let scripts = match object.get("scripts") {
-            None | Some(serde_json::Value::Null) => return Ok(None),
-            Some(serde_json::Value::Object(s)) => s,
-            Some(_) => {
-                return Err(BuildError::Manifest {
-                    file: file.into(),
-                    line: find_key_line(text, "scripts"),
-                    message: "`scripts` must be an object".into(),
-                });
+        let mut app = AppJson::default();
+        match object.get("scripts") {
+            None | Some(Value::Null) => {}
+            Some(Value::Object(scripts)) => {
+                app.build = match scripts.get("build") {
+                    None | Some(Value::Null) => None,
+                    Some(Value::String(s)) if !s.trim().is_empty() => Some(s.clone()),
+                    Some(Value::String(_)) => {
+                        return Err(err(
+                            "build",
+                            "`scripts.build` is empty; remove it or give a shell command".into(),
+                        ));
+                    }
+                    Some(_) => {
+                        return Err(err(
+                            "build",
+                            "`scripts.build` must be a string (a shell command)".into(),
+                        ));
+                    }
+                };
+                let postdeploy = match scripts.get("postdeploy") {
+                    None | Some(Value::Null) => None,
+                    Some(Value::String(s)) => Some(s.clone()),
+                    Some(Value::Object(o)) => match o.get("command") {
+                        Some(Value::String(s)) => {
+                            if o.contains_key("size") {
+                                app.warnings.push(format!(
+                                    "{}: `scripts.postdeploy.size` is ignored: dozen has no dyno sizes",
+                                    file.display()
+                                ));
+                            }
+                            Some(s.clone())
+                        }
+                        _ => {
+                            return Err(err(
+                                "postdeploy",
+                                "`scripts.postdeploy.command` must be a string (a shell command)"
+                                    .into(),
+                            ));
+                        }
+                    },
+                    Some(_) => {
+                        return Err(err(
+                            "postdeploy",
+                            "`scripts.postdeploy` must be a shell command or an object with `command`".into(),
+                        ));
+                    }
+                };
+                app.postdeploy = postdeploy.filter(|s| !s.trim().is_empty());
             }
-        };
-        match scripts.get("build") {
-            None | Some(serde_json::Value::Null) => Ok(None),
-            Some(serde_json::Value::String(s)) if !s.trim().is_empty() => Ok(Some(s.clone())),
-            Some(serde_json::Value::String(_)) => Err(err(
-                "`scripts.build` is empty; remove it or give a shell command",
-            )),
-            Some(_) => Err(err("`scripts.build` must be a string (a shell command)")),
+            Some(_) => {
+                return Err(err("scripts", "`scripts` must be an object".into()));
+            }
         }
+        match object.get("formation") {
+            None | Some(Value::Null) => {}
+            Some(Value::Object(formation)) => {
+                for (name, entry) in formation {
+                    if dozen_core::name::validate_process_type(name).is_err() {
+                        return Err(err(
+                            name,
+                            format!("`formation.{name}`: not a valid process type name"),
+                        ));
+                    }
+                    let Some(entry) = entry.as_object() else {
+                        return Err(err(
+                            name,
+                            format!(
+                                "`formation.{name}` must be an object such as {{\"quantity\": 1}}"
+                            ),
+                        ));
+                    };
+                    let quantity = match entry.get("quantity") {
+                        None => 1,
+                        Some(q) => q
+                            .as_u64()
+                            .and_then(|q| u32::try_from(q).ok())
+                            .ok_or_else(|| {
+                                err(
+                                    "quantity",
+                                    format!("`formation.{name}.quantity` must be a whole number, 0 or more"),
+                                )
+                            })?,
+                    };
+                    if entry.contains_key("size") {
+                        app.warnings.push(format!(
+                            "{}: `formation.{name}.size` is ignored: dozen has no dyno sizes",
+                            file.display()
+                        ));
+                    }
+                    app.formation.insert(name.clone(), quantity);
+                }
+            }
+            Some(_) => {
+                return Err(err(
+                    "formation",
+                    "`formation` must be an object: process type -> {\"quantity\": N}".into(),
+                ));
+            }
+        }
+        Ok(app)
     }
 }
 
@@ -253,15 +383,52 @@ mod tests {
     fn app_json_scripts_build_is_the_build_command() {
         let text = "{\n \"name\": \"x\",\n \"scripts\": {\"postdeploy\": \"a\", \"build\": \"make\"},\n \"healthchecks\": {}\n}";
         let c = AppManifest::parse_app_json(text, Path::new("app.json")).expect("parses");
-        assert_eq!(c.as_deref(), Some("make"));
+        assert_eq!(c.build.as_deref(), Some("make"));
+        let c = AppManifest::parse_app_json(
+            "{\"scripts\":{\"postdeploy\":\"a\"}}",
+            Path::new("app.json"),
+        )
+        .expect("parses");
+        assert_eq!(c.build, None);
+        assert_eq!(c.postdeploy.as_deref(), Some("a"));
+    }
+
+    #[test]
+    fn app_json_formation_and_postdeploy() {
+        let text = r#"{
+  "scripts": {"postdeploy": {"command": "python manage.py loaddata seed", "size": "basic"}},
+  "formation": {"web": {"quantity": 2, "size": "standard-1x"}, "worker": {"quantity": 0}, "clock": {}}
+}"#;
+        let c = AppManifest::parse_app_json(text, Path::new("app.json")).expect("parses");
         assert_eq!(
-            AppManifest::parse_app_json(
-                "{\"scripts\":{\"postdeploy\":\"a\"}}",
-                Path::new("app.json")
-            )
-            .expect("parses"),
-            None
+            c.postdeploy.as_deref(),
+            Some("python manage.py loaddata seed")
         );
+        let f: Vec<_> = c.formation.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        assert_eq!(f, [("clock", 1), ("web", 2), ("worker", 0)]);
+        assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
+        assert!(c.warnings.iter().any(|w| w.contains("formation.web.size")));
+
+        let text = "{\n\"formation\": {\n\"web\": {\n\"quantity\": -1}}}";
+        let e = AppManifest::parse_app_json(text, Path::new("app.json")).unwrap_err();
+        assert!(e.to_string().starts_with("app.json:4:"), "{e}");
+        assert!(e.to_string().contains("formation.web.quantity"), "{e}");
+        let e =
+            AppManifest::parse_app_json("{\"formation\": []}", Path::new("app.json")).unwrap_err();
+        assert!(
+            e.to_string().contains("`formation` must be an object"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn dozen_toml_build_env() {
+        let text = "[build]\nenv = { DISABLE_COLLECTSTATIC = \"1\" }\n";
+        let m = AppManifest::parse_dozen_toml(text, Path::new("dozen.toml")).expect("parses");
+        assert_eq!(m.build_env, [("DISABLE_COLLECTSTATIC".into(), "1".into())]);
+        let text = "[build.env]\n\"1X\" = \"1\"\n";
+        let e = AppManifest::parse_dozen_toml(text, Path::new("dozen.toml")).unwrap_err();
+        assert!(e.to_string().contains("build.env.1X"), "{e}");
     }
 
     #[test]

@@ -30,6 +30,19 @@ pub struct SlugMeta {
     /// What the processes need in their environment besides config
     /// ([`run_env_of`](crate::run_env_of) of the built tree).
     pub run_env: RunEnv,
+    /// `app.json`: the first release's formation, and the command run after the first deploy.
+    pub app_json: AppJsonMeta,
+}
+
+/// What `app.json` says about the app's first deploy.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppJsonMeta {
+    /// `formation`: process type -> quantity, for the app's first release.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub formation: BTreeMap<String, u32>,
+    /// `scripts.postdeploy`: run once after the app's first successful deploy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postdeploy: Option<String>,
 }
 
 /// One process type in a slug manifest.
@@ -66,6 +79,9 @@ pub struct SlugManifest {
     /// before dozen recorded it has none.
     #[serde(default, with = "crate::run_env")]
     pub run_env: RunEnv,
+    /// What `app.json` says about the first deploy (empty when it says nothing).
+    #[serde(default, flatten)]
+    pub app_json: AppJsonMeta,
     /// The dozen version that packed it.
     pub dozen_version: String,
 }
@@ -187,6 +203,7 @@ pub fn pack_slug(built_dir: &Path, slugs_dir: &Path, meta: SlugMeta) -> Result<S
         boot_timeout: meta.boot_timeout,
         build_kind: meta.build_kind,
         run_env: meta.run_env,
+        app_json: meta.app_json,
         dozen_version: DOZEN_VERSION.to_string(),
     };
     let json = manifest_text(&manifest);

@@ -522,6 +522,7 @@ fn meta() -> SlugMeta {
         boot_timeout: Some(30),
         build_kind: "none".into(),
         run_env: dozen_build::run_env_of(Path::new("/nonexistent"), "python"),
+        ..SlugMeta::default()
     }
 }
 
