@@ -122,7 +122,7 @@ impl BuildOutput {
 /// (`clear_env`): `PATH` (dozen's own), `HOME`, `TMPDIR`, `LANG=C.UTF-8`, `CACHE_DIR`,
 /// `DOZEN_BUILD_ID`, `SOURCE_VERSION`, tool caches inside `CACHE_DIR` (`CARGO_HOME`,
 /// `npm_config_cache`, `PIP_CACHE_DIR`, `GOCACHE`, `GOMODCACHE`, `GOPATH`,
-/// `YARN_CACHE_FOLDER`, `npm_config_store_dir`, `COREPACK_HOME`), quiet
+/// `YARN_CACHE_FOLDER`, `COREPACK_HOME`; pnpm's store is given on its command line), quiet
 /// non-interactive tool settings (`PIP_DISABLE_PIP_VERSION_CHECK`, `PYTHONDONTWRITEBYTECODE`,
 /// npm's audit, fund and update notices off), `RUSTUP_HOME` (dozen's own, so rustup finds its
 /// toolchains although `HOME` is the build's), the
@@ -354,7 +354,6 @@ fn build_env(
     env.insert("GOMODCACHE".into(), in_cache("go-mod"));
     env.insert("GOPATH".into(), in_cache("go"));
     env.insert("YARN_CACHE_FOLDER".into(), in_cache("yarn"));
-    env.insert("npm_config_store_dir".into(), in_cache("pnpm-store"));
     env.insert("COREPACK_HOME".into(), in_cache("corepack"));
     env.insert("COREPACK_ENABLE_DOWNLOAD_PROMPT".into(), "0".into());
     for key in PASSED_THROUGH {

@@ -1,120 +1,15 @@
 //! Real builds: real files, real processes under the supervisor, the build log through a
 //! `LogSender`.
 
+mod support;
+
 use std::fs;
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
-use std::sync::{Arc, Mutex};
 
-use dozen_build::{BuildError, BuildOutput, BuildRequest, build, extract_slug, pack_slug};
-use dozen_logs::{Format, LogSender, LogWriter, Output};
-use dozen_supervise::{ExitStatus, Policy, ProcessSpec, Stop, Supervisor};
+use dozen_build::{BuildError, BuildOutput, extract_slug, pack_slug};
+use dozen_supervise::{ExitStatus, Stop};
+use support::Harness;
 use tokio::sync::watch;
-
-#[derive(Clone, Default)]
-struct Shared(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Shared {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("lock").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// A supervisor and a log captured as JSON lines.
-struct Harness {
-    sup: Supervisor,
-    log: LogSender,
-    writer: LogWriter,
-    out: Shared,
-    tmp: tempfile::TempDir,
-    builds: usize,
-    stop: watch::Sender<Stop>,
-}
-
-impl Harness {
-    fn new() -> Self {
-        let out = Shared::default();
-        let (writer, log) = LogWriter::spawn(Format::json(), Output::Writer(Box::new(out.clone())))
-            .expect("log writer");
-        let sup = Supervisor::new(Policy::default(), log.clone(), false).expect("supervisor");
-        Harness {
-            sup,
-            log,
-            writer,
-            out,
-            tmp: tempfile::tempdir().expect("tempdir"),
-            builds: 0,
-            stop: watch::channel(Stop::Running).0,
-        }
-    }
-
-    /// A stop receiver that never asks to stop.
-    fn running(&self) -> watch::Receiver<Stop> {
-        self.stop.subscribe()
-    }
-
-    fn app(&self, files: &[(&str, &str)]) -> std::path::PathBuf {
-        let dir = self.tmp.path().join("source");
-        for (name, text) in files {
-            let path = dir.join(name);
-            fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-            fs::write(&path, text).expect("write");
-        }
-        dir
-    }
-
-    async fn build(
-        &mut self,
-        source: &Path,
-        stop: watch::Receiver<Stop>,
-    ) -> Result<BuildOutput, BuildError> {
-        self.builds += 1;
-        let work = self.tmp.path().join(format!("work{}", self.builds));
-        let cache = self.tmp.path().join("cache");
-        build(BuildRequest {
-            supervisor: &self.sup,
-            log: self.log.clone(),
-            source,
-            work_dir: &work,
-            cache_dir: &cache,
-            build_id: "b-test",
-            source_version: Some("abc123"),
-            extra_env: vec![],
-            stop,
-        })
-        .await
-    }
-
-    async fn run(&self, command: &str, cwd: &Path) -> ExitStatus {
-        let (_tx, rx) = watch::channel(Stop::Running);
-        let spec = ProcessSpec {
-            name: "check".into(),
-            command: command.into(),
-            env: vec![("PATH".into(), std::env::var("PATH").expect("PATH is set"))],
-            cwd: cwd.into(),
-            port: None,
-            color: 0,
-            clear_env: true,
-            log: None,
-        };
-        self.sup.run_once(spec, rx).await
-    }
-
-    /// Stop everything and return the build log.
-    async fn finish(self) -> (String, tempfile::TempDir) {
-        self.sup.shutdown().await;
-        drop(self.sup);
-        drop(self.log);
-        self.writer.finish().expect("log writer");
-        let text = String::from_utf8(self.out.0.lock().expect("lock").clone()).expect("utf8");
-        (text, self.tmp)
-    }
-}
 
 #[tokio::test(flavor = "current_thread")]
 async fn shell_app_builds_in_a_copy_with_a_clean_environment() {
@@ -228,7 +123,8 @@ async fn procfile_errors_name_the_line_before_anything_runs() {
         .build(&source2, h.running())
         .await
         .expect_err("no Procfile");
-    assert!(matches!(err, BuildError::Procfile(_)), "{err:?}");
+    assert!(matches!(err, BuildError::NoProcfile { .. }), "{err:?}");
+    assert!(err.to_string().starts_with("Procfile: missing"), "{err}");
     h.finish().await;
 }
 
@@ -311,10 +207,10 @@ async fn python_app_gets_a_relocatable_venv_inside_the_slug() {
 }
 
 #[tokio::test(flavor = "current_thread")]
-async fn rust_app_binary_lands_in_the_slug_and_target_stays_in_the_cache() {
+async fn rust_app_binary_lands_in_bin_and_target_stays_in_the_cache() {
     let mut h = Harness::new();
+    // No Procfile: the only binary in bin/ is the web process.
     let source = h.app(&[
-        ("Procfile", "web: ./target/release/hello\n"),
         (
             "Cargo.toml",
             "[package]\nname = \"hello\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[workspace]\n",
@@ -326,10 +222,15 @@ async fn rust_app_binary_lands_in_the_slug_and_target_stays_in_the_cache() {
     ]);
     let out = h.build(&source, h.running()).await.expect("rust build");
     assert_eq!(out.plan.kind, "rust");
-    assert!(out.dir.join("target/release/hello").is_file());
+    assert!(out.dir.join("bin/hello").is_file());
     assert!(
-        !out.dir.join("target/release/deps").exists(),
+        !out.dir.join("target").exists() && !out.dir.join("bin/deps").exists(),
         "only the executables are copied into the slug"
+    );
+    assert!(out.default_procfile);
+    assert_eq!(
+        out.process_types.get("web").map(String::as_str),
+        Some("bin/hello")
     );
     assert!(
         h.tmp
@@ -337,7 +238,7 @@ async fn rust_app_binary_lands_in_the_slug_and_target_stays_in_the_cache() {
             .join("cache/cargo-target/release/hello")
             .is_file()
     );
-    let status = h.run("./target/release/hello", &out.dir).await;
+    let status = h.run("bin/hello", &out.dir).await;
     assert!(status.success(), "{status}");
     let (log, _tmp) = h.finish().await;
     assert!(log.contains(r#""line":"hello from rust""#), "{log}");
@@ -355,7 +256,11 @@ async fn node_app_installs_and_runs_its_build_script() {
     ]);
     let out = h.build(&source, h.running()).await.expect("node build");
     assert_eq!(out.plan.kind, "node");
-    assert_eq!(out.plan.steps, ["npm install", "npm run build"]);
+    assert_eq!(
+        out.plan.steps,
+        ["npm install", "npm run build"],
+        "nothing to prune"
+    );
     assert_eq!(
         fs::read_to_string(out.dir.join("dist.txt")).expect("the build script ran"),
         "built"

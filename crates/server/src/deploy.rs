@@ -105,7 +105,7 @@ pub async fn deploy(s: &AppState, app: &str, upload: Upload) -> Result<Release, 
     let outcome = build_slug(s, app, &build.id, &upload, &work).await;
     let _ = std::fs::remove_file(&upload.path);
     let _ = std::fs::remove_dir_all(&work);
-    let (digest, process_types) = match outcome {
+    let (digest, process_types, app_json) = match outcome {
         Ok(v) => v,
         Err(e) => {
             let message = e.to_string();
@@ -138,6 +138,13 @@ pub async fn deploy(s: &AppState, app: &str, upload: Upload) -> Result<Release, 
             None,
         )
         .await?;
+    // app.json's formation and postdeploy are for the app's first successful deploy only.
+    let first = !s
+        .store
+        .releases(app)
+        .await?
+        .iter()
+        .any(|r| r.slug.is_some() && r.status == ReleaseStatus::Succeeded);
     let release = s
         .store
         .create_release(
@@ -150,7 +157,87 @@ pub async fn deploy(s: &AppState, app: &str, upload: Upload) -> Result<Release, 
             },
         )
         .await?;
-    roll_out(s, release).await
+    if first {
+        first_formation(s, &release, &app_json.formation).await?;
+    }
+    let release = roll_out(s, release).await?;
+    if let (true, Some(command)) = (first, &app_json.postdeploy) {
+        postdeploy(s, &release, command).await;
+    }
+    Ok(release)
+}
+
+/// Scale the app to `app.json`'s formation before its first release runs (instead of one
+/// `web`), for the types the release has.
+async fn first_formation(
+    s: &AppState,
+    release: &Release,
+    formation: &std::collections::BTreeMap<String, u32>,
+) -> Result<(), ApiError> {
+    let (known, unknown): (Vec<_>, Vec<_>) = formation
+        .iter()
+        .partition(|(t, _)| release.process_types.contains_key(*t) && *t != "release");
+    for (t, _) in unknown {
+        s.runtime
+            .event(
+                &release.app,
+                EventKind::Error,
+                format!(
+                    "app.json: formation names `{t}`, which the Procfile does not define; ignored"
+                ),
+            )
+            .await;
+    }
+    if known.is_empty() {
+        return Ok(());
+    }
+    let changes: Vec<(String, i64)> = known
+        .iter()
+        .map(|(t, n)| ((*t).clone(), i64::from(**n)))
+        .collect();
+    let text: Vec<String> = changes.iter().map(|(t, n)| format!("{t}={n}")).collect();
+    s.store.scale(&release.app, &changes).await?;
+    s.runtime
+        .event(
+            &release.app,
+            EventKind::Info,
+            format!("first deploy: formation {} from app.json", text.join(" ")),
+        )
+        .await;
+    Ok(())
+}
+
+/// Run `app.json`'s `scripts.postdeploy` once in the new release, after the app's first
+/// successful deploy. The release is live already: a failure is reported, not undone.
+async fn postdeploy(s: &AppState, release: &Release, command: &str) {
+    let (app, version) = (&release.app, release.version);
+    s.runtime
+        .event(
+            app,
+            EventKind::Info,
+            format!("v{version}: running app.json's postdeploy script"),
+        )
+        .await;
+    let (_stop_tx, stop_rx) = watch::channel(Stop::Running);
+    let (kind, text) = match s
+        .runtime
+        .run_once(release, "postdeploy", command, stop_rx, None)
+        .await
+    {
+        Ok(status) if status.success() => (
+            EventKind::Info,
+            format!("v{version}: postdeploy script {status}"),
+        ),
+        Ok(status) => (
+            EventKind::Error,
+            format!("v{version}: the postdeploy script {status}; the release stays live"),
+        ),
+        Err(e) => (
+            EventKind::Error,
+            format!("v{version}: the postdeploy script could not run: {e}"),
+        ),
+    };
+    s.runtime.event(app, kind, text).await;
 }
 
 async fn build_slug(
@@ -159,7 +246,14 @@ async fn build_slug(
     build_id: &str,
     upload: &Upload,
     work: &std::path::Path,
-) -> Result<(String, std::collections::BTreeMap<String, String>), ApiError> {
+) -> Result<
+    (
+        String,
+        std::collections::BTreeMap<String, String>,
+        dozen_build::AppJsonMeta,
+    ),
+    ApiError,
+> {
     let src = work.join("src");
     let limits = dozen_build::Limits::default();
     let (archive, dest) = (upload.path.clone(), src.clone());
@@ -233,7 +327,7 @@ async fn build_slug(
             ),
         )
         .await;
-    Ok((slug.digest, output.process_types))
+    Ok((slug.digest, output.process_types, slug.manifest.app_json))
 }
 
 /// Take a new release live: run its release phase (if it has one), mark it live, converge the

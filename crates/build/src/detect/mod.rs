@@ -195,21 +195,35 @@ impl Host {
     }
 
     /// Run `program args` in the build directory with the steps' environment; its standard
-    /// output when it exits 0.
+    /// output, when it printed something and did not fail.
+    ///
+    /// The exit status is read when it can be: in a process that runs a supervisor, its reaper
+    /// may collect the child first (a subreaper waits for any child), so the output itself,
+    /// read to its end, is what counts.
     fn output(&self, program: &Path, args: &[&str]) -> Option<String> {
-        let out = Command::new(program)
+        use std::io::Read;
+        let mut child = Command::new(program)
             .args(args)
             .env_clear()
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .current_dir(&self.cwd)
             .stdin(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
-            .output()
+            .spawn()
             .ok()?;
-        if !out.status.success() {
+        let mut out = Vec::new();
+        let read = child.stdout.take().map(|mut s| s.read_to_end(&mut out));
+        // Err: already reaped by the supervisor's reaper; the output decides.
+        if let Ok(status) = child.wait() {
+            if !status.success() {
+                return None;
+            }
+        }
+        if !matches!(read, Some(Ok(_))) || out.is_empty() {
             return None;
         }
-        String::from_utf8(out.stdout).ok()
+        String::from_utf8(out).ok()
     }
 }
 

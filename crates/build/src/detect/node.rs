@@ -86,8 +86,8 @@ pub(super) fn plan(dir: &Path, host: &Host) -> Result<BuildPlan, BuildError> {
         (
             "pnpm-lock.yaml",
             format!("{pnpm} run"),
-            format!("{pnpm} install --frozen-lockfile"),
-            format!("{pnpm} prune --prod"),
+            format!("{pnpm} install --frozen-lockfile --store-dir \"$CACHE_DIR/pnpm-store\""),
+            format!("{pnpm} prune --prod --store-dir \"$CACHE_DIR/pnpm-store\""),
         )
     } else {
         if host.which("npm").is_none() {
