@@ -20,6 +20,10 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
+fn text(body: &[u8]) -> std::borrow::Cow<'_, str> {
+    String::from_utf8_lossy(body)
+}
+
 /// `dozen run -a APP -- ARGS...`: the output, after asserting the exit status.
 #[track_caller]
 fn run(server: &Server, app: &str, args: &[&str], code: i32) -> support::Output {
@@ -58,7 +62,7 @@ fn django_app_migrates_postgres_serves_static_files_and_runs_manage_py() {
     // The page, through the router, reads that table.
     let (status, body) = server.get("notes.localhost", "/");
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
-    assert_eq!(body, b"0 notes in postgresql\n");
+    assert_eq!(text(&body), "0 notes in postgresql\n");
 
     // The static file, collected at build time and served by whitenoise, byte for byte.
     let (status, body) = server.get("notes.localhost", "/static/notes/site.css");
@@ -89,8 +93,8 @@ fn django_app_migrates_postgres_serves_static_files_and_runs_manage_py() {
         "from a one-off"
     );
     assert_eq!(
-        server.get("notes.localhost", "/").1,
-        b"1 notes in postgresql\n"
+        text(&server.get("notes.localhost", "/").1),
+        "1 notes in postgresql\n"
     );
     let unknown = run(
         &server,
@@ -117,7 +121,7 @@ fn flask_app_runs_its_worker_and_its_own_commands() {
 
     let (status, body) = server.get("flasky.localhost", "/");
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
-    assert_eq!(body, b"Hello from Flask on web.1\n");
+    assert_eq!(text(&body), "Hello from Flask on web.1\n");
 
     // The worker prints once with plain print() and then waits: the line reaches the logs only
     // when Python's output is unbuffered, as on Heroku.
@@ -151,7 +155,7 @@ fn express_app_without_lockfile_or_procfile_runs_npm_start() {
 
     let (status, body) = server.get("expressy.localhost", "/");
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
-    assert_eq!(body, b"Hello from Express in production\n");
+    assert_eq!(text(&body), "Hello from Express in production\n");
 
     // npx finds the app's own dependency; its exit status comes back.
     let ok = run(
