@@ -105,16 +105,20 @@ impl Client {
         })
     }
 
-    /// Send a body of unknown length (streamed, chunked) and read the NDJSON answer as it comes,
-    /// while the body is still being sent.
-    pub fn duplex(&self, path: &str, body: impl Read + Send + 'static) -> anyhow::Result<Lines> {
+    /// Send a body of unknown length (streamed, chunked) and get the answer, asked for as
+    /// media type `accept`, to read as it arrives, while the body is still being sent.
+    pub fn duplex_raw(
+        &self,
+        path: &str,
+        accept: &str,
+        body: impl Read + Send + 'static,
+    ) -> anyhow::Result<Response> {
         let req = self
             .request(Method::POST, path)
             .header("content-type", "application/octet-stream")
+            .header("accept", accept)
             .body(Body::new(body));
-        Ok(Lines {
-            reader: BufReader::new(Box::new(self.send(req)?)),
-        })
+        self.send(req)
     }
 
     /// Upload `body` (of `len` bytes) and read the NDJSON answer.

@@ -10,6 +10,8 @@ use clap::Args;
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use dozen_server::frames::{self, Frame};
+
 use crate::client::Client;
 
 /// Which app, and how to print.
@@ -471,12 +473,15 @@ pub fn ps_restart(type_name: Option<&str>, args: AppArgs) -> anyhow::Result<Exit
     Ok(ExitCode::SUCCESS)
 }
 
+/// `run` and `run:detached` on the server. The words go as a list; the server runs a single
+/// word as a command line and quotes several, as the Heroku CLI does, so each reaches the
+/// program as typed. Attached, this side's stdin is streamed to the one-off and its stdout and
+/// stderr come back as bytes, exactly (see `dozen_server::frames`).
 pub fn run(command: &[String], detached: bool, args: AppArgs) -> anyhow::Result<ExitCode> {
     let app = args.app()?;
-    let line = command.join(" ");
     let client = Client::from_env()?;
-    let body = json!({"command": line, "detached": detached});
     if detached {
+        let body = json!({"argv": command, "detached": true});
         let v = client.call(Method::POST, &path(app, "/run"), &body)?;
         print(args.json, &v, |v| {
             println!(
@@ -486,31 +491,38 @@ pub fn run(command: &[String], detached: bool, args: AppArgs) -> anyhow::Result<
         });
         return Ok(ExitCode::SUCCESS);
     }
-    // The one-off gets this side's stdin, streamed as the request body.
-    let query = format!("/run?command={}", percent_encode(&line));
-    let mut code = 1;
-    for item in client.duplex(&path(app, &query), std::io::stdin())? {
-        let v = item?;
-        if v.get("exit").is_some() && v.get("proc").is_none() {
-            code = v["exit"].as_i64().unwrap_or(1);
-            if let Some(err) = v["error"].as_str() {
-                eprintln!("dozen: {err}");
+    let argv = serde_json::to_string(command).context("encoding the command")?;
+    let query = format!("/run?argv={}", percent_encode(&argv));
+    let answer = client.duplex_raw(&path(app, &query), frames::CONTENT_TYPE, std::io::stdin())?;
+    let mut reader = std::io::BufReader::with_capacity(256 * 1024, answer);
+    let mut stdout = std::io::stdout().lock();
+    let mut stderr = std::io::stderr().lock();
+    loop {
+        let written = match frames::read_frame(&mut reader)? {
+            Some(Frame::Stdout(bytes)) => stdout.write_all(&bytes).and_then(|()| stdout.flush()),
+            Some(Frame::Stderr(bytes)) => stderr.write_all(&bytes).and_then(|()| stderr.flush()),
+            Some(Frame::Exit(v)) => {
+                if let Some(err) = v["error"].as_str() {
+                    eprintln!("dozen: {err}");
+                }
+                let code = v["exit"].as_i64().unwrap_or(1);
+                return Ok(ExitCode::from(
+                    u8::try_from(code.clamp(0, 255)).unwrap_or(1),
+                ));
             }
-            break;
-        }
-        if v["proc"] == "dozen" {
-            continue;
-        }
-        let text = v["line"].as_str().unwrap_or("");
-        if v["stream"] == "stderr" {
-            eprintln!("{text}");
-        } else {
-            println!("{text}");
+            None => bail!(
+                "the server ended the one-off without its exit status; see `dozen logs -a {app}`"
+            ),
+        };
+        if let Err(e) = written {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                // Whatever read our output went away; closing the connection stops the
+                // one-off. Exit as a shell reports a writer killed by SIGPIPE.
+                return Ok(ExitCode::from(128 + libc::SIGPIPE as u8));
+            }
+            return Err(anyhow::Error::from(e).context("writing the one-off's output"));
         }
     }
-    Ok(ExitCode::from(
-        u8::try_from(code.clamp(0, 255)).unwrap_or(1),
-    ))
 }
 
 pub fn logs(

@@ -14,7 +14,6 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use dozen_logs::EventKind;
 use dozen_store::{Release, Store};
-use dozen_supervise::Stop;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
@@ -25,6 +24,8 @@ use crate::deploy;
 use crate::error::ApiError;
 use crate::loghub::{Entry, Filter};
 use crate::runtime::Runtime;
+
+mod run;
 
 /// What every handler shares.
 #[derive(Debug, Clone)]
@@ -68,7 +69,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/apps/{app}/ps", get(ps))
         .route("/v1/apps/{app}/ps/restart", post(ps_restart))
-        .route("/v1/apps/{app}/run", post(run))
+        .route("/v1/apps/{app}/run", post(run::run))
         .route("/v1/apps/{app}/logs", get(logs))
         .route("/v1/apps/{app}/domains", get(list_domains).post(add_domain))
         .route(
@@ -558,100 +559,6 @@ async fn ps_restart(
         .restart(&release, &formation, only.as_deref())
         .await?;
     Ok(Json(json!(s.runtime.ps(&app).await)))
-}
-
-#[derive(Debug, Deserialize)]
-struct RunBody {
-    command: String,
-    #[serde(default)]
-    detached: bool,
-}
-
-#[derive(Debug, Deserialize, Default)]
-struct RunQuery {
-    /// With `command` in the query, the request body is the one-off's stdin, streamed.
-    command: Option<String>,
-}
-
-/// The largest JSON body of a run request.
-const RUN_BODY_LIMIT: usize = 64 * 1024;
-
-async fn run(
-    State(s): State<AppState>,
-    Path(app): Path<String>,
-    Query(q): Query<RunQuery>,
-    body: Body,
-) -> ApiResult<Response> {
-    let (command, detached, stdin) = match q.command {
-        Some(command) => (command, false, Some(stdin_channel(body))),
-        None => {
-            let bytes = axum::body::to_bytes(body, RUN_BODY_LIMIT)
-                .await
-                .map_err(|_| {
-                    ApiError::Invalid("the run request body is not readable or over 64 KiB".into())
-                })?;
-            let parsed: RunBody = serde_json::from_slice(&bytes)
-                .map_err(|e| ApiError::Invalid(format!("the run request: {e}")))?;
-            (parsed.command, parsed.detached, None)
-        }
-    };
-    if command.trim().is_empty() {
-        return Err(ApiError::Invalid("command: give the command to run".into()));
-    }
-    let release = live_release(&s, &app).await?;
-    let name = s.runtime.one_off_name(&app, None).await;
-    let log = s.runtime.log(&app);
-    let live = log.subscribe();
-    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-    let state = s.clone();
-    let proc_name = name.clone();
-    let stop = s.shutting_down.clone();
-    tokio::spawn(async move {
-        let (stop_tx, stop_rx) = watch::channel(Stop::Running);
-        let watcher = tokio::spawn(async move {
-            until_true(stop).await;
-            let _ = stop_tx.send(Stop::Graceful { signal: None });
-        });
-        let status = state
-            .runtime
-            .run_once(&release, &proc_name, &command, stop_rx, stdin)
-            .await;
-        watcher.abort();
-        let _ = done_tx.send(status);
-    });
-    if detached {
-        return Ok((StatusCode::ACCEPTED, Json(json!({"name": name}))).into_response());
-    }
-    let filter = Filter {
-        ps: Some(name.clone()),
-        source: None,
-    };
-    Ok(stream_until_done(
-        s,
-        app,
-        live,
-        filter,
-        done_rx,
-        move |r| match r {
-            Ok(status) => json!({"name": name, "exit": status.shell_code()}),
-            Err(e) => json!({"name": name, "error": e.to_string(), "exit": 1}),
-        },
-    ))
-}
-
-/// The request body as a bounded stream of chunks for a process's stdin: the client's upload
-/// slows down when the process reads slowly.
-fn stdin_channel(body: Body) -> mpsc::Receiver<Vec<u8>> {
-    let (tx, rx) = mpsc::channel(8);
-    tokio::spawn(async move {
-        let mut stream = body.into_data_stream();
-        while let Some(Ok(chunk)) = tokio_stream::StreamExt::next(&mut stream).await {
-            if tx.send(chunk.to_vec()).await.is_err() {
-                return;
-            }
-        }
-    });
-    rx
 }
 
 #[derive(Debug, Deserialize, Default)]

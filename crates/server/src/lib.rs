@@ -20,6 +20,7 @@ pub mod api;
 pub mod config;
 pub mod deploy;
 pub mod error;
+pub mod frames;
 pub mod loghub;
 pub mod openapi;
 pub mod rotation;

@@ -450,14 +450,15 @@ impl Runtime {
         format!("run.{}", run.one_offs)
     }
 
-    /// Run a one-off to its end.
+    /// Run a one-off to its end; with `attached`, a client's stdin and (when it takes them
+    /// raw) its stdout and stderr.
     pub async fn run_once(
         &self,
         release: &Release,
         name: &str,
         command: &str,
         stop: watch::Receiver<Stop>,
-        stdin: Option<tokio::sync::mpsc::Receiver<Vec<u8>>>,
+        attached: Option<dozen_supervise::Attached>,
     ) -> Result<ExitStatus, ApiError> {
         let dir = self.release_dir(release).await?;
         let port = free_port()?;
@@ -471,8 +472,8 @@ impl Runtime {
             clear_env: true,
             log: Some(self.log(&release.app).sender()),
         };
-        Ok(match stdin {
-            Some(input) => self.supervisor.run_once_with_stdin(spec, stop, input).await,
+        Ok(match attached {
+            Some(io) => self.supervisor.run_attached(spec, stop, io).await,
             None => self.supervisor.run_once(spec, stop).await,
         })
     }

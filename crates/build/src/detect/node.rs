@@ -1,7 +1,8 @@
 //! Node.js: which package manager, the install, build and prune steps, and `engines.node`.
 //!
-//! - `yarn.lock`: yarn; `pnpm-lock.yaml`: pnpm (both through `corepack` when the host has
-//!   it, else the tool on `PATH`, else the build fails naming the tool); otherwise npm:
+//! - `yarn.lock`: yarn; `pnpm-lock.yaml`: pnpm (through `corepack` when `packageManager`
+//!   pins the version and the host has corepack; else the tool on `PATH`; else through
+//!   corepack; else the build fails naming the tool); otherwise npm:
 //!   `npm ci` with `package-lock.json` or `npm-shrinkwrap.json`, `npm install` without.
 //! - Then the `heroku-postbuild` script if there is one, else `build` if there is one; then
 //!   dev dependencies are pruned (`npm prune --omit=dev`, or the manager's equivalent).
@@ -56,8 +57,22 @@ pub(super) fn plan(dir: &Path, host: &Host) -> Result<BuildPlan, BuildError> {
         }
     }
 
+    let pinned = |name: &str| {
+        package
+            .get("packageManager")
+            .and_then(Value::as_str)
+            .is_some_and(|p| p.starts_with(&format!("{name}@")))
+    };
+    let mut steps = Vec::new();
     let (detected_from, run, install, prune) = if has("yarn.lock") {
-        let yarn = tool(host, "yarn", "yarn.lock")?;
+        let yarn = tool(
+            host,
+            "yarn",
+            "yarn.lock",
+            pinned("yarn"),
+            &mut steps,
+            &mut notes,
+        )?;
         let berry = has(".yarnrc.yml")
             || package
                 .get("packageManager")
@@ -82,7 +97,14 @@ pub(super) fn plan(dir: &Path, host: &Host) -> Result<BuildPlan, BuildError> {
             )
         }
     } else if has("pnpm-lock.yaml") {
-        let pnpm = tool(host, "pnpm", "pnpm-lock.yaml")?;
+        let pnpm = tool(
+            host,
+            "pnpm",
+            "pnpm-lock.yaml",
+            pinned("pnpm"),
+            &mut steps,
+            &mut notes,
+        )?;
         (
             "pnpm-lock.yaml",
             format!("{pnpm} run"),
@@ -106,7 +128,7 @@ pub(super) fn plan(dir: &Path, host: &Host) -> Result<BuildPlan, BuildError> {
         )
     };
 
-    let mut steps = vec![install];
+    steps.push(install);
     if script("heroku-postbuild") {
         steps.push(format!("{run} heroku-postbuild"));
     } else if script("build") {
@@ -134,15 +156,34 @@ pub(super) fn plan(dir: &Path, host: &Host) -> Result<BuildPlan, BuildError> {
     Ok(plan)
 }
 
-/// `corepack yarn` when the host has corepack, else `yarn` from `PATH`.
-fn tool(host: &Host, name: &str, file: &'static str) -> Result<String, BuildError> {
-    if host.which("corepack").is_some() {
-        Ok(format!("corepack {name}"))
-    } else if host.which(name).is_some() {
-        Ok(name.to_string())
-    } else {
-        Err(missing(name, file, "node"))
+/// How to run yarn or pnpm: through corepack when package.json pins it in `packageManager`
+/// (corepack honours the pin), else the tool on `PATH`, else through corepack, else an error.
+/// Going through corepack adds a first step that checks it can fetch the tool, so that a
+/// corepack without registry access fails with a message that says what to do.
+fn tool(
+    host: &Host,
+    name: &str,
+    file: &'static str,
+    pinned: bool,
+    steps: &mut Vec<String>,
+    notes: &mut Vec<String>,
+) -> Result<String, BuildError> {
+    let corepack = host.which("corepack").is_some();
+    if !(pinned && corepack) && host.which(name).is_some() {
+        return Ok(name.to_string());
     }
+    if !corepack {
+        return Err(missing(name, file, "node"));
+    }
+    notes.push(if pinned {
+        format!("{name}: the version package.json's packageManager pins, through corepack")
+    } else {
+        format!("{name} is not on the build host's PATH: using it through corepack")
+    });
+    steps.push(format!(
+        "corepack {name} --version || {{ echo \"corepack could not provide {name} (see above); install {name} on the build host, or let corepack reach its registry\" >&2; exit 1; }}"
+    ));
+    Ok(format!("corepack {name}"))
 }
 
 /// A version: major, minor, patch.
@@ -319,9 +360,27 @@ mod tests {
         let files = [("package.json", "{}"), ("yarn.lock", "")];
         let plan =
             plan_on(&files, &[NODE, ("corepack", "exit 0"), ("yarn", "")], &[]).expect("plan");
-        assert_eq!(plan.steps, ["corepack yarn install --frozen-lockfile"]);
-        let plan = plan_on(&files, &[NODE, ("yarn", "")], &[]).expect("plan");
-        assert_eq!(plan.steps, ["yarn install --frozen-lockfile"]);
+        assert_eq!(
+            plan.steps,
+            ["yarn install --frozen-lockfile"],
+            "the host's yarn first"
+        );
+        let plan = plan_on(&files, &[NODE, ("corepack", "exit 0")], &[]).expect("plan");
+        assert!(
+            plan.steps[0].starts_with("corepack yarn --version ||"),
+            "{plan:?}"
+        );
+        assert_eq!(plan.steps[1], "corepack yarn install --frozen-lockfile");
+        let pinned = [
+            ("package.json", r#"{"packageManager": "yarn@1.22.22"}"#),
+            ("yarn.lock", ""),
+        ];
+        let plan =
+            plan_on(&pinned, &[NODE, ("corepack", "exit 0"), ("yarn", "")], &[]).expect("plan");
+        assert_eq!(
+            plan.steps[1], "corepack yarn install --frozen-lockfile",
+            "pinned: corepack"
+        );
         let e = plan_on(&files, &[NODE], &[]).unwrap_err();
         assert!(
             matches!(e, BuildError::MissingTool { ref tool, .. } if tool == "yarn"),

@@ -5,7 +5,7 @@
 //!   `pyproject.toml` alone (pip installs the project).
 //! - Interpreter: the version in `.python-version` (`3.12`, `3.12.1`) or else `runtime.txt`
 //!   (`python-3.12.1`), matched on major.minor against the `python3` / `python3.N`
-//!   executables on `PATH`; when none matches, the nearest minor of the same major (ties go to
+//!   executables on `PATH` and pyenv's installs (`$PYENV_ROOT/versions`); when none matches, the nearest minor of the same major (ties go to
 //!   the newer one), said in the build log; no interpreter of the same major fails the build.
 //!   Without a requested version, the host's `python3`.
 //! - Everything goes into `.venv` in the app (`python -m venv --copies`), so the slug carries
@@ -251,33 +251,45 @@ fn parse_version(s: &str) -> Option<Asked> {
     }
 }
 
-/// The interpreters of one major version on `PATH` that can make a virtualenv with pip:
-/// `pythonX` first (the host's default), then `pythonX.N`, each only once.
+/// The interpreters of one major version that can make a virtualenv with pip: on `PATH`,
+/// `pythonX` first (the host's default), then `pythonX.N`; then those pyenv installed under
+/// `$PYENV_ROOT/versions` (when the build environment has `PYENV_ROOT`); each only once.
 fn interpreters(host: &Host, major: u32) -> Vec<Interpreter> {
     const PROBE: &str = "import sys, venv, ensurepip; print(sys.executable); print('%d.%d.%d' % sys.version_info[:3])";
     let mut names = vec![format!("python{major}")];
     names.extend((0..=30).map(|n| format!("python{major}.{n}")));
+    let mut candidates: Vec<PathBuf> = names.iter().flat_map(|n| host.which_all(n)).collect();
+    // pyenv's shims only run the versions pyenv has selected: ask its installs directly.
+    if let Some(root) = host.var("PYENV_ROOT") {
+        let mut installs: Vec<PathBuf> = std::fs::read_dir(Path::new(root).join("versions"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path().join("bin").join(format!("python{major}")))
+            .filter(|p| p.is_file())
+            .collect();
+        installs.sort();
+        candidates.extend(installs);
+    }
     let mut found: Vec<Interpreter> = Vec::new();
-    for name in names {
-        for path in host.which_all(&name) {
-            let Some(out) = host.output(&path, &["-c", PROBE]) else {
-                continue;
-            };
-            let mut lines = out.lines();
-            let (Some(exe), Some(version)) = (lines.next(), lines.next()) else {
-                continue;
-            };
-            let v: Vec<u32> = version.split('.').filter_map(|p| p.parse().ok()).collect();
-            let [a, b, c] = v[..] else { continue };
-            let exe = std::fs::canonicalize(exe).unwrap_or_else(|_| PathBuf::from(exe));
-            if found.iter().any(|f| f.exe == exe) {
-                continue;
-            }
-            found.push(Interpreter {
-                version: (a, b, c),
-                exe,
-            });
+    for path in candidates {
+        let Some(out) = host.output(&path, &["-c", PROBE]) else {
+            continue;
+        };
+        let mut lines = out.lines();
+        let (Some(exe), Some(version)) = (lines.next(), lines.next()) else {
+            continue;
+        };
+        let v: Vec<u32> = version.split('.').filter_map(|p| p.parse().ok()).collect();
+        let [a, b, c] = v[..] else { continue };
+        let exe = std::fs::canonicalize(exe).unwrap_or_else(|_| PathBuf::from(exe));
+        if found.iter().any(|f| f.exe == exe) {
+            continue;
         }
+        found.push(Interpreter {
+            version: (a, b, c),
+            exe,
+        });
     }
     found
 }
@@ -451,6 +463,26 @@ mod tests {
         let versions: Vec<_> = found.iter().map(|i| i.version).collect();
         // python3 and python3.11 are two files here, so both count; the failing shim does not.
         assert_eq!(versions, [(3, 11, 7), (3, 11, 7), (3, 13, 0)]);
+    }
+
+    #[test]
+    fn pyenv_installs_count_although_their_shims_fail() {
+        let fake = FakeHost::new(&[("python3", &fake_python("3.11.7"))]);
+        let root = tempfile::tempdir().expect("tempdir");
+        for v in ["3.13.0", "2.7.18"] {
+            let bin = root.path().join("versions").join(v).join("bin");
+            std::fs::create_dir_all(&bin).expect("mkdir");
+            let major = &v[..1];
+            let p = bin.join(format!("python{major}"));
+            std::fs::write(&p, format!("#!/bin/sh\n{}\n", fake_python(v))).expect("write");
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        }
+        let dir = app(&[]);
+        let root = root.path().display().to_string();
+        let host = fake.host(dir.path(), &[("PYENV_ROOT", root.as_str())]);
+        let versions: Vec<_> = interpreters(&host, 3).iter().map(|i| i.version).collect();
+        assert_eq!(versions, [(3, 11, 7), (3, 13, 0)]);
     }
 
     #[test]
