@@ -583,6 +583,8 @@ def markdown(meta: dict, summary: dict) -> str:
       + (f"  \nServer environment: {', '.join(f'{k}={v}' for k, v in meta['extra_env'].items())}." if meta['extra_env'] else "")
       + "\n")
     stores = list(summary)
+    if not stores:  # --stores none: the Django deploys alone
+        return "\n".join(out) + "\n"
     w(f"## Deploy time of examples/hello ({meta['deploys']} deploys per store, each a new release; median / max)\n")
     w("| | " + " | ".join(STORE_LABEL[s] for s in stores) + " |")
     w("|---|" + "---:|" * len(stores))
