@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use dozen_core::Formation;
+use dozen_core::{Formation, RunEnv};
 use dozen_export::kubernetes::{self, Autoscale, KubernetesOptions};
 use dozen_export::oci::{self, ImageOptions};
 use dozen_export::systemd::{self, SystemdOptions};
@@ -349,6 +349,10 @@ fn local_release(
         .check_against(procfile)
         .context("-m/--formation")?;
     let manifest = dozen_build::AppManifest::load(root)?;
+    // The units run this checkout as it is built: its run environment as a build of it
+    // would record it.
+    let kind = dozen_build::BuildPlan::detect(root, &manifest)?.kind;
+    let run_env = dozen_build::run_env_of(root, kind);
     Ok(ReleaseSpec {
         app: name,
         version: 0,
@@ -367,6 +371,7 @@ fn local_release(
         grace_seconds: args.release.grace,
         health_check: manifest.health_check,
         boot_timeout: manifest.boot_timeout,
+        run_env,
     })
 }
 
@@ -452,6 +457,8 @@ pub(crate) fn server_release(
             .as_str()
             .map(str::to_string),
         boot_timeout: r["slug_manifest"]["boot_timeout"].as_u64(),
+        run_env: dozen_build::run_env_from_json(&r["slug_manifest"]["run_env"])
+            .context("the run environment in the release's slug manifest")?,
     })
 }
 
@@ -470,19 +477,20 @@ pub fn build(args: BuildArgs) -> anyhow::Result<ExitCode> {
     let mut opts = ImageOptions::new(stack);
     opts.stack_ref = stack_ref;
     opts.user = args.uid;
-    let (slug_path, app_name, process_types, release) = match &args.app {
+    let (slug_path, app_name, process_types, release, run_env) = match &args.app {
         Some(app) => {
-            let (path, types, version) = fetch_slug(app, args.release.as_deref(), tmp.path())?;
-            (path, app.clone(), types, Some(version))
+            let (path, types, version, run_env) =
+                fetch_slug(app, args.release.as_deref(), tmp.path())?;
+            (path, app.clone(), types, Some(version), run_env)
         }
         None => {
             let dir = args.dir.clone().unwrap_or_else(|| PathBuf::from("."));
-            let (path, types) = build_local_slug(&dir, tmp.path())?;
+            let (path, types, run_env) = build_local_slug(&dir, tmp.path())?;
             let name = absolute(&dir)?
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_else(|| "app".into());
-            (path, name, types, None)
+            (path, name, types, None, run_env)
         }
     };
     let digest = slug_path
@@ -515,10 +523,10 @@ pub fn build(args: BuildArgs) -> anyhow::Result<ExitCode> {
         opts.labels
             .insert("dev.dozen.release".to_string(), format!("v{v}"));
     }
-    opts.cmd = process_types
-        .iter()
-        .find(|t| t.name == "web")
-        .map(|t| dozen_core::command::argv(&t.command).to_vec());
+    opts.cmd = process_types.iter().find(|t| t.name == "web").map(|t| {
+        dozen_core::command::argv(&run_env.profile_line(&opts.workdir, &t.command)).to_vec()
+    });
+    opts.run_env = run_env;
     let image = oci::build_image(&slug_path, &opts, &args.oci)?;
     println!(
         "wrote {} to {}: the slug ({} entries, {} bytes compressed) at /app on the stack",
@@ -551,12 +559,12 @@ fn split_stack(spec: &str) -> (PathBuf, Option<String>) {
 }
 
 /// Download the slug of `app`'s release into `dir`, checking its blake3 digest; returns its
-/// path, the release's process types and its version.
+/// path, the release's process types, its version and its run environment.
 fn fetch_slug(
     app: &str,
     release: Option<&str>,
     dir: &Path,
-) -> anyhow::Result<(PathBuf, Vec<ProcessType>, u64)> {
+) -> anyhow::Result<(PathBuf, Vec<ProcessType>, u64, RunEnv)> {
     let client = Client::from_env()?;
     let args = ReleaseArgs {
         release: release.map(str::to_string),
@@ -589,13 +597,13 @@ fn fetch_slug(
             "the slug downloaded from the server is corrupt (blake3 {actual}, expected {digest}); try again"
         );
     }
-    Ok((path, spec.process_types, spec.version))
+    Ok((path, spec.process_types, spec.version, spec.run_env))
 }
 
 /// Build `dir` the way `dozen server` does (its source archive unpacked into a clean
 /// directory, the build steps without config vars, the slug packed), with the build's output
-/// on stderr; returns the slug's path and the Procfile's process types.
-fn build_local_slug(dir: &Path, tmp: &Path) -> anyhow::Result<(PathBuf, Vec<ProcessType>)> {
+/// on stderr; returns the slug's path, the Procfile's process types and the run environment.
+fn build_local_slug(dir: &Path, tmp: &Path) -> anyhow::Result<(PathBuf, Vec<ProcessType>, RunEnv)> {
     let mut archive = Vec::new();
     dozen_build::pack_source(dir, &mut archive)
         .with_context(|| format!("packing {}", dir.display()))?;
@@ -652,7 +660,7 @@ fn build_local_slug(dir: &Path, tmp: &Path) -> anyhow::Result<(PathBuf, Vec<Proc
         .iter()
         .map(|t| ProcessType::new(&t.name, &t.command))
         .collect();
-    Ok((slug.path, types))
+    Ok((slug.path, types, slug.manifest.run_env))
 }
 
 #[cfg(test)]

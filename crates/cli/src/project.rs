@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use dozen_core::{Formation, Instance, PortPlan, Procfile, load_env_files};
+use dozen_core::{Formation, Instance, PortPlan, Procfile, RunEnv, load_env_files};
 
 use crate::cli::ProjectArgs;
 
@@ -20,6 +20,10 @@ pub struct Project {
     pub env_files: Vec<PathBuf>,
     /// Variables from the env files (later files win), in first-definition order.
     pub env: Vec<(String, String)>,
+    /// What the checkout adds to `PATH` as a build of it would ([`dozen_build::local_run_env`]:
+    /// `.venv/bin`, `bin`, `node_modules/.bin`... when they exist), so that `web: gunicorn`
+    /// runs the same way here as on the server.
+    pub run_env: RunEnv,
 }
 
 impl Project {
@@ -50,12 +54,14 @@ impl Project {
             args.env.iter().map(|e| in_root(&root, e)).collect()
         };
         let env = load_env_files(&env_files, &|key| std::env::var(key).ok())?;
+        let run_env = dozen_build::local_run_env(&root);
         Ok(Project {
             root,
             procfile_path,
             procfile,
             env_files,
             env,
+            run_env,
         })
     }
 
@@ -82,8 +88,9 @@ impl Project {
         Ok(PortPlan::plan(procfile, &formation, base, only)?)
     }
 
-    /// The environment of one process: the env files' variables, then `PORT` and `PS`.
-    /// (dozen's own environment is inherited underneath.)
+    /// The environment of one process: the env files' variables, the checkout's
+    /// [`run_env`](Self::run_env) in front of `PATH` (the env files' `PATH`, else dozen's),
+    /// then `PORT` and `PS`. (dozen's own environment is inherited underneath.)
     pub fn process_env(&self, port: u16, ps: &str) -> Vec<(String, String)> {
         let mut env: Vec<(String, String)> = self
             .env
@@ -91,9 +98,21 @@ impl Project {
             .filter(|(k, _)| k != "PORT" && k != "PS")
             .cloned()
             .collect();
+        if !self.run_env.is_empty() {
+            let root = std::path::absolute(&self.root).unwrap_or_else(|_| self.root.clone());
+            let inherited = std::env::var("PATH").unwrap_or_default();
+            self.run_env.apply(&root, &mut env, &inherited);
+        }
         env.push(("PORT".into(), port.to_string()));
         env.push(("PS".into(), ps.to_string()));
         env
+    }
+
+    /// The line said once at start when the checkout adds to `PATH`.
+    pub fn run_env_note(&self) -> Option<String> {
+        self.run_env
+            .describe()
+            .map(|what| format!("{what} of the checkout, as on dozen server"))
     }
 }
 

@@ -34,6 +34,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             anyhow::bail!("nothing to run: give a command, e.g. dozen run -- ./manage.py migrate")
         }
     };
+    if let Some(note) = project.run_env_note() {
+        // On stderr: stdout belongs to the command (`dozen run -- ./dump > file`).
+        eprintln!("dozen: {note}");
+    }
     cmd.current_dir(&project.root)
         .envs(project.process_env(args.project.port, "run.1"));
     // SAFETY: only `signal`, which is async-signal-safe, runs between fork and exec (and here,

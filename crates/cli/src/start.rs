@@ -47,6 +47,7 @@ pub fn start(args: StartArgs) -> anyhow::Result<ExitCode> {
             log: None,
         })
         .collect();
+    let note = project.run_env_note();
     let width = specs.iter().map(|s| s.name.len()).max().unwrap_or(0);
     let format = output_format(&args.output, width);
     let (writer, log) =
@@ -68,6 +69,9 @@ pub fn start(args: StartArgs) -> anyhow::Result<ExitCode> {
                 return Err(anyhow::Error::from(e));
             }
         };
+        if let Some(note) = note {
+            let _ = log.event(PlatformEvent::new(EventKind::Info, note)).await;
+        }
         drop(log);
         let signals = tokio::spawn(forward_signals(stop_tx));
         // Once the formation is up, the start-up code's pages need not stay resident.

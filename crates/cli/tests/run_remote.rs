@@ -314,8 +314,10 @@ fn a_large_stream_arrives_whole_and_a_stalled_reader_holds_the_one_off_back() {
 }
 
 #[test]
-fn an_abandoned_one_off_that_prints_nothing_is_stopped() {
+fn an_abandoned_one_off_is_stopped() {
     let server = Server::start();
+
+    // One that prints nothing, its client killed.
     let seconds = format!("1{}", unique_tag());
     let needle = format!("sleep {seconds}");
     let mut client = server
@@ -333,4 +335,221 @@ fn an_abandoned_one_off_that_prints_nothing_is_stopped() {
     await_condition("the abandoned one-off to end", || {
         processes_starting(&needle).is_empty()
     });
+
+    // One whose reader closes the pipe after 10 bytes, as `| head -c 10` does: the client
+    // dies of SIGPIPE as Unix tools do, and the one-off ends.
+    let total = format!("9{}00000", unique_tag());
+    let needle = format!("head -c {total}");
+    let mut client = server
+        .command(&["run", "-a", "shop", "--", "head", "-c", &total, "/dev/zero"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("client");
+    let mut first = [0u8; 10];
+    let mut stdout = client.stdout.take().expect("stdout");
+    stdout.read_exact(&mut first).expect("the first bytes");
+    assert_eq!(first, [0u8; 10]);
+    drop(stdout);
+    let out = client.wait_with_output().expect("client");
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&out.status),
+        Some(libc::SIGPIPE),
+        "{out:?}"
+    );
+    assert!(out.stderr.is_empty(), "{out:?}");
+    await_condition("the one-off to end after its reader went away", || {
+        processes_starting(&needle).is_empty()
+    });
+}
+
+/// A PostgreSQL database of its own for one test, dropped at the end.
+struct Database {
+    name: String,
+}
+
+impl Database {
+    fn admin_url() -> String {
+        std::env::var("DOZEN_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+    }
+
+    fn create(tag: &str) -> Database {
+        let db = Database {
+            name: format!("dozen_run_{tag}_{}", unique_tag()),
+        };
+        db.admin(&format!("CREATE DATABASE {}", db.name));
+        db
+    }
+
+    fn url(&self) -> String {
+        let base = Database::admin_url();
+        let (head, _) = base.rsplit_once('/').expect("a database name in the URL");
+        format!("{head}/{}", self.name)
+    }
+
+    fn psql(url: &str, sql: &str) -> String {
+        let out = Command::new("psql")
+            .args([url, "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-c", sql])
+            .output()
+            .expect("psql (PostgreSQL client) must be installed for this test");
+        assert!(
+            out.status.success(),
+            "psql: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    fn admin(&self, sql: &str) -> String {
+        Database::psql(&Database::admin_url(), sql)
+    }
+
+    fn query(&self, sql: &str) -> String {
+        Database::psql(&self.url(), sql)
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .args([
+                &Database::admin_url(),
+                "-q",
+                "-c",
+                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+            ])
+            .status();
+    }
+}
+
+#[test]
+fn pg_dump_and_pg_restore_through_one_offs() {
+    let server = Server::start();
+    let source = Database::create("src");
+    let target = Database::create("dst");
+    source.query(
+        "CREATE TABLE blobs (id int PRIMARY KEY, data bytea); \
+         INSERT INTO blobs SELECT n, decode(md5(n::text) || '00ff0a0d', 'hex') FROM generate_series(1, 5000) n",
+    );
+    server.ok(&[
+        "config:set",
+        "-a",
+        "shop",
+        &format!("DATABASE_URL={}", source.url()),
+        &format!("RESTORE_URL={}", target.url()),
+    ]);
+
+    // The custom-format dump is binary (compressed): it must arrive as pg_dump wrote it.
+    let dump = run(&server, &["pg_dump -Fc --no-owner \"$DATABASE_URL\""]);
+    assert_code(&dump, 0);
+    assert!(
+        dump.stdout.starts_with(b"PGDMP"),
+        "not a custom-format dump"
+    );
+    let file = tempfile::NamedTempFile::new().expect("tmp");
+    std::fs::write(file.path(), &dump.stdout).expect("write dump");
+    let listed = Command::new("pg_restore")
+        .arg("-l")
+        .arg(file.path())
+        .output()
+        .expect("pg_restore");
+    assert!(
+        listed.status.success(),
+        "pg_restore cannot read the dump: {}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("TABLE DATA public blobs"));
+
+    // And back in through stdin, into another database.
+    let restored = server.run_with(
+        &[
+            "run",
+            "-a",
+            "shop",
+            "--",
+            "pg_restore --no-owner -d \"$RESTORE_URL\"",
+        ],
+        &dump.stdout,
+    );
+    assert_code(&restored, 0);
+    let digest =
+        "SELECT count(*) || ' ' || md5(string_agg(data::text, ',' ORDER BY id)) FROM blobs";
+    assert_eq!(target.query(digest), source.query(digest));
+}
+
+/// POST `body` to the API with the test token (HTTP/1.1, `Connection: close`); the whole
+/// answer, chunked encoding included.
+fn post_raw(port: u16, path: &str, body: &[u8]) -> String {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).expect("write");
+    s.write_all(body).expect("write");
+    let mut buf = String::new();
+    let _ = s.read_to_string(&mut buf);
+    buf
+}
+
+#[test]
+fn bad_run_requests_are_refused_and_older_clients_still_get_lines() {
+    let server = Server::start();
+
+    // An empty command, from the CLI: a clear error, nothing run.
+    let out = Output::from(
+        server
+            .command(&["run", "-a", "shop", "--", ""])
+            .stdin(Stdio::null())
+            .output()
+            .expect("client"),
+    )
+    .expect_code(1, &["run", "--", ""]);
+    assert!(
+        out.stderr.contains("command: give the command to run"),
+        "{}",
+        out.stderr
+    );
+
+    for (path, body, message) in [
+        (
+            "/v1/apps/shop/run?argv=not-json",
+            &b""[..],
+            "argv: a JSON array of strings",
+        ),
+        (
+            "/v1/apps/shop/run?argv=%5B%5D",
+            b"",
+            "command: give the command to run",
+        ),
+        (
+            "/v1/apps/shop/run",
+            br#"{"command": "echo a", "argv": ["echo", "b"]}"#,
+            "not both",
+        ),
+        (
+            "/v1/apps/shop/run",
+            br#"{"argv": [""], "detached": true}"#,
+            "command: give the command to run",
+        ),
+    ] {
+        let answer = post_raw(server.port, path, body);
+        assert!(
+            answer.starts_with("HTTP/1.1 422") && answer.contains(message),
+            "{path}: {answer}"
+        );
+    }
+
+    // A client that sends ?command= and does not ask for frames gets NDJSON lines, as before.
+    let answer = post_raw(
+        server.port,
+        "/v1/apps/shop/run?command=echo%20%22from%20$PS%22%3B%20exit%206",
+        b"",
+    );
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("application/x-ndjson"), "{answer}");
+    assert!(answer.contains(r#""line":"from run."#), "{answer}");
+    assert!(answer.contains(r#""exit":6"#), "{answer}");
 }

@@ -40,6 +40,7 @@
 //!     grace_seconds: 10,
 //!     health_check: Some("/healthz".into()),
 //!     boot_timeout: None,
+//!     run_env: Default::default(),
 //! };
 //! let m = manifests(&release, &KubernetesOptions::new("registry.example/shop:v3"))?;
 //! assert_eq!(m.secret.metadata.name.as_deref(), Some("shop-config-v3"));

@@ -7,8 +7,11 @@
 //! as they are (each one's digest checked); its config is kept, with these changes:
 //! `WorkingDir` is the app directory, `User` is a numeric non-root user, `Entrypoint` is
 //! removed, `Cmd` is the web process (when given), `Env` gets `HOME=/tmp` (writable under a
-//! read-only root filesystem) and `LANG=C.UTF-8` and keeps the stack's `PATH`, the labels are
-//! added, and the new layer is appended to `rootfs.diff_ids` and `history`.
+//! read-only root filesystem) and `LANG=C.UTF-8`, the slug's run environment
+//! ([`ImageOptions::run_env`]: its directories in front of the stack's `PATH`, its defaults
+//! where the stack sets none, so they stay defaults that `docker run -e` or a pod's config
+//! override), the labels are added, and the new layer is appended to `rootfs.diff_ids` and
+//! `history`.
 //!
 //! **No config var goes into the image** (factor III): the image is the same for every
 //! release made from the slug, and the config comes from the release's Secret at run time.
@@ -25,8 +28,12 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::{Component, Path, PathBuf};
 
+use dozen_core::RunEnv;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+
+/// `PATH` when the stack's config has none.
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 use crate::error::ExportError;
 
@@ -66,6 +73,10 @@ pub struct ImageOptions {
     pub cmd: Option<Vec<String>>,
     /// The name of the image in the output layout's `index.json` (`oci:OUT:REF`).
     pub ref_name: String,
+    /// The slug's run environment: its `PATH` entries (under [`workdir`](Self::workdir)) and
+    /// defaults go into `Env`. (Its profile scripts belong in [`cmd`](Self::cmd), through
+    /// [`RunEnv::profile_line`].)
+    pub run_env: RunEnv,
 }
 
 impl ImageOptions {
@@ -79,6 +90,7 @@ impl ImageOptions {
             labels: BTreeMap::new(),
             cmd: None,
             ref_name: "latest".into(),
+            run_env: RunEnv::default(),
         }
     }
 }
@@ -644,13 +656,20 @@ fn edit_config(config: &mut Value, opts: &ImageOptions, layer: &Layer) {
         .unwrap_or_default();
     env.retain(|e| !e.starts_with("HOME=") && !e.starts_with("LANG="));
     if !env.iter().any(|e| e.starts_with("PATH=")) {
-        env.insert(
-            0,
-            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
-        );
+        env.insert(0, format!("PATH={DEFAULT_PATH}"));
     }
     env.push("HOME=/tmp".into());
     env.push("LANG=C.UTF-8".into());
+    let mut pairs: Vec<(String, String)> = env
+        .iter()
+        .map(|e| match e.split_once('=') {
+            Some((k, v)) => (k.to_string(), v.to_string()),
+            None => (e.clone(), String::new()),
+        })
+        .collect();
+    opts.run_env
+        .apply(Path::new(&opts.workdir), &mut pairs, DEFAULT_PATH);
+    let env: Vec<String> = pairs.into_iter().map(|(k, v)| format!("{k}={v}")).collect();
     c["Env"] = json!(env);
     c["WorkingDir"] = json!(opts.workdir);
     c["User"] = json!(format!("{0}:{0}", opts.user));

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use dozen_core::RunEnv;
 use dozen_core::name::{validate_app_name, validate_env_key, validate_process_type};
 
 use crate::error::ExportError;
@@ -34,8 +35,8 @@ impl ProcessType {
 }
 
 /// A release as the exporters see it: the app's name, the release number, the Procfile's
-/// process types, the config snapshot, the formation and what the app's manifest
-/// (`dozen.toml`) declares about its web process.
+/// process types, the config snapshot, the formation, what the app's manifest
+/// (`dozen.toml`) declares about its web process and the run environment its slug records.
 ///
 /// Build one from the server's API (`dozen export -a APP`) or from a Procfile and `.env`
 /// (`dozen export systemd --procfile`), then hand it to
@@ -64,6 +65,11 @@ pub struct ReleaseSpec {
     pub health_check: Option<String>,
     /// Seconds the web process has to come up (`[web] boot_timeout`).
     pub boot_timeout: Option<u64>,
+    /// What the processes need besides config (the slug manifest's `run_env`): every
+    /// exported command line puts its directories in front of `PATH`, sets its defaults the
+    /// config does not set and sources the app's profile scripts before `exec`ing the
+    /// command ([`RunEnv::shell_line`]).
+    pub run_env: RunEnv,
 }
 
 impl fmt::Debug for ReleaseSpec {
@@ -77,6 +83,7 @@ impl fmt::Debug for ReleaseSpec {
             .field("grace_seconds", &self.grace_seconds)
             .field("health_check", &self.health_check)
             .field("boot_timeout", &self.boot_timeout)
+            .field("run_env", &self.run_env)
             .finish()
     }
 }
@@ -185,6 +192,7 @@ mod tests {
             grace_seconds: 10,
             health_check: Some("/healthz".into()),
             boot_timeout: None,
+            run_env: RunEnv::default(),
         }
     }
 

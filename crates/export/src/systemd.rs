@@ -138,7 +138,10 @@ pub fn units(release: &ReleaseSpec, opts: &SystemdOptions) -> Result<Vec<OutputF
         );
         let _ = writeln!(s, "Environment=PORT={}", inst.port);
         let _ = writeln!(s, "Environment=PS={ps}");
-        let [shell, dash_c, line] = dozen_core::command::argv(&inst.command);
+        let line = release
+            .run_env
+            .shell_line(&opts.workdir.to_string_lossy(), &inst.command);
+        let [shell, dash_c, line] = dozen_core::command::argv(&line);
         let _ = writeln!(s, "ExecStart={shell} {dash_c} {}", exec_quote(&line));
         s.push_str("KillMode=mixed\nKillSignal=SIGTERM\n");
         let _ = writeln!(s, "TimeoutStopSec={}", release.grace_seconds);
@@ -295,6 +298,7 @@ mod tests {
             grace_seconds: 15,
             health_check: None,
             boot_timeout: None,
+            run_env: Default::default(),
         }
     }
 

@@ -48,6 +48,7 @@ fn release(health_check: Option<&str>) -> ReleaseSpec {
         grace_seconds: 30,
         health_check: health_check.map(str::to_string),
         boot_timeout: Some(60),
+        run_env: Default::default(),
     }
 }
 

@@ -43,6 +43,7 @@ fn exported_units_pass_systemd_analyze_verify() {
         grace_seconds: 20,
         health_check: None,
         boot_timeout: None,
+        run_env: Default::default(),
     };
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("units");

@@ -65,6 +65,7 @@ fn release(version: u64, types: &[(&str, &str)]) -> ReleaseSpec {
         grace_seconds: 25,
         health_check: Some("/healthz".into()),
         boot_timeout: None,
+        run_env: Default::default(),
     }
 }
 

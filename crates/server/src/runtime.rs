@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use dozen_core::RunEnv;
 use dozen_logs::{EventKind, PlatformEvent};
 use dozen_store::Release;
 use dozen_supervise::{ExitStatus, Phase, ProcessHandle, ProcessSpec, Stop, Supervisor};
@@ -15,6 +16,14 @@ use tokio::sync::watch;
 use crate::error::ApiError;
 use crate::loghub::AppLog;
 use crate::rotation::Rotation;
+
+/// What every process of one release starts from: the directory its slug is extracted in,
+/// the web health check path and the slug's run environment.
+struct SlugRun {
+    dir: PathBuf,
+    health: Option<String>,
+    run_env: RunEnv,
+}
 
 /// One running process of an app.
 #[derive(Debug)]
@@ -132,12 +141,16 @@ impl Runtime {
     }
 
     /// The directory a release runs from: its slug, extracted once, read-only by convention.
+    /// Absolute (the data directory may be given relative), since `HOME` and the `PATH`
+    /// entries of the run environment are made from it.
     pub async fn release_dir(&self, release: &Release) -> Result<PathBuf, ApiError> {
         let dir = self
             .data_dir
             .join("releases")
             .join(&release.app)
             .join(format!("v{}", release.version));
+        let dir = std::path::absolute(&dir)
+            .map_err(|e| ApiError::Internal(format!("{}: {e}", dir.display())))?;
         if dir.is_dir() {
             return Ok(dir);
         }
@@ -170,13 +183,20 @@ impl Runtime {
     }
 
     /// The environment of a process of `release`: a minimal base (never the server's own
-    /// variables, which hold its secrets), the release's config, then `PORT` and `PS`.
-    fn env(release: &Release, dir: &Path, port: Option<u16>, ps: &str) -> Vec<(String, String)> {
+    /// variables, which hold its secrets), the release's config, the slug's run environment
+    /// (its directories in front of `PATH`, its defaults where config has none), then `PORT`
+    /// and `PS`.
+    fn env(
+        release: &Release,
+        run_env: &RunEnv,
+        dir: &Path,
+        port: Option<u16>,
+        ps: &str,
+    ) -> Vec<(String, String)> {
+        let host_path =
+            std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
         let mut env = vec![
-            (
-                "PATH".to_string(),
-                std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()),
-            ),
+            ("PATH".to_string(), host_path.clone()),
             ("HOME".to_string(), dir.display().to_string()),
             ("LANG".to_string(), "C.UTF-8".to_string()),
         ];
@@ -185,6 +205,7 @@ impl Runtime {
             env.push((k.clone(), v.clone()));
         }
         env.retain(|(k, _)| k != "PORT" && k != "PS");
+        run_env.apply(dir, &mut env, &host_path);
         if let Some(port) = port {
             env.push(("PORT".into(), port.to_string()));
         }
@@ -192,15 +213,35 @@ impl Runtime {
         env
     }
 
-    /// The health check path and boot timeout a release's slug declares (`dozen.toml`).
-    fn health_settings(&self, release: &Release) -> (Option<String>, Duration) {
-        let manifest = release
+    /// What the build recorded about a release's slug, from its manifest beside the slug.
+    fn slug_manifest(&self, release: &Release) -> Option<serde_json::Value> {
+        release
             .slug
             .as_ref()
             .and_then(|d| {
                 std::fs::read_to_string(self.data_dir.join("slugs").join(format!("{d}.json"))).ok()
             })
-            .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok());
+            .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+    }
+
+    /// The run environment a release's slug records (none for a release without a slug, or
+    /// a slug built before dozen recorded one). A rollback gets the old slug's, so the old
+    /// environment comes back with the old code.
+    fn run_env(&self, release: &Release) -> Result<RunEnv, ApiError> {
+        match self.slug_manifest(release) {
+            Some(m) => dozen_build::run_env_from_json(&m["run_env"]).map_err(|e| {
+                ApiError::Internal(format!(
+                    "the run environment in the slug manifest of v{}: {e}",
+                    release.version
+                ))
+            }),
+            None => Ok(RunEnv::default()),
+        }
+    }
+
+    /// The health check path and boot timeout a release's slug declares (`dozen.toml`).
+    fn health_settings(&self, release: &Release) -> (Option<String>, Duration) {
+        let manifest = self.slug_manifest(release);
         let path = manifest
             .as_ref()
             .and_then(|m| m["health_check"].as_str().map(str::to_string));
@@ -215,24 +256,28 @@ impl Runtime {
     fn start(
         &self,
         release: &Release,
-        dir: &Path,
+        slug: &SlugRun,
         type_name: &str,
         number: usize,
         generation: u64,
-        health: &Option<String>,
     ) -> Result<Proc, ApiError> {
+        let SlugRun {
+            dir,
+            health,
+            run_env,
+        } = slug;
         let app = release.app.as_str();
         let port = free_port()?;
         let name = format!("{type_name}.{number}");
         let command = release
             .process_types
             .get(type_name)
-            .cloned()
+            .map(|c| run_env.profile_line(&dir.to_string_lossy(), c))
             .unwrap_or_default();
         let spec = ProcessSpec {
             name: name.clone(),
             command,
-            env: Self::env(release, dir, Some(port), &name),
+            env: Self::env(release, run_env, dir, Some(port), &name),
             cwd: dir.to_path_buf(),
             port: Some(port),
             color: 0,
@@ -279,6 +324,11 @@ impl Runtime {
         let mut run = run.lock().await;
         let dir = self.release_dir(release).await?;
         let (health, boot) = self.health_settings(release);
+        let slug = SlugRun {
+            dir: dir.clone(),
+            health: health.clone(),
+            run_env: self.run_env(release)?,
+        };
         let mut desired: Vec<(String, usize)> = Vec::new();
         for (type_name, n) in effective_formation(formation, release) {
             for i in 1..=n.max(0) {
@@ -289,7 +339,7 @@ impl Runtime {
             let generation = run.generation + 1;
             let mut fresh: BTreeMap<(String, usize), Proc> = BTreeMap::new();
             for (type_name, number) in &desired {
-                let p = self.start(release, &dir, type_name, *number, generation, &health)?;
+                let p = self.start(release, &slug, type_name, *number, generation)?;
                 fresh.insert((type_name.clone(), *number), p);
             }
             let webs: Vec<(String, watch::Receiver<dozen_supervise::ProcessState>)> = fresh
@@ -359,9 +409,7 @@ impl Runtime {
             for (type_name, number) in desired {
                 let key = (type_name.clone(), number);
                 if let std::collections::btree_map::Entry::Vacant(slot) = run.procs.entry(key) {
-                    slot.insert(
-                        self.start(release, &dir, &type_name, number, generation, &health)?,
-                    );
+                    slot.insert(self.start(release, &slug, &type_name, number, generation)?);
                 }
             }
             drop(run);
@@ -461,11 +509,12 @@ impl Runtime {
         attached: Option<dozen_supervise::Attached>,
     ) -> Result<ExitStatus, ApiError> {
         let dir = self.release_dir(release).await?;
+        let run_env = self.run_env(release)?;
         let port = free_port()?;
         let spec = ProcessSpec {
             name: name.to_string(),
-            command: command.to_string(),
-            env: Self::env(release, &dir, Some(port), name),
+            command: run_env.profile_line(&dir.to_string_lossy(), command),
+            env: Self::env(release, &run_env, &dir, Some(port), name),
             cwd: dir,
             port: None,
             color: 0,

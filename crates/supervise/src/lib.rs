@@ -25,6 +25,7 @@
 //! process that uses this crate, start children only through it: `std::process::Command::wait`
 //! and `tokio::process` would race with the reaper for exit statuses.
 
+mod attach;
 mod cgroup;
 mod exit;
 mod guardian;
@@ -35,10 +36,10 @@ mod reaper;
 mod spawn;
 mod supervisor;
 
+pub use attach::{Attached, OutputChunk};
 pub use exit::{ExitStatus, signal_name};
 pub use net::is_listening;
 pub use policy::{CrashHistory, Policy, RestartPolicy, Verdict};
 pub use supervisor::{
-    Attached, Outcome, OutputChunk, Phase, ProcessHandle, ProcessSpec, ProcessState, Stop,
-    SuperviseError, Supervisor,
+    Outcome, Phase, ProcessHandle, ProcessSpec, ProcessState, Stop, SuperviseError, Supervisor,
 };

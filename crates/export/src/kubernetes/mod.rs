@@ -563,7 +563,8 @@ impl<'a> Kube<'a> {
     }
 
     fn container(&self, container_name: &str, procfile_name: &str, command: &str) -> Container {
-        let [shell, dash_c, line] = dozen_core::command::argv(command);
+        let line = self.release.run_env.shell_line(&self.opts.workdir, command);
+        let [shell, dash_c, line] = dozen_core::command::argv(&line);
         let env = vec![
             EnvVar {
                 name: "PORT".into(),

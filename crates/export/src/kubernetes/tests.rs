@@ -24,6 +24,7 @@ fn release() -> ReleaseSpec {
         grace_seconds: 25,
         health_check: Some("/healthz".into()),
         boot_timeout: None,
+        run_env: Default::default(),
     }
 }
 
