@@ -126,7 +126,7 @@ fn flask_app_runs_its_worker_and_its_own_commands() {
     // The worker prints once with plain print() and then waits: the line reaches the logs only
     // when Python's output is unbuffered, as on Heroku.
     server.ok(&["ps:scale", "-a", "flasky", "worker=1"]);
-    server.await_up("flasky", "worker.1");
+    server.await_state("flasky", "worker.1", "running");
     let line = server.await_log("flasky", "worker ready");
     assert!(line.contains("worker.1"), "{line}");
     assert!(line.contains("with Flask 3.1.1"), "{line}");

@@ -169,14 +169,15 @@ impl Server {
         format!("{}{}", out.stdout, out.stderr)
     }
 
-    /// Wait until process `name` of `app` is up.
-    pub fn await_up(&self, app: &str, name: &str) {
-        await_condition(&format!("{name} of {app} to be up"), || {
+    /// Wait until process `name` of `app` is in `state` (`up`: a web process in rotation;
+    /// `running`: any other process).
+    pub fn await_state(&self, app: &str, name: &str, state: &str) {
+        await_condition(&format!("{name} of {app} to be {state}"), || {
             let ps = self.json(&["ps", "-a", app]);
             ps.as_array()
                 .into_iter()
                 .flatten()
-                .any(|p| p["name"] == name && p["state"] == "up")
+                .any(|p| p["name"] == name && p["state"] == state)
         });
     }
 
