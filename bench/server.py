@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """dozen server benchmark: deploy time of examples/hello and API latency under load,
-on SQLite and on PostgreSQL.
+on SQLite and on PostgreSQL; then deploy time of a real Django app, cold and with a warm build
+cache (bench/deploy_django.py).
 
 Run it through bench/server.sh, which installs wrk and builds dozen first.
 This file only measures; see bench/README.md ("dozen server") for what each number means.
@@ -40,6 +41,8 @@ from bench import (  # noqa: E402 -- same directory: the process bookkeeping of 
     median,
     version_of,
 )
+from deploy_django import bench_django  # noqa: E402
+from deploy_django import markdown as django_markdown  # noqa: E402
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -103,6 +106,7 @@ class Server:
         self.pg_admin_url = pg_admin_url
         self.dir = Path(tempfile.mkdtemp(prefix=f"{store}-", dir=work))
         self.port = free_port()
+        self.router_port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.db: str | None = None
         self.proc: subprocess.Popen | None = None
@@ -114,6 +118,7 @@ class Server:
         env.update({
             "DOZEN_DATA_DIR": str(self.dir / "data"),
             "PORT": str(self.port),
+            "DOZEN_ROUTER_PORT": str(self.router_port),
             "DOZEN_API_TOKEN": TOKEN,
             "DOZEN_BIND": "127.0.0.1",
             "NO_COLOR": "1",
@@ -578,6 +583,8 @@ def markdown(meta: dict, summary: dict) -> str:
       + (f"  \nServer environment: {', '.join(f'{k}={v}' for k, v in meta['extra_env'].items())}." if meta['extra_env'] else "")
       + "\n")
     stores = list(summary)
+    if not stores:  # --stores none: the Django deploys alone
+        return "\n".join(out) + "\n"
     w(f"## Deploy time of examples/hello ({meta['deploys']} deploys per store, each a new release; median / max)\n")
     w("| | " + " | ".join(STORE_LABEL[s] for s in stores) + " |")
     w("|---|" + "---:|" * len(stores))
@@ -643,7 +650,7 @@ def fmt_ms(v) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="smoke test: 2 deploys, 3 s of load per endpoint")
-    ap.add_argument("--stores", default=",".join(STORES), help="comma list of sqlite,postgres")
+    ap.add_argument("--stores", default=",".join(STORES), help="comma list of sqlite,postgres; none for the Django deploys alone")
     ap.add_argument("--deploys", type=int, help="deploys per store (default 5; 2 with --quick)")
     ap.add_argument("--duration", type=int, help="seconds of load per endpoint (default 10; 3 with --quick)")
     ap.add_argument("--connections", type=int, default=32, help="concurrent connections (default 32)")
@@ -652,19 +659,21 @@ def main() -> int:
                     help="where to CREATE/DROP the scratch database (its database part is replaced for the server)")
     ap.add_argument("--server-env", action="append", default=[], metavar="KEY=VALUE",
                     help="extra environment for the server, e.g. DOZEN_CGROUPS=off (repeatable)")
+    ap.add_argument("--no-django", dest="django", action="store_false",
+                    help="skip the cold and warm deploys of the Django app (they need PyPI and PostgreSQL)")
     ap.add_argument("--dozen", default=str(ROOT / "target" / "release" / "dozen"))
     ap.add_argument("--wrk", default=shutil.which("wrk"), help="wrk binary (default: from PATH; without it a Python load generator)")
     ap.add_argument("--out", default=str(RESULTS), help="directory for server.json and server.md")
     args = ap.parse_args()
     args.deploys = args.deploys or (2 if args.quick else 5)
     args.duration = args.duration or (3 if args.quick else 10)
-    stores = [s.strip() for s in args.stores.split(",") if s.strip()]
+    stores = [s.strip() for s in args.stores.split(",") if s.strip() and s.strip() != "none"]
     for s in stores:
         if s not in STORES:
             ap.error(f"unknown store {s}")
     if not os.access(args.dozen, os.X_OK):
         ap.error(f"dozen not found at {args.dozen}; run bench/server.sh (it builds it)")
-    if "postgres" in stores and not shutil.which("psql"):
+    if ("postgres" in stores or args.django) and not shutil.which("psql"):
         ap.error("psql not found (needed to create the scratch database); install postgresql-client or use --stores sqlite")
     extra_env = {}
     for kv in args.server_env:
@@ -677,7 +686,7 @@ def main() -> int:
         signal.signal(s, _on_signal)
     subreaper = become_subreaper()
     pg_version = "not used"
-    if "postgres" in stores:
+    if "postgres" in stores or args.django:
         try:
             pg_version = subprocess.run(["psql", args.pg_admin_url, "-Atc", "SHOW server_version"], capture_output=True,
                                         text=True, timeout=30, check=True).stdout.strip()
@@ -701,10 +710,13 @@ def main() -> int:
     }
     work = Path(tempfile.mkdtemp(prefix="dozen-bench-server-"))
     results: dict = {}
+    django: dict | None = None
     code = 0
     try:
         for store in stores:
             results[store] = bench_store(store, args, work, extra_env)
+        if args.django:
+            django = bench_django_deploys(args, work, extra_env)
     except (Interrupted, KeyboardInterrupt) as e:
         log(f"interrupted ({e}); stopping every process the bench started and dropping scratch databases")
         code = 130
@@ -716,7 +728,7 @@ def main() -> int:
         if left:
             log(f"stopping {len(left)} process(es) still running below the bench")
         cleanup_all()
-        if "postgres" in stores:
+        if "postgres" in stores or args.django:
             drop_leftover_dbs(args.pg_admin_url)
         shutil.rmtree(work, ignore_errors=True)
     if code:
@@ -725,14 +737,32 @@ def main() -> int:
     meta["loadavg_end"] = loadavg()
     summary = summarize(results)
     md = markdown(meta, summary)
+    if django is not None:
+        md += "\n".join(django_markdown(django)) + "\n"
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "server.json").write_text(json.dumps({"meta": meta, "summary": summary, "runs": results}, indent=2, default=str) + "\n")
+    (out / "server.json").write_text(json.dumps({"meta": meta, "summary": summary, "runs": results, "django": django}, indent=2, default=str) + "\n")
     (out / "server.md").write_text(md)
     print(md)
     log(f"wrote {out / 'server.json'} and {out / 'server.md'}")
     failed = any(r.get("error") or any("error" in d for d in r["deploys"]) for r in results.values())
+    failed = failed or (django is not None and (django.get("error") is not None
+                                                or any("error" in d for d in django["deploys"].values())))
     return 1 if failed else 0
+
+
+def bench_django_deploys(args, work: Path, extra_env: dict[str, str]) -> dict:
+    """The Django app's cold and warm deploys, on a server of their own (SQLite store)."""
+    server = Server(args.dozen, "sqlite", work, args.pg_admin_url, extra_env)
+    try:
+        server.start()
+        log(f"Django: server up on {server.url} (pid {server.proc.pid}), router on {server.router_port}")
+        return bench_django(server, args, psql, pg_url_for, log, server.router_port)
+    except BenchError as e:
+        log(f"Django: ERROR {e}")
+        return {"error": str(e), "deploys": {}}
+    finally:
+        server.stop()
 
 
 def drop_leftover_dbs(admin_url: str) -> None:

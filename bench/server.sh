@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # dozen server benchmark entry point: installs wrk (and psql) if missing, builds dozen, then runs
-# bench/server.py with the given arguments (--quick, --stores, --deploys, ...).
+# bench/server.py with the given arguments (--quick, --stores, --deploys, --no-django, ...).
+# The Django deploys download the app's packages from PyPI.
 # Like bench/run: meant for a fresh Debian machine of the project's kind, run as root (or with
 # passwordless sudo); it never prompts. PostgreSQL itself must already answer at 127.0.0.1:5432
 # (or wherever --pg-admin-url points), as it does for the store tests.

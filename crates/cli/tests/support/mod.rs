@@ -1,6 +1,8 @@
 //! A small harness that runs the real `dozen` binary in a temporary app directory.
 #![allow(dead_code)]
 
+pub mod server;
+
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
