@@ -198,7 +198,7 @@ async fn django_collectstatic_runs_fails_the_build_or_is_disabled() {
     assert!(log.contains("STATIC_ROOT"), "{log}");
     assert!(
         log.contains(
-            r#""stream":"stderr","line":"collectstatic failed (above). Builds see no config vars"#
+            r#""stream":"stderr","line":"collectstatic failed (above). Give the settings it needs a default"#
         ),
         "the failure says what to do: {log}"
     );

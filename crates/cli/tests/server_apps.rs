@@ -113,6 +113,35 @@ fn django_app_migrates_postgres_serves_static_files_and_runs_manage_py() {
 }
 
 #[test]
+fn django_collectstatic_failure_fails_the_build_and_a_config_var_skips_it() {
+    let server = Server::start();
+    let src = copy_fixture(&fixture("django-notes"));
+    // Settings without STATIC_ROOT: collectstatic refuses to run.
+    let settings = src.path().join("notesite/settings.py");
+    let text = std::fs::read_to_string(&settings).expect("settings");
+    let without: String = text
+        .lines()
+        .filter(|l| !l.starts_with("STATIC_ROOT"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&settings, without).expect("write settings");
+    server.ok(&["apps:create", "nostatic"]);
+
+    let dir = src.path().to_str().expect("utf-8 path");
+    let args = ["deploy", "-a", "nostatic", "-d", dir];
+    let failed = server.client(&args);
+    assert_ne!(failed.status.code(), Some(0), "{failed:?}");
+    let said = format!("{}{}", failed.stdout, failed.stderr);
+    assert!(said.contains("STATIC_ROOT"), "{said}");
+    assert!(said.contains("DISABLE_COLLECTSTATIC=1"), "{said}");
+
+    // As on Heroku, the config var switches collectstatic off for the next build.
+    server.ok(&["config:set", "-a", "nostatic", "DISABLE_COLLECTSTATIC=1"]);
+    let log = server.deploy("nostatic", src.path());
+    assert!(log.contains("collectstatic is not run"), "{log}");
+}
+
+#[test]
 fn flask_app_runs_its_worker_and_its_own_commands() {
     let server = Server::start();
     let src = copy_fixture(&fixture("flask-worker"));

@@ -20,7 +20,7 @@ use super::{BuildPlan, DefaultWeb, Host, missing, read_json, read_optional, sh_q
 use crate::error::BuildError;
 
 /// Django's collectstatic, with what to do when it fails: builds see no config vars.
-const COLLECTSTATIC: &str = ".venv/bin/python manage.py collectstatic --noinput || { rc=$?; echo \"collectstatic failed (above). Builds see no config vars: give the settings it needs a default, or skip it with DISABLE_COLLECTSTATIC = \\\"1\\\" under [build.env] in dozen.toml\" >&2; exit $rc; }";
+const COLLECTSTATIC: &str = ".venv/bin/python manage.py collectstatic --noinput || { rc=$?; echo \"collectstatic failed (above). Give the settings it needs a default (builds see no config vars), or skip it: dozen config:set DISABLE_COLLECTSTATIC=1, or DISABLE_COLLECTSTATIC = \\\"1\\\" under [build.env] in dozen.toml\" >&2; exit $rc; }";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Manager {
@@ -154,7 +154,7 @@ pub(super) fn plan(dir: &Path, host: &Host) -> Result<Option<BuildPlan>, BuildEr
             notes.push("Django app: DISABLE_COLLECTSTATIC=1, so collectstatic is not run".into());
         } else {
             notes.push(
-                "Django app: running `manage.py collectstatic --noinput` after the install (set DISABLE_COLLECTSTATIC=1 in dozen.toml's [build.env] to skip it)"
+                "Django app: running `manage.py collectstatic --noinput` after the install (skip it with the config var DISABLE_COLLECTSTATIC=1 or in dozen.toml's [build.env])"
                     .into(),
             );
             steps.push(COLLECTSTATIC.into());
