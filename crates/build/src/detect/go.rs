@@ -1,7 +1,8 @@
 //! Go (`go.mod`): `go build -o bin/ ./...`, with `-mod=vendor` when `vendor/modules.txt`
 //! exists. The `go` line of `go.mod` is compared with `go version` first: a host Go older
-//! than 1.21 cannot build a module that asks for a newer one (1.21 and later fetch the
-//! toolchain they need, so there it is a warning).
+//! than 1.21 cannot build a module that asks for 1.21 or later (it cannot even read such a
+//! `go` line); below that the line is advice to an older Go, and 1.21 and later fetch the
+//! toolchain they need, so both are warnings.
 
 use std::path::Path;
 
@@ -30,7 +31,7 @@ pub(super) fn plan(dir: &Path, host: &Host) -> Result<BuildPlan, BuildError> {
         match (go_version(&asked), have.as_deref().and_then(go_version)) {
             (Some(want), Some(got)) if got < want => {
                 let have = have.unwrap_or_default();
-                if got < (1, 21, 0) {
+                if got < (1, 21, 0) && want >= (1, 21, 0) {
                     return Err(BuildError::Manifest {
                         file: "go.mod".into(),
                         line: Some(line),
@@ -39,9 +40,15 @@ pub(super) fn plan(dir: &Path, host: &Host) -> Result<BuildPlan, BuildError> {
                         ),
                     });
                 }
-                notes.push(format!(
-                    "warning: go.mod asks for Go {asked} and the build host has go{have}: go will try to fetch the toolchain it needs"
-                ));
+                notes.push(if got < (1, 21, 0) {
+                    format!(
+                        "warning: go.mod asks for Go {asked} and the build host has go{have}; before Go 1.21 that line is advice, so the build goes on and fails only if the code needs the newer Go"
+                    )
+                } else {
+                    format!(
+                        "warning: go.mod asks for Go {asked} and the build host has go{have}: go will try to fetch the toolchain it needs"
+                    )
+                });
             }
             (Some(_), Some(_)) => notes.push(format!(
                 "using the host's go{}, which go.mod's `go {asked}` allows",
@@ -115,6 +122,9 @@ mod tests {
         );
         let plan = plan_on(&[("go.mod", "module x\ngo 1.18\n")], &[old], &[]).expect("plan");
         assert!(plan.notes[0].contains("go1.19.8"), "{plan:?}");
+        // Before 1.21 a newer `go` line is advice: the build goes on, with a warning.
+        let plan = plan_on(&[("go.mod", "module x\ngo 1.20\n")], &[old], &[]).expect("plan");
+        assert!(plan.notes[0].starts_with("warning:"), "{plan:?}");
         let new = ("go", "echo go version go1.22.1 linux/amd64");
         let plan = plan_on(&[("go.mod", "module x\ngo 1.23rc1\n")], &[new], &[]).expect("plan");
         assert!(plan.notes[0].starts_with("warning:"), "{plan:?}");
