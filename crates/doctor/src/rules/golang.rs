@@ -2,22 +2,9 @@
 //! `os.LookupEnv` form, the app's own `getEnv(key, fallback)` helpers (found in one file, called
 //! in another), viper defaults, godotenv loaders, GORM's `AutoMigrate` and SQLite drivers.
 
-use std::sync::OnceLock;
-
-use regex::bytes::Regex;
-
 use super::app::{AppFact, Need, Src, fallback, found, framework_secret, group, is_secret_name};
-use crate::text::{re, reads_env};
+use crate::text::reads_env;
 use crate::walk::SourceFile;
-
-macro_rules! cached {
-    ($name:ident, $pat:expr) => {
-        fn $name() -> &'static Regex {
-            static R: OnceLock<Regex> = OnceLock::new();
-            R.get_or_init(|| re($pat))
-        }
-    };
-}
 
 cached!(
     getenv_re,

@@ -7,6 +7,17 @@
 //! `node`, `golang` and `rustlang`; `runtime` follows start commands into `package.json` scripts and
 //! reads Dockerfile installs.
 
+/// `cached!(name, "pattern")`: `fn name() -> &'static Regex`, compiled on first use and kept
+/// (defined before the modules below, so each of them can use it).
+macro_rules! cached {
+    ($vis:vis $name:ident, $pat:expr) => {
+        $vis fn $name() -> &'static ::regex::bytes::Regex {
+            static R: ::std::sync::OnceLock<::regex::bytes::Regex> = ::std::sync::OnceLock::new();
+            R.get_or_init(|| crate::text::re($pat))
+        }
+    };
+}
+
 pub(crate) mod app;
 mod golang;
 mod laravel;

@@ -2,22 +2,9 @@
 //! `?? 'literal'` and destructuring defaults, literal session and JWT secrets, dotenv loaders,
 //! TypeORM's `synchronize`/`migrationsRun`, and SQLite as the configured database.
 
-use std::sync::OnceLock;
-
-use regex::bytes::Regex;
-
 use super::app::{AppFact, Need, Src, fallback, found, framework_secret, group};
-use crate::text::{re, reads_env};
+use crate::text::reads_env;
 use crate::walk::SourceFile;
-
-macro_rules! cached {
-    ($name:ident, $pat:expr) => {
-        fn $name() -> &'static Regex {
-            static R: OnceLock<Regex> = OnceLock::new();
-            R.get_or_init(|| re($pat))
-        }
-    };
-}
 
 cached!(
     env_or_re,

@@ -5,21 +5,12 @@
 
 use std::sync::OnceLock;
 
-use regex::bytes::{Regex, RegexSet, RegexSetBuilder};
+use regex::bytes::{RegexSet, RegexSetBuilder};
 
 use super::app::{AppFact, Need, Src, fallback, found, framework_secret, group, is_secret_name};
 use super::repo::name_of;
-use crate::text::{re, reads_env};
+use crate::text::reads_env;
 use crate::walk::SourceFile;
-
-macro_rules! cached {
-    ($name:ident, $pat:expr) => {
-        fn $name() -> &'static Regex {
-            static R: OnceLock<Regex> = OnceLock::new();
-            R.get_or_init(|| re($pat))
-        }
-    };
-}
 
 cached!(
     pointer_re,

@@ -39,15 +39,6 @@ pub(crate) enum Lang {
     Rust,
 }
 
-macro_rules! cached {
-    ($vis:vis $name:ident, $pat:expr) => {
-        $vis fn $name() -> &'static Regex {
-            static R: OnceLock<Regex> = OnceLock::new();
-            R.get_or_init(|| re($pat))
-        }
-    };
-}
-
 cached!(
     node_server_re,
     r"\b(?:express\(\)|https?\.createServer\(|fastify\(|Fastify\(|new\s+Koa\(|new\s+Hapi\.Server|Hapi\.server\()"

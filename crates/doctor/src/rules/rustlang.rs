@@ -2,22 +2,9 @@
 //! `.unwrap_or_else(|_| "..".into())` literal fallbacks, dotenv loaders, SQLite pools and
 //! migrations run by the server at start.
 
-use std::sync::OnceLock;
-
-use regex::bytes::Regex;
-
 use super::app::{AppFact, Need, Src, fallback, group};
-use crate::text::{re, reads_env};
+use crate::text::reads_env;
 use crate::walk::SourceFile;
-
-macro_rules! cached {
-    ($name:ident, $pat:expr) => {
-        fn $name() -> &'static Regex {
-            static R: OnceLock<Regex> = OnceLock::new();
-            R.get_or_init(|| re($pat))
-        }
-    };
-}
 
 cached!(
     var_default_re,
