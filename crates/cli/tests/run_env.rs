@@ -23,22 +23,7 @@ fn fixture() -> PathBuf {
 
 /// A copy of the fixture in a temporary directory (outside any git checkout).
 fn fixture_copy() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("tempdir");
-    copy_dir(&fixture(), dir.path());
-    dir
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read fixture") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("type").is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy");
-        }
-    }
+    support::server::copy_fixture(&fixture())
 }
 
 /// A `dozen server` on SQLite, and a client environment pointing at it.
