@@ -8,12 +8,10 @@ mod support;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
+use support::server::Server;
 use support::*;
-
-const TOKEN: &str = "dzn_test_token_runenv_0123456789";
 
 /// The fixture app: `gunicorn==23.0.0`, `web: gunicorn app:application`, a release phase
 /// that runs gunicorn's `--check-config`, and a `.profile.d` script.
@@ -26,104 +24,23 @@ fn fixture_copy() -> tempfile::TempDir {
     support::server::copy_fixture(&fixture())
 }
 
-/// A `dozen server` on SQLite, and a client environment pointing at it.
-struct Server {
-    child: Option<Child>,
-    port: u16,
-    router_port: u16,
-    data: tempfile::TempDir,
+/// GET / through the router for `app`: the body of a 200.
+fn page(server: &Server, app: &str) -> Option<String> {
+    let (status, body) =
+        support::server::http_get(server.router_port, &format!("{app}.localhost"), "/").ok()?;
+    (status == 200).then(|| String::from_utf8_lossy(&body).into_owned())
 }
 
-impl Server {
-    fn start() -> Server {
-        let mut s = Server {
-            child: None,
-            port: free_port(),
-            router_port: free_port(),
-            data: tempfile::tempdir().expect("tmp"),
-        };
-        let migrate = s.admin(&["migrate"]).output().expect("migrate");
-        assert!(migrate.status.success(), "migrate: {migrate:?}");
-        let mut child = s
-            .admin(&["server"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("server");
-        await_listening(line_reader(child.stdout.take().expect("stdout")));
-        s.child = Some(child);
-        s
-    }
-
-    fn admin(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(dozen_bin());
-        c.args(args)
-            .env("PORT", self.port.to_string())
-            .env("DOZEN_ROUTER_PORT", self.router_port.to_string())
-            .env("DOZEN_DATA_DIR", self.data.path())
-            .env("DOZEN_API_TOKEN", TOKEN)
-            .env("DOZEN_BIND", "127.0.0.1")
-            // A first build downloads gunicorn from PyPI.
-            .env("DOZEN_BUILD_TIMEOUT", "600")
-            .env_remove("DATABASE_URL")
-            .env("NO_COLOR", "1");
-        c
-    }
-
-    fn client(&self, args: &[&str]) -> Output {
-        let out = Command::new(dozen_bin())
-            .args(args)
-            .env("DOZEN_URL", format!("http://127.0.0.1:{}", self.port))
-            .env("DOZEN_API_TOKEN", TOKEN)
-            .env_remove("DOZEN_APP")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .output()
-            .expect("client");
-        Output::from(out)
-    }
-
-    #[track_caller]
-    fn ok(&self, args: &[&str]) -> String {
-        self.client(args).expect_code(0, args).stdout
-    }
-
-    /// GET / through the router for `app`: the body of a 200.
-    fn page(&self, app: &str) -> Option<String> {
-        let mut s = TcpStream::connect(("127.0.0.1", self.router_port)).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
-        s.write_all(
-            format!("GET / HTTP/1.1\r\nHost: {app}.localhost\r\nConnection: close\r\n\r\n")
-                .as_bytes(),
-        )
-        .ok()?;
-        let mut buf = String::new();
-        s.read_to_string(&mut buf).ok()?;
-        let (head, body) = buf.split_once("\r\n\r\n")?;
-        head.starts_with("HTTP/1.1 200").then(|| body.to_string())
-    }
-
-    /// Wait until the app's page shows `needle` (a restart or rollback is switching over).
-    fn await_page(&self, app: &str, needle: &str) -> String {
-        let seen = std::cell::RefCell::new(None);
-        await_condition(&format!("{app}'s page to show {needle:?}"), || {
-            let page = self.page(app);
-            let hit = page.as_deref().is_some_and(|p| p.contains(needle));
-            *seen.borrow_mut() = page;
-            hit
-        });
-        seen.into_inner().unwrap_or_default()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            // SAFETY: signalling our own child.
-            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
-            let _ = c.wait();
-        }
-    }
+/// Wait until the app's page shows `needle` (a restart or rollback is switching over).
+fn await_page(server: &Server, app: &str, needle: &str) -> String {
+    let seen = std::cell::RefCell::new(None);
+    await_condition(&format!("{app}'s page to show {needle:?}"), || {
+        let got = page(server, app);
+        let hit = got.as_deref().is_some_and(|p| p.contains(needle));
+        *seen.borrow_mut() = got;
+        hit
+    });
+    seen.into_inner().unwrap_or_default()
 }
 
 #[test]
@@ -142,7 +59,7 @@ fn a_python_app_with_a_console_script_runs_on_the_server() {
 
     // The web process is gunicorn from the slug's virtualenv, with the variable the app's
     // .profile.d script exports and the Python default.
-    let page = server.await_page("gunicorn-app", "greeting=");
+    let page = await_page(&server, "gunicorn-app", "greeting=");
     assert!(page.contains("greeting=hello from .profile.d\n"), "{page}");
     assert!(page.contains("unbuffered=1\n"), "{page}");
     assert!(page.contains("pythonhome=(unset)\n"), "{page}");
@@ -183,7 +100,7 @@ fn a_python_app_with_a_console_script_runs_on_the_server() {
         "gunicorn-app",
         "PYTHONUNBUFFERED=from-config",
     ]);
-    let page = server.await_page("gunicorn-app", "unbuffered=from-config");
+    let page = await_page(&server, "gunicorn-app", "unbuffered=from-config");
     assert!(page.contains("greeting=hello from .profile.d\n"), "{page}");
 
     // A new deploy with another .profile.d script (v3), then a rollback to v1: the old
@@ -201,9 +118,9 @@ fn a_python_app_with_a_console_script_runs_on_the_server() {
         app.path().to_str().expect("utf-8 path"),
     ]);
     assert!(deploy.contains("v3 is live"), "{deploy}");
-    server.await_page("gunicorn-app", "greeting=hello again\n");
+    await_page(&server, "gunicorn-app", "greeting=hello again\n");
     server.ok(&["rollback", "-a", "gunicorn-app", "v1"]);
-    let page = server.await_page("gunicorn-app", "greeting=hello from .profile.d\n");
+    let page = await_page(&server, "gunicorn-app", "greeting=hello from .profile.d\n");
     assert!(page.contains("unbuffered=1\n"), "v1's config: {page}");
     assert!(
         page.contains("/releases/gunicorn-app/v4/.venv/bin/python"),
