@@ -14,6 +14,10 @@
 //! - **logs**: one stream per app of process output and platform events, a bounded buffer of
 //!   recent lines and live tails ([`loghub`]).
 //!
+//! Every change of an app goes through the platform service ([`platform`]), which runs it in a
+//! task of its own under the app's lock; the HTTP layer ([`api`]) only parses, authenticates and
+//! maps [`platform::PlatformError`] to statuses.
+//!
 //! It is not the router (app traffic) and keeps nothing it cannot rebuild from the store.
 
 pub mod api;
@@ -23,6 +27,7 @@ pub mod error;
 pub mod frames;
 pub mod loghub;
 pub mod openapi;
+pub mod platform;
 pub mod rotation;
 pub mod runtime;
 
@@ -166,12 +171,12 @@ pub async fn serve(config: ServerConfig, log: LogSender) -> Result<(), ServerErr
     }
 
     let (down_tx, down_rx) = watch::channel(false);
-    let state = api::AppState {
-        store: store.clone(),
-        runtime: runtime.clone(),
-        config: Arc::new(config.clone()),
-        shutting_down: down_rx.clone(),
-    };
+    let state = api::AppState::new(
+        store.clone(),
+        runtime.clone(),
+        Arc::new(config.clone()),
+        down_rx.clone(),
+    );
     let bind = std::env::var("DOZEN_BIND").unwrap_or_else(|_| "127.0.0.1".into());
     let listener = tokio::net::TcpListener::bind((bind.as_str(), config.port)).await?;
     let router_listener =

@@ -13,8 +13,8 @@ use dozen_supervise::{ExitStatus, Phase, ProcessHandle, ProcessSpec, Stop, Super
 use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::error::ApiError;
 use crate::loghub::AppLog;
+use crate::platform::PlatformError;
 use crate::rotation::Rotation;
 
 /// What every process of one release starts from: the directory its slug is extracted in,
@@ -143,20 +143,28 @@ impl Runtime {
     /// The directory a release runs from: its slug, extracted once, read-only by convention.
     /// Absolute (the data directory may be given relative), since `HOME` and the `PATH`
     /// entries of the run environment are made from it.
-    pub async fn release_dir(&self, release: &Release) -> Result<PathBuf, ApiError> {
+    pub async fn release_dir(&self, release: &Release) -> Result<PathBuf, PlatformError> {
         let dir = self
             .data_dir
             .join("releases")
             .join(&release.app)
             .join(format!("v{}", release.version));
-        let dir = std::path::absolute(&dir)
-            .map_err(|e| ApiError::Internal(format!("{}: {e}", dir.display())))?;
+        let dir = std::path::absolute(&dir).map_err(|e| {
+            PlatformError::internal(
+                "preparing the release directory",
+                format!("{}: {e}", dir.display()),
+            )
+        })?;
         if dir.is_dir() {
             return Ok(dir);
         }
         let parent = dir.parent().map(Path::to_path_buf).unwrap_or_default();
-        std::fs::create_dir_all(&parent)
-            .map_err(|e| ApiError::Internal(format!("{}: {e}", parent.display())))?;
+        std::fs::create_dir_all(&parent).map_err(|e| {
+            PlatformError::internal(
+                "preparing the release directory",
+                format!("{}: {e}", parent.display()),
+            )
+        })?;
         match &release.slug {
             Some(digest) => {
                 let slug = self
@@ -166,17 +174,26 @@ impl Runtime {
                 let target = dir.clone();
                 tokio::task::spawn_blocking(move || dozen_build::extract_slug(&slug, &target))
                     .await
-                    .map_err(|e| ApiError::Internal(e.to_string()))?
                     .map_err(|e| {
-                        ApiError::Internal(format!(
-                            "extracting the slug of v{}: {e}",
-                            release.version
-                        ))
+                        PlatformError::internal(
+                            format!("extracting the slug of v{}", release.version),
+                            e,
+                        )
+                    })?
+                    .map_err(|e| {
+                        PlatformError::internal(
+                            format!("extracting the slug of v{}", release.version),
+                            e,
+                        )
                     })?;
             }
             None => {
-                std::fs::create_dir_all(&dir)
-                    .map_err(|e| ApiError::Internal(format!("{}: {e}", dir.display())))?;
+                std::fs::create_dir_all(&dir).map_err(|e| {
+                    PlatformError::internal(
+                        "preparing the release directory",
+                        format!("{}: {e}", dir.display()),
+                    )
+                })?;
             }
         }
         Ok(dir)
@@ -227,13 +244,16 @@ impl Runtime {
     /// The run environment a release's slug records (none for a release without a slug, or
     /// a slug built before dozen recorded one). A rollback gets the old slug's, so the old
     /// environment comes back with the old code.
-    fn run_env(&self, release: &Release) -> Result<RunEnv, ApiError> {
+    fn run_env(&self, release: &Release) -> Result<RunEnv, PlatformError> {
         match self.slug_manifest(release) {
             Some(m) => dozen_build::run_env_from_json(&m["run_env"]).map_err(|e| {
-                ApiError::Internal(format!(
-                    "the run environment in the slug manifest of v{}: {e}",
-                    release.version
-                ))
+                PlatformError::internal(
+                    format!(
+                        "reading the run environment in the slug manifest of v{}",
+                        release.version
+                    ),
+                    e,
+                )
             }),
             None => Ok(RunEnv::default()),
         }
@@ -260,7 +280,7 @@ impl Runtime {
         type_name: &str,
         number: usize,
         generation: u64,
-    ) -> Result<Proc, ApiError> {
+    ) -> Result<Proc, PlatformError> {
         let SlugRun {
             dir,
             health,
@@ -318,7 +338,7 @@ impl Runtime {
         release: &Release,
         formation: &BTreeMap<String, i64>,
         replace: bool,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), PlatformError> {
         let app = release.app.as_str();
         let run = self.app_run(app).await;
         let mut run = run.lock().await;
@@ -369,7 +389,7 @@ impl Runtime {
                     Some(p) => format!("listen on its PORT and answer GET {p} with 2xx or 3xx"),
                     None => "listen on its PORT".to_string(),
                 };
-                return Err(ApiError::Invalid(format!(
+                return Err(PlatformError::Invalid(format!(
                     "{} of v{} did not become healthy within {}s (a web process must {check}); the running processes keep serving",
                     which.join(", "),
                     release.version,
@@ -468,7 +488,7 @@ impl Runtime {
         release: &Release,
         formation: &BTreeMap<String, i64>,
         only_type: Option<&str>,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), PlatformError> {
         match only_type {
             None | Some("web") => self.converge(release, formation, true).await,
             Some(t) => {
@@ -507,7 +527,7 @@ impl Runtime {
         command: &str,
         stop: watch::Receiver<Stop>,
         attached: Option<dozen_supervise::Attached>,
-    ) -> Result<ExitStatus, ApiError> {
+    ) -> Result<ExitStatus, PlatformError> {
         let dir = self.release_dir(release).await?;
         let run_env = self.run_env(release)?;
         let port = free_port()?;
@@ -532,7 +552,7 @@ impl Runtime {
         &self,
         store: &dozen_store::Store,
         app: &str,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), PlatformError> {
         self.rotation.set_hosts(app, store.domains(app).await?);
         Ok(())
     }
@@ -588,10 +608,10 @@ async fn stop_all(procs: Vec<Proc>) {
 
 /// A free TCP port on loopback (the kernel picks; the small window before the process binds it
 /// is accepted).
-fn free_port() -> Result<u16, ApiError> {
+fn free_port() -> Result<u16, PlatformError> {
     let l = std::net::TcpListener::bind("127.0.0.1:0")
-        .map_err(|e| ApiError::Internal(format!("no free port: {e}")))?;
+        .map_err(|e| PlatformError::internal("finding a free port", e))?;
     l.local_addr()
         .map(|a| a.port())
-        .map_err(|e| ApiError::Internal(format!("no free port: {e}")))
+        .map_err(|e| PlatformError::internal("finding a free port", e))
 }
