@@ -586,15 +586,7 @@ pub fn effective_formation(
     formation: &BTreeMap<String, i64>,
     release: &Release,
 ) -> BTreeMap<String, i64> {
-    release
-        .process_types
-        .keys()
-        .filter(|t| *t != "release")
-        .map(|t| {
-            let n = formation.get(t).copied().unwrap_or(i64::from(t == "web"));
-            (t.clone(), n)
-        })
-        .collect()
+    dozen_api::effective_formation(formation, release.process_types.keys())
 }
 
 async fn stop_all(procs: Vec<Proc>) {

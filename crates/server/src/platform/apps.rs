@@ -68,6 +68,10 @@ impl Platform {
     /// Stop every process of the app and remove it with everything it has. Holds the app's
     /// lock, so a deploy under way finishes first and one waiting finds no app.
     pub async fn destroy_app(&self, app: &str) -> PlatformResult<()> {
+        self.store.app(app).await?;
+        self.runtime
+            .event(app, EventKind::Info, format!("destroying {app}"))
+            .await;
         let name = app.to_string();
         self.locked(app, move |p| async move {
             p.store.app(&name).await?;
