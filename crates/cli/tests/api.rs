@@ -267,6 +267,15 @@ fn every_route_answers_as_its_openapi_schema_says() {
         json!({"name": "Not A Name"}),
         422,
     );
+    r.call("POST", "/v1/apps", "/v1/apps", &[AUTH, JSON], b"{", 400);
+    r.call(
+        "POST",
+        "/v1/apps",
+        "/v1/apps",
+        &[AUTH],
+        br#"{"name":"x"}"#,
+        415,
+    );
     r.get("/v1/apps", "/v1/apps", 200);
     r.json(
         "PATCH",
@@ -731,6 +740,15 @@ fn malformed_requests_get_4xx_never_5xx_nor_a_hang() {
         } else {
             answer
         };
+        if answer.content_type.starts_with("application/json") && answer.status >= 400 {
+            let error: Result<dozen_api::ErrorBody, _> = serde_json::from_slice(&answer.body);
+            prop_assert!(
+                error.is_ok(),
+                "{method} {target}: a {} answer that is not an error body: {}",
+                answer.status,
+                answer.text()
+            );
+        }
         prop_assert!(
             answer.status < 500,
             "{method} {target} ({:?}) answered {}: {}",

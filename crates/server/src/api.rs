@@ -4,13 +4,13 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 
+use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
 use dozen_api as api;
 use dozen_store::Store;
 use serde::Deserialize;
@@ -26,8 +26,11 @@ use crate::loghub::{Entry, Filter};
 use crate::platform::{Platform, PlatformError, parse_version};
 use crate::runtime::Runtime;
 
+mod extract;
 mod run;
 mod views;
+
+use extract::{Json, Path, Query};
 
 /// What every handler shares.
 #[derive(Debug, Clone)]

@@ -26,6 +26,9 @@ pub enum ApiError {
     /// 413.
     #[error("{0}")]
     TooLarge(String),
+    /// A request axum could not read (its status: 400, 415, 422, ...), with its reason.
+    #[error("{1}")]
+    Refused(StatusCode, String),
     /// 503: the server is shutting down.
     #[error("the server is shutting down; try again shortly")]
     Unavailable,
@@ -46,6 +49,7 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Refused(status, _) => *status,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) | ApiError::Platform(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -80,7 +80,9 @@ fn list_apps() {}
 #[utoipa::path(post, path = "/v1/apps", tag = "apps", request_body = CreateApp,
     responses(
         (status = 201, description = "Created", body = App),
+        (status = 400, description = "The body is not JSON", body = ErrorBody),
         (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 415, description = "The body is not sent as application/json", body = ErrorBody),
         (status = 409, description = "The name is taken", body = ErrorBody),
         (status = 422, description = "Not a valid name", body = ErrorBody)))]
 fn create_app() {}

@@ -10,9 +10,8 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use dozen_logs::Stream;
@@ -21,7 +20,7 @@ use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::{ApiResult, AppState, stream_until_done};
+use super::{ApiResult, AppState, Json, Path, Query, stream_until_done};
 use crate::error::ApiError;
 use crate::frames;
 use crate::loghub::Filter;
