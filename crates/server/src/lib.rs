@@ -160,8 +160,10 @@ pub async fn serve(config: ServerConfig, log: LogSender) -> Result<(), ServerErr
                         &log,
                         EventKind::Error,
                         format!(
-                            "{}: could not restore v{}: {e}",
-                            release.app, release.version
+                            "{}: could not restore v{}: {}",
+                            release.app,
+                            release.version,
+                            e.report()
                         ),
                     )
                     .await;
