@@ -143,6 +143,7 @@ impl BuildPlan {
 pub struct Host {
     env: Vec<(String, String)>,
     cwd: PathBuf,
+    confine: Option<dozen_supervise::Confinement>,
 }
 
 impl Host {
@@ -151,7 +152,15 @@ impl Host {
         Host {
             env,
             cwd: cwd.to_path_buf(),
+            confine: None,
         }
+    }
+
+    /// Ask the host as the steps' user, with their view of the system (a toolchain in the
+    /// server's own home may be out of their reach).
+    pub fn confined(mut self, confine: Option<dozen_supervise::Confinement>) -> Host {
+        self.confine = confine;
+        self
     }
 
     /// dozen's own environment, with `cwd` as the build directory.
@@ -186,6 +195,7 @@ impl Host {
             .filter(|p| {
                 fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
             })
+            .filter(|p| self.confine.as_ref().is_none_or(|c| c.may_run(p)))
             .collect()
     }
 
@@ -202,16 +212,18 @@ impl Host {
     /// read to its end, is what counts.
     fn output(&self, program: &Path, args: &[&str]) -> Option<String> {
         use std::io::Read;
-        let mut child = Command::new(program)
-            .args(args)
+        let mut cmd = Command::new(program);
+        cmd.args(args)
             .env_clear()
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .current_dir(&self.cwd)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .ok()?;
+            .stderr(Stdio::null());
+        if let Some(c) = &self.confine {
+            c.apply_to(&mut cmd, &self.cwd).ok()?;
+        }
+        let mut child = cmd.spawn().ok()?;
         let mut out = Vec::new();
         let read = child.stdout.take().map(|mut s| s.read_to_end(&mut out));
         // Err: already reaped by the supervisor's reaper; the output decides.
