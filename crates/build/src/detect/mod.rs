@@ -195,8 +195,13 @@ impl Host {
             .filter(|p| {
                 fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
             })
-            .filter(|p| self.confine.as_ref().is_none_or(|c| c.may_run(p)))
+            .filter(|p| self.may_run(p))
             .collect()
+    }
+
+    /// Whether the steps' user may run `program` (always, without a confinement).
+    pub(crate) fn may_run(&self, program: &Path) -> bool {
+        self.confine.as_ref().is_none_or(|c| c.may_run(program))
     }
 
     /// The executable `tool` a step would run, if `PATH` has one.
@@ -212,8 +217,13 @@ impl Host {
     /// read to its end, is what counts.
     fn output(&self, program: &Path, args: &[&str]) -> Option<String> {
         use std::io::Read;
-        let mut cmd = Command::new(program);
-        cmd.args(args)
+        // Through `sh`, whose own exec cannot fail: when the program's does, std would wait for
+        // the child to say why, and the supervisor's reaper may have collected it already.
+        let mut cmd = Command::new("/bin/sh");
+        cmd.arg("-c")
+            .arg("exec \"$0\" \"$@\"")
+            .arg(program)
+            .args(args)
             .env_clear()
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .current_dir(&self.cwd)
