@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use dozen_core::Procfile;
 use dozen_logs::{EventKind, LogSender, PlatformEvent};
-use dozen_supervise::{ProcessSpec, Stop, Supervisor};
+use dozen_supervise::{Confinement, ProcessSpec, Stop, Supervisor};
 use tokio::sync::watch;
 
 use crate::archive::Item;
@@ -79,6 +79,10 @@ pub struct BuildRequest<'a> {
     /// Set to anything but [`Stop::Running`] to cancel: the running step is stopped (SIGTERM,
     /// grace, SIGKILL) and the build ends with [`BuildError::Cancelled`].
     pub stop: watch::Receiver<Stop>,
+    /// The app's own user and view of the system, for the steps and for detection's questions
+    /// to the host (`None`: dozen's own user). The build directory and the cache are given to
+    /// that user (mode 0700) and exposed to the steps besides what `confine` shows.
+    pub confine: Option<Confinement>,
 }
 
 /// A finished build, ready for [`pack_slug`](crate::pack_slug).
@@ -158,9 +162,20 @@ pub async fn build(req: BuildRequest<'_>) -> Result<BuildOutput, BuildError> {
     let home = fs::canonicalize(&home).map_err(|e| BuildError::io(&home, e))?;
     let tmp = fs::canonicalize(&tmp).map_err(|e| BuildError::io(&tmp, e))?;
 
+    let work_dir = fs::canonicalize(req.work_dir).map_err(|e| BuildError::io(req.work_dir, e))?;
+    let confine = match &req.confine {
+        Some(c) => {
+            c.own(&work_dir).map_err(|e| BuildError::io(&work_dir, e))?;
+            c.own_once(&cache_dir)
+                .map_err(|e| BuildError::io(&cache_dir, e))?;
+            Some(c.clone().exposing(&work_dir).exposing(&cache_dir))
+        }
+        None => None,
+    };
+
     let manifest = AppManifest::load(&app_dir)?;
     let env = build_env(&req, &manifest, &home, &tmp, &cache_dir);
-    let host = Host::new(env.clone(), &app_dir);
+    let host = Host::new(env.clone(), &app_dir).confined(confine.clone());
     let (dir, m) = (app_dir.clone(), manifest.clone());
     let plan = blocking(move || BuildPlan::detect_on(&dir, &m, &host)).await?;
     // Fail before a long build when the Procfile is already wrong, or missing with no default.
@@ -208,6 +223,7 @@ pub async fn build(req: BuildRequest<'_>) -> Result<BuildOutput, BuildError> {
             color: 0,
             clear_env: true,
             log: Some(req.log.clone()),
+            confine: confine.clone(),
         };
         let status = req.supervisor.run_once(spec, req.stop.clone()).await;
         if *req.stop.borrow() != Stop::Running {
@@ -392,6 +408,14 @@ fn build_env(
 /// to the user).
 fn load_procfile(app_dir: &Path) -> Result<Procfile, BuildError> {
     let path = app_dir.join("Procfile");
+    // The steps may have replaced it with a link: dozen reads only what is in the tree.
+    if fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink())
+        && !fs::canonicalize(&path).is_ok_and(|p| p.starts_with(app_dir))
+    {
+        return Err(BuildError::NoProcfile {
+            reason: "the Procfile is a link to a file outside the app's directory".into(),
+        });
+    }
     match fs::read_to_string(&path) {
         Ok(text) => Ok(Procfile::parse(&text, Path::new("Procfile"))?),
         // Missing, unreadable or not UTF-8: let dozen-core say which, with the line.

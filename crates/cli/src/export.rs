@@ -634,6 +634,7 @@ fn build_local_slug(dir: &Path, tmp: &Path) -> anyhow::Result<(PathBuf, Vec<Proc
             source_version: None,
             extra_env: Vec::new(),
             stop: stop_rx,
+            confine: None,
         })
         .await?;
         anyhow::Ok(built)

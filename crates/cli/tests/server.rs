@@ -572,15 +572,12 @@ fn killed_mid_deploy(backend: Backend) {
 
     // A second deploy whose build is still running when the server is killed.
     let tag = unique_tag();
-    let marks = tempfile::tempdir().expect("tmp");
-    let started = marks.path().join("build-started");
     let app = App::with("web: python3 -m http.server $PORT --bind 127.0.0.1\n");
+    // The step prints `build-42` to the app's log once it runs (a file it wrote in /tmp would
+    // be in its private /tmp, out of the test's sight, when the server runs as root).
     app.write(
         "dozen.toml",
-        &format!(
-            "[build]\ncommand = \"touch '{}' && sleep 300.{tag}\"\n",
-            started.display()
-        ),
+        &format!("[build]\ncommand = \"echo build-$((6*7)) && sleep 300.{tag}\"\n"),
     );
     let mut deploy = server
         .client_command(&[
@@ -594,7 +591,11 @@ fn killed_mid_deploy(backend: Backend) {
         .stderr(Stdio::null())
         .spawn()
         .expect("deploy");
-    await_condition("the build to start", || started.exists());
+    await_condition("the build to start", || {
+        server
+            .ok(&["logs", "-a", "shop", "-n", "1500"])
+            .contains("build-42")
+    });
     server.kill9();
     assert!(
         !deploy.wait().expect("wait").success(),

@@ -304,6 +304,11 @@ async fn build_slug(
         .filter_map(|k| config.get(*k).map(|v| (k.to_string(), v.clone())))
         .collect();
     let log = s.runtime.log(app).sender();
+    let confine = s
+        .runtime
+        .app_user(app)
+        .await?
+        .map(|u| crate::tenancy::confinement(u, &s.config.data_dir, &[]));
     let output = dozen_build::build(dozen_build::BuildRequest {
         supervisor: s.runtime.supervisor(),
         source: &src,
@@ -314,6 +319,7 @@ async fn build_slug(
         extra_env: switches,
         log,
         stop: stop_rx,
+        confine,
     })
     .await;
     guard.abort();

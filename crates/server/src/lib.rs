@@ -12,7 +12,9 @@
 //! - **formation and processes**: every process runs under the same supervisor as `dozen start`
 //!   (`dozen_supervise`), restarted with backoff when it crashes ([`runtime`]);
 //! - **logs**: one stream per app of process output and platform events, a bounded buffer of
-//!   recent lines and live tails ([`loghub`]).
+//!   recent lines and live tails ([`loghub`]);
+//! - **tenancy**: run as root, each app builds and runs as a system user of its own, confined
+//!   to its own files, `/tmp` and processes ([`tenancy`]).
 //!
 //! Every change of an app goes through the platform service ([`platform`]), which runs it in a
 //! task of its own under the app's lock; the HTTP layer ([`api`]) only parses, authenticates and
@@ -30,6 +32,7 @@ pub mod openapi;
 pub mod platform;
 pub mod rotation;
 pub mod runtime;
+pub mod tenancy;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -60,7 +63,10 @@ pub enum ServerError {
 /// Open the store named by the configuration (no migration).
 pub async fn open_store(config: &ServerConfig) -> Result<Store, ServerError> {
     std::fs::create_dir_all(&config.data_dir)?;
-    Ok(Store::connect(config.database_url.as_deref(), &config.data_dir).await?)
+    tenancy::secure_data_dir(&config.data_dir)?;
+    let store = Store::connect(config.database_url.as_deref(), &config.data_dir).await?;
+    tenancy::secure_store_files(&config.data_dir)?;
+    Ok(store)
 }
 
 /// Run the server until SIGTERM or SIGINT, reporting its own events to `log`.
@@ -118,6 +124,7 @@ pub async fn serve(config: ServerConfig, log: LogSender) -> Result<(), ServerErr
         config.log_lines,
         config.boot_timeout,
     ));
+    say(&log, EventKind::Info, runtime.tenancy().describe()).await;
     let access_runtime = runtime.clone();
     let access_log = log.clone();
     tokio::spawn(async move {

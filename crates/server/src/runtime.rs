@@ -16,13 +16,16 @@ use tokio::sync::watch;
 use crate::loghub::AppLog;
 use crate::platform::PlatformError;
 use crate::rotation::Rotation;
+use crate::tenancy::{self, AppUser, Tenancy};
 
 /// What every process of one release starts from: the directory its slug is extracted in,
-/// the web health check path and the slug's run environment.
+/// the web health check path, the slug's run environment, and the app's user and view of the
+/// system (none for one trusted tenant).
 struct SlugRun {
     dir: PathBuf,
     health: Option<String>,
     run_env: RunEnv,
+    confine: Option<dozen_supervise::Confinement>,
 }
 
 /// One running process of an app.
@@ -78,6 +81,7 @@ pub struct Runtime {
     apps: tokio::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<AppRun>>>>,
     logs: Mutex<HashMap<String, Arc<AppLog>>>,
     ops: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    tenancy: Tenancy,
 }
 
 impl Runtime {
@@ -110,7 +114,31 @@ impl Runtime {
             apps: tokio::sync::Mutex::new(HashMap::new()),
             logs: Mutex::new(HashMap::new()),
             ops: Mutex::new(HashMap::new()),
+            tenancy: Tenancy::detect(),
         }
+    }
+
+    /// How apps are kept apart on this host.
+    pub fn tenancy(&self) -> &Tenancy {
+        &self.tenancy
+    }
+
+    /// The system user `app` builds and runs as (created on first use); `None` when the
+    /// server is not root and every app runs as the server's user.
+    pub async fn app_user(&self, app: &str) -> Result<Option<AppUser>, PlatformError> {
+        self.tenancy.ensure_user(&self.supervisor, app).await
+    }
+
+    /// What a process of `app` running in `dir` is confined to (none for one trusted tenant).
+    async fn confinement(
+        &self,
+        app: &str,
+        dir: &Path,
+    ) -> Result<Option<dozen_supervise::Confinement>, PlatformError> {
+        Ok(self
+            .app_user(app)
+            .await?
+            .map(|u| tenancy::confinement(u, &self.data_dir, &[dir])))
     }
 
     /// The supervisor, for build steps.
@@ -155,7 +183,17 @@ impl Runtime {
                 format!("{}: {e}", dir.display()),
             )
         })?;
+        let user = self.app_user(&release.app).await?;
+        let give = |dir: &Path| -> Result<(), PlatformError> {
+            if let Some(u) = user {
+                dozen_supervise::Confinement::user(u.uid, u.gid)
+                    .own_once(dir)
+                    .map_err(|e| PlatformError::internal("giving the release directory to the app's user", e))?;
+            }
+            Ok(())
+        };
         if dir.is_dir() {
+            give(&dir)?;
             return Ok(dir);
         }
         let parent = dir.parent().map(Path::to_path_buf).unwrap_or_default();
@@ -196,6 +234,7 @@ impl Runtime {
                 })?;
             }
         }
+        give(&dir)?;
         Ok(dir)
     }
 
@@ -285,6 +324,7 @@ impl Runtime {
             dir,
             health,
             run_env,
+            confine,
         } = slug;
         let app = release.app.as_str();
         let port = free_port()?;
@@ -303,6 +343,7 @@ impl Runtime {
             color: 0,
             clear_env: true,
             log: Some(self.log(app).sender()),
+            confine: confine.clone(),
         };
         let handle = self.supervisor.start_process(spec);
         if type_name == "web" {
@@ -348,6 +389,7 @@ impl Runtime {
             dir: dir.clone(),
             health: health.clone(),
             run_env: self.run_env(release)?,
+            confine: self.confinement(app, &dir).await?,
         };
         let mut desired: Vec<(String, usize)> = Vec::new();
         for (type_name, n) in effective_formation(formation, release) {
@@ -531,6 +573,7 @@ impl Runtime {
         let dir = self.release_dir(release).await?;
         let run_env = self.run_env(release)?;
         let port = free_port()?;
+        let confine = self.confinement(&release.app, &dir).await?;
         let spec = ProcessSpec {
             name: name.to_string(),
             command: run_env.profile_line(&dir.to_string_lossy(), command),
@@ -540,6 +583,7 @@ impl Runtime {
             color: 0,
             clear_env: true,
             log: Some(self.log(&release.app).sender()),
+            confine,
         };
         Ok(match attached {
             Some(io) => self.supervisor.run_attached(spec, stop, io).await,
@@ -557,7 +601,8 @@ impl Runtime {
         Ok(())
     }
 
-    /// Stop every process of `app` (destroy).
+    /// Destroy what `app` has on this host: stop its processes, remove its release
+    /// directories and build cache, and its system user (with anything still running as it).
     pub async fn stop_app(&self, app: &str) {
         self.rotation.remove_app(app);
         let run = self.apps.lock().await.remove(app);
@@ -566,6 +611,10 @@ impl Runtime {
             stop_all(procs.into_values().collect()).await;
         }
         let _ = std::fs::remove_dir_all(self.data_dir.join("releases").join(app));
+        let _ = std::fs::remove_dir_all(self.data_dir.join("cache").join(app));
+        if let Err(e) = self.tenancy.remove_user(&self.supervisor, app).await {
+            self.event(app, EventKind::Error, e.to_string()).await;
+        }
     }
 
     /// Stop everything gracefully and wait (server shutdown).

@@ -16,6 +16,9 @@
 //! - is stopped with SIGTERM to its group and every process it started (cgroup members and
 //!   descendants, including those that called `setsid`), then SIGKILL after the grace period.
 //!
+//! Run as root, a process can be confined to a user of its own with a private `/tmp`, the
+//! platform's files out of sight and other users' processes invisible ([`Confinement`]).
+//!
 //! dozen is a child subreaper, so orphans are handed to it; when a run ends it stops any that
 //! remain. [`Supervisor::run`] returns only when every descendant is gone.
 //!
@@ -27,6 +30,7 @@
 
 mod attach;
 mod cgroup;
+mod confine;
 mod exit;
 mod guardian;
 mod net;
@@ -37,6 +41,7 @@ mod spawn;
 mod supervisor;
 
 pub use attach::{Attached, OutputChunk};
+pub use confine::Confinement;
 pub use exit::{ExitStatus, signal_name};
 pub use net::is_listening;
 pub use policy::{CrashHistory, Policy, RestartPolicy, Verdict};

@@ -9,6 +9,7 @@ use std::process::{ChildStderr, ChildStdout, Command, Stdio};
 use tokio::sync::oneshot;
 
 use crate::cgroup::Cgroup;
+use crate::confine::Confinement;
 use crate::exit::ExitStatus;
 use crate::reaper::Reaper;
 
@@ -29,7 +30,8 @@ pub(crate) struct Spawned {
 ///
 /// In the child, before exec: a new process group; membership of `cgroup`; SIGKILL when dozen
 /// dies (`PR_SET_PDEATHSIG`); the signal mask emptied and the usual signals back to their
-/// defaults (dozen ignores SIGPIPE, which a child must not inherit).
+/// defaults (dozen ignores SIGPIPE, which a child must not inherit); then, with `confine`, its
+/// app's user and view of the system ([`Confinement`]).
 pub(crate) fn spawn_shell(
     command: &str,
     env: &[(String, String)],
@@ -37,8 +39,10 @@ pub(crate) fn spawn_shell(
     cwd: &Path,
     cgroup: Option<&Cgroup>,
     stdin_pipe: bool,
+    confine: Option<&Confinement>,
 ) -> io::Result<Spawned> {
     let reaper = Reaper::get()?;
+    let confined = confine.map(|c| c.prepare(cwd)).transpose()?;
     let mut cmd = Command::new("/bin/sh");
     if clear_env {
         cmd.env_clear();
@@ -63,7 +67,8 @@ pub(crate) fn spawn_shell(
     let parent = unsafe { libc::getpid() };
 
     // SAFETY: the closure runs between fork and exec and only makes async-signal-safe system
-    // calls (write, prctl, getppid, sigprocmask, signal, _exit) on values prepared beforehand.
+    // calls (write, prctl, getppid, sigprocmask, signal, _exit, and those of
+    // `Prepared::enter`) on values prepared beforehand.
     // It never fails, so std never has to report a pre-exec error (and wait for the child).
     unsafe {
         cmd.pre_exec(move || {
@@ -97,6 +102,12 @@ pub(crate) fn spawn_shell(
                 libc::SIGTTOU,
             ] {
                 libc::signal(sig, libc::SIG_DFL);
+            }
+            // After the cgroup: joining it is the server's right, not the app user's.
+            if let Some(c) = &confined {
+                if let Err(failed) = c.enter() {
+                    failed.exit();
+                }
             }
             Ok(())
         });

@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 
 use crate::attach::{Attached, start_raw_pumps};
 use crate::cgroup::{Cgroup, CgroupRoot};
+use crate::confine::Confinement;
 use crate::exit::{ExitStatus, signal_name};
 use crate::guardian::Guardian;
 use crate::net::PortWatcher;
@@ -52,6 +53,9 @@ pub struct ProcessSpec {
     /// Where its output and lifecycle events go, if not the supervisor's log (the server gives
     /// each app its own stream).
     pub log: Option<LogSender>,
+    /// The user it runs as and what it sees of the system, if not dozen's own (the server, run
+    /// as root, gives each app a user of its own).
+    pub confine: Option<Confinement>,
 }
 
 /// What the caller asks of the running formation.
@@ -488,6 +492,7 @@ async fn run_process(
             &spec.cwd,
             cgroup.as_ref(),
             io.is_some(),
+            spec.confine.as_ref(),
         ) {
             Ok(s) => s,
             Err(e) => {

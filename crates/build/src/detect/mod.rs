@@ -143,6 +143,7 @@ impl BuildPlan {
 pub struct Host {
     env: Vec<(String, String)>,
     cwd: PathBuf,
+    confine: Option<dozen_supervise::Confinement>,
 }
 
 impl Host {
@@ -151,7 +152,15 @@ impl Host {
         Host {
             env,
             cwd: cwd.to_path_buf(),
+            confine: None,
         }
+    }
+
+    /// Ask the host as the steps' user, with their view of the system (a toolchain in the
+    /// server's own home may be out of their reach).
+    pub fn confined(mut self, confine: Option<dozen_supervise::Confinement>) -> Host {
+        self.confine = confine;
+        self
     }
 
     /// dozen's own environment, with `cwd` as the build directory.
@@ -186,7 +195,13 @@ impl Host {
             .filter(|p| {
                 fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
             })
+            .filter(|p| self.may_run(p))
             .collect()
+    }
+
+    /// Whether the steps' user may run `program` (always, without a confinement).
+    pub(crate) fn may_run(&self, program: &Path) -> bool {
+        self.confine.as_ref().is_none_or(|c| c.may_run(program))
     }
 
     /// The executable `tool` a step would run, if `PATH` has one.
@@ -202,16 +217,23 @@ impl Host {
     /// read to its end, is what counts.
     fn output(&self, program: &Path, args: &[&str]) -> Option<String> {
         use std::io::Read;
-        let mut child = Command::new(program)
+        // Through `sh`, whose own exec cannot fail: when the program's does, std would wait for
+        // the child to say why, and the supervisor's reaper may have collected it already.
+        let mut cmd = Command::new("/bin/sh");
+        cmd.arg("-c")
+            .arg("exec \"$0\" \"$@\"")
+            .arg(program)
             .args(args)
             .env_clear()
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .current_dir(&self.cwd)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .ok()?;
+            .stderr(Stdio::null());
+        if let Some(c) = &self.confine {
+            c.apply_to(&mut cmd, &self.cwd).ok()?;
+        }
+        let mut child = cmd.spawn().ok()?;
         let mut out = Vec::new();
         let read = child.stdout.take().map(|mut s| s.read_to_end(&mut out));
         // Err: already reaped by the supervisor's reaper; the output decides.

@@ -281,7 +281,7 @@ fn interpreters(host: &Host, major: u32) -> Vec<Interpreter> {
             .flatten()
             .flatten()
             .map(|e| e.path().join("bin").join(format!("python{major}")))
-            .filter(|p| p.is_file())
+            .filter(|p| p.is_file() && host.may_run(p))
             .collect();
         installs.sort();
         candidates.extend(installs);

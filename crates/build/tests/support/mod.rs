@@ -114,6 +114,7 @@ impl Harness {
             source_version: Some("abc123"),
             extra_env,
             stop,
+            confine: None,
         })
         .await
     }
@@ -130,6 +131,7 @@ impl Harness {
             color: 0,
             clear_env: true,
             log: Some(self.log.clone()),
+            confine: None,
         };
         self.sup.run_once(spec, rx).await
     }

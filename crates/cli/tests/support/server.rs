@@ -75,6 +75,8 @@ pub struct Server {
     pub router_port: u16,
     pub data: tempfile::TempDir,
     lines: mpsc::Receiver<String>,
+    /// What the server printed up to its line that it is listening.
+    pub startup: Vec<String>,
 }
 
 impl Server {
@@ -107,6 +109,7 @@ impl Server {
             router_port: free_port(),
             data,
             lines: mpsc::channel().1,
+            startup: Vec::new(),
         };
         let migrate = s.admin(&["migrate"]).output().expect("migrate");
         assert!(
@@ -126,12 +129,23 @@ impl Server {
         s.lines = rx;
         loop {
             match s.lines.recv_timeout(HANG) {
-                Ok(l) if l.contains("listening") => break,
-                Ok(_) => {}
+                Ok(l) if l.contains("listening") => {
+                    s.startup.push(l);
+                    break;
+                }
+                Ok(l) => s.startup.push(l),
                 Err(e) => panic!("the server never said it was listening: {e}"),
             }
         }
         (s, stderr)
+    }
+
+    /// The server's pid.
+    pub fn pid(&self) -> u32 {
+        self.child
+            .as_ref()
+            .map(Child::id)
+            .expect("the server is running")
     }
 
     /// `dozen ARGS` with the server's environment (admin one-offs on the server host).
