@@ -156,6 +156,7 @@ async fn destroy_app(State(s): State<AppState>, Path(app): Path<String>) -> ApiR
     s.store.app(&app).await?;
     s.runtime.stop_app(&app).await;
     s.store.destroy_app(&app).await?;
+    s.runtime.forget_app(&app);
     Ok(Json(json!({"destroyed": app})))
 }
 

@@ -12,7 +12,9 @@
 //! - **formation and processes**: every process runs under the same supervisor as `dozen start`
 //!   (`dozen_supervise`), restarted with backoff when it crashes ([`runtime`]);
 //! - **logs**: one stream per app of process output and platform events, a bounded buffer of
-//!   recent lines and live tails ([`loghub`]).
+//!   recent lines, kept across restarts in a history per app, and live tails ([`loghub`]);
+//! - **recovery**: after a crash, interrupted builds and releases are marked failed and what
+//!   they left under the data directory is removed before anything runs ([`recover`]).
 //!
 //! It is not the router (app traffic) and keeps nothing it cannot rebuild from the store.
 
@@ -23,6 +25,7 @@ pub mod error;
 pub mod frames;
 pub mod loghub;
 pub mod openapi;
+pub mod recover;
 pub mod rotation;
 pub mod runtime;
 
@@ -74,6 +77,15 @@ pub async fn serve(config: ServerConfig, log: LogSender) -> Result<(), ServerErr
             &log,
             EventKind::Info,
             format!("marked {builds} interrupted build(s) and {releases} release(s) as failed"),
+        )
+        .await;
+    }
+    let swept = recover::sweep(&store, &config.data_dir).await?;
+    if swept > 0 {
+        say(
+            &log,
+            EventKind::Info,
+            format!("removed {swept} leftover file(s) and directories of interrupted work"),
         )
         .await;
     }

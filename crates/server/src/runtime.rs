@@ -118,12 +118,32 @@ impl Runtime {
         &self.supervisor
     }
 
-    /// The app's log stream (created on first use).
+    /// The app's log stream (created on first use, with the events its history kept from
+    /// before a restart).
     pub fn log(&self, app: &str) -> Arc<AppLog> {
         let mut logs = self.logs.lock().unwrap_or_else(|p| p.into_inner());
         logs.entry(app.to_string())
-            .or_insert_with(|| AppLog::new(self.log_lines))
+            .or_insert_with(|| AppLog::with_history(self.log_lines, &self.history_dir(app)))
             .clone()
+    }
+
+    fn history_dir(&self, app: &str) -> PathBuf {
+        self.data_dir.join(crate::recover::LOGS).join(app)
+    }
+
+    /// Forget a destroyed app: its log stream and history, and its build cache. Call after the
+    /// store deleted it (a server killed before that still has the app, and its logs).
+    pub fn forget_app(&self, app: &str) {
+        let log = self
+            .logs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(app);
+        if let Some(log) = log {
+            log.close();
+        }
+        let _ = dozen_logs::History::remove(&self.history_dir(app));
+        let _ = std::fs::remove_dir_all(self.data_dir.join(crate::recover::CACHE).join(app));
     }
 
     /// Tell the app's log stream something.
