@@ -118,13 +118,17 @@ pub async fn serve(config: ServerConfig, log: LogSender) -> Result<(), ServerErr
         }),
     );
     let rotation = rotation::Rotation::new(router.clone());
-    let runtime = Arc::new(runtime::Runtime::new(
+    let runtime = runtime::Runtime::new(
         supervisor,
         rotation.clone(),
         config.data_dir.clone(),
         config.log_lines,
         config.boot_timeout,
-    ));
+    );
+    let runtime = Arc::new(match config.log_history {
+        true => runtime,
+        false => runtime.without_log_history(),
+    });
     let access_runtime = runtime.clone();
     let access_log = log.clone();
     tokio::spawn(async move {

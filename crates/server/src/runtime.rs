@@ -75,6 +75,7 @@ pub struct Runtime {
     grace: Duration,
     data_dir: PathBuf,
     log_lines: usize,
+    log_history: bool,
     apps: tokio::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<AppRun>>>>,
     logs: Mutex<HashMap<String, Arc<AppLog>>>,
     ops: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -107,10 +108,17 @@ impl Runtime {
             grace: Duration::from_secs(10),
             data_dir,
             log_lines,
+            log_history: true,
             apps: tokio::sync::Mutex::new(HashMap::new()),
             logs: Mutex::new(HashMap::new()),
             ops: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Keep log streams in memory only, without a history on disk (`DOZEN_LOG_HISTORY=off`).
+    pub fn without_log_history(mut self) -> Runtime {
+        self.log_history = false;
+        self
     }
 
     /// The supervisor, for build steps.
@@ -123,7 +131,10 @@ impl Runtime {
     pub fn log(&self, app: &str) -> Arc<AppLog> {
         let mut logs = self.logs.lock().unwrap_or_else(|p| p.into_inner());
         logs.entry(app.to_string())
-            .or_insert_with(|| AppLog::with_history(self.log_lines, &self.history_dir(app)))
+            .or_insert_with(|| match self.log_history {
+                true => AppLog::with_history(self.log_lines, &self.history_dir(app)),
+                false => AppLog::new(self.log_lines),
+            })
             .clone()
     }
 
