@@ -271,3 +271,60 @@ impl Filter {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn say(log: &AppLog, text: &str) {
+        let _ = log
+            .sender()
+            .event(PlatformEvent::new(EventKind::Info, text))
+            .await;
+    }
+
+    fn lines(log: &AppLog) -> Vec<String> {
+        log.recent(100, &Filter::default())
+            .iter()
+            .map(|e| e.json.to_string())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_new_stream_starts_with_what_the_history_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("shop");
+        let first = AppLog::with_history(3, &path);
+        for n in 0..5 {
+            say(&first, &format!("event {n}")).await;
+        }
+        first.sender().barrier().await;
+        let before = lines(&first);
+        assert_eq!(before.len(), 3);
+        // As after a restart: a second stream on the same directory.
+        let second = AppLog::with_history(3, &path);
+        assert_eq!(lines(&second), before);
+        say(&second, "event 5").await;
+        second.sender().barrier().await;
+        let after = lines(&second);
+        assert!(
+            after[2].contains("event 5") && after[1] == before[2],
+            "{after:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_closed_stream_writes_no_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("shop");
+        let log = AppLog::with_history(10, &path);
+        say(&log, "before").await;
+        log.sender().barrier().await;
+        log.close();
+        History::remove(&path).unwrap();
+        say(&log, "after").await;
+        log.sender().barrier().await;
+        assert!(lines(&log).last().unwrap().contains("after"));
+        assert!(!path.exists(), "the history came back");
+    }
+}
