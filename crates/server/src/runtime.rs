@@ -78,6 +78,7 @@ pub struct Runtime {
     grace: Duration,
     data_dir: PathBuf,
     log_lines: usize,
+    log_history: bool,
     apps: tokio::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<AppRun>>>>,
     logs: Mutex<HashMap<String, Arc<AppLog>>>,
     ops: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -111,6 +112,7 @@ impl Runtime {
             grace: Duration::from_secs(10),
             data_dir,
             log_lines,
+            log_history: true,
             apps: tokio::sync::Mutex::new(HashMap::new()),
             logs: Mutex::new(HashMap::new()),
             ops: Mutex::new(HashMap::new()),
@@ -141,17 +143,46 @@ impl Runtime {
             .map(|u| tenancy::confinement(u, &self.data_dir, &[dir])))
     }
 
+    /// Keep log streams in memory only, without a history on disk (`DOZEN_LOG_HISTORY=off`).
+    pub fn without_log_history(mut self) -> Runtime {
+        self.log_history = false;
+        self
+    }
+
     /// The supervisor, for build steps.
     pub fn supervisor(&self) -> &Supervisor {
         &self.supervisor
     }
 
-    /// The app's log stream (created on first use).
+    /// The app's log stream (created on first use, with the events its history kept from
+    /// before a restart).
     pub fn log(&self, app: &str) -> Arc<AppLog> {
         let mut logs = self.logs.lock().unwrap_or_else(|p| p.into_inner());
         logs.entry(app.to_string())
-            .or_insert_with(|| AppLog::new(self.log_lines))
+            .or_insert_with(|| match self.log_history {
+                true => AppLog::with_history(self.log_lines, &self.history_dir(app)),
+                false => AppLog::new(self.log_lines),
+            })
             .clone()
+    }
+
+    fn history_dir(&self, app: &str) -> PathBuf {
+        self.data_dir.join(crate::recover::LOGS).join(app)
+    }
+
+    /// Forget a destroyed app: its log stream and history, and its build cache. Call after the
+    /// store deleted it (a server killed before that still has the app, and its logs).
+    pub fn forget_app(&self, app: &str) {
+        let log = self
+            .logs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(app);
+        if let Some(log) = log {
+            log.close();
+        }
+        let _ = dozen_logs::History::remove(&self.history_dir(app));
+        let _ = std::fs::remove_dir_all(self.data_dir.join(crate::recover::CACHE).join(app));
     }
 
     /// Tell the app's log stream something.

@@ -77,6 +77,7 @@ impl Platform {
             p.store.app(&name).await?;
             p.runtime.stop_app(&name).await;
             p.store.destroy_app(&name).await?;
+            p.runtime.forget_app(&name);
             Ok(())
         })
         .await
