@@ -17,6 +17,7 @@
 //! It is not the router (app traffic) and keeps nothing it cannot rebuild from the store.
 
 pub mod api;
+pub mod auth;
 pub mod config;
 pub mod deploy;
 pub mod error;
@@ -221,18 +222,22 @@ pub async fn serve(config: ServerConfig, log: LogSender) -> Result<(), ServerErr
         None => None,
     };
     let signal_log = log.clone();
-    axum::serve(listener, api::router(state))
-        .with_graceful_shutdown(async move {
-            let name = wait_for_stop_signal().await;
-            say(
-                &signal_log,
-                EventKind::Stopping,
-                format!("received {name}; finishing requests, then stopping app processes"),
-            )
-            .await;
-            let _ = down_tx.send(true);
-        })
-        .await?;
+    let guard = auth::Guard::new(store.clone(), Some(log.clone()));
+    axum::serve(
+        listener,
+        api::router(state, guard).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        let name = wait_for_stop_signal().await;
+        say(
+            &signal_log,
+            EventKind::Stopping,
+            format!("received {name}; finishing requests, then stopping app processes"),
+        )
+        .await;
+        let _ = down_tx.send(true);
+    })
+    .await?;
     let _ = router_task.await;
     if let Some(t) = tls_task {
         let _ = t.await;
