@@ -75,17 +75,38 @@ pub struct Server {
     pub router_port: u16,
     pub data: tempfile::TempDir,
     lines: mpsc::Receiver<String>,
+    /// More environment for the server and its admin one-offs.
+    env: Vec<(String, String)>,
+    /// Where clients reach the API (`https://localhost:PORT` when it serves TLS).
+    pub url: String,
 }
 
 impl Server {
     pub fn start() -> Server {
+        Server::start_with(&[])
+    }
+
+    /// A server with more environment; with `DOZEN_API_TLS_CERT` in it, clients use
+    /// `https://localhost:PORT`.
+    pub fn start_with(env: &[(&str, &str)]) -> Server {
         let data = tempfile::tempdir().expect("tmp");
+        let port = free_port();
+        let tls = env.iter().any(|(k, _)| *k == "DOZEN_API_TLS_CERT");
         let mut s = Server {
             child: None,
-            port: free_port(),
+            port,
             router_port: free_port(),
             data,
             lines: mpsc::channel().1,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            url: if tls {
+                format!("https://localhost:{port}")
+            } else {
+                format!("http://127.0.0.1:{port}")
+            },
         };
         let migrate = s.admin(&["migrate"]).output().expect("migrate");
         assert!(
@@ -122,7 +143,8 @@ impl Server {
             .env("DOZEN_API_TOKEN", TOKEN)
             .env("DOZEN_BIND", "127.0.0.1")
             .env_remove("DATABASE_URL")
-            .env("NO_COLOR", "1");
+            .env("NO_COLOR", "1")
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
         c
     }
 
@@ -130,7 +152,8 @@ impl Server {
     pub fn client_command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(dozen_bin());
         c.args(args)
-            .env("DOZEN_URL", format!("http://127.0.0.1:{}", self.port))
+            .env("DOZEN_URL", &self.url)
+            .env_remove("DOZEN_CA_CERT")
             .env("DOZEN_API_TOKEN", TOKEN)
             .env_remove("DOZEN_APP")
             .env("NO_COLOR", "1");
