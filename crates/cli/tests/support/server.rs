@@ -133,6 +133,21 @@ impl Server {
         s
     }
 
+    /// Wait for a line of the server's own output that contains `needle`; that line. Every
+    /// line read on the way is returned in `seen`.
+    pub fn await_output(&self, needle: &str, seen: &mut Vec<String>) -> String {
+        loop {
+            match self.lines.recv_timeout(HANG) {
+                Ok(l) if l.contains(needle) => {
+                    seen.push(l.clone());
+                    return l;
+                }
+                Ok(l) => seen.push(l),
+                Err(e) => panic!("the server never printed {needle:?} ({e}); it printed {seen:?}"),
+            }
+        }
+    }
+
     /// `dozen ARGS` with the server's environment (admin one-offs on the server host).
     pub fn admin(&self, args: &[&str]) -> Command {
         let mut c = Command::new(dozen_bin());
