@@ -4,7 +4,7 @@
 /// The document.
 pub const DOCUMENT: &str = r##"{
   "openapi": "3.1.0",
-  "info": {"title": "dozen server API", "version": "1", "description": "Apps, builds, releases, config vars, formation, one-off runs and logs. Every /v1 call needs Authorization: Bearer <token>. Errors are {\"error\": {\"status\", \"message\"}}. Streaming endpoints answer application/x-ndjson: one log event per line, then a final result object."},
+  "info": {"title": "dozen server API", "version": "1", "description": "Apps, builds, releases, config vars, formation, one-off runs and logs. Every /v1 call needs Authorization: Bearer <token>; a token is admin, or deploy or read on one app, and a call outside its scope gets 403 saying which scope it needs. After 5 bad tokens within a minute, an address gets 429 with Retry-After. Errors are {\"error\": {\"status\", \"message\"}}. Streaming endpoints answer application/x-ndjson: one log event per line, then a final result object."},
   "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
   "security": [{"bearer": []}],
   "paths": {
@@ -46,7 +46,7 @@ pub const DOCUMENT: &str = r##"{
     "/v1/apps/{app}/domains/{hostname}": {"delete": {"summary": "Remove a custom domain", "responses": {"200": {"description": "domains"}, "404": {"description": "not a domain of the app"}}}},
     "/v1/tokens": {
       "get": {"summary": "API tokens (never their secrets)", "responses": {"200": {"description": "tokens"}}},
-      "post": {"summary": "Create a token; the secret is shown once", "responses": {"201": {"description": "token"}}}
+      "post": {"summary": "Create a token; the secret is shown once. Without app it is an admin token; with app it is a deploy token (or read, with scope read) for that app", "requestBody": {"content": {"application/json": {"schema": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}, "scope": {"type": "string", "enum": ["admin", "deploy", "read"]}, "app": {"type": "string"}}}}}}, "responses": {"201": {"description": "token"}, "404": {"description": "unknown app"}, "422": {"description": "invalid name, or a scope that does not fit the app"}}}
     },
     "/v1/tokens/{token}": {"delete": {"summary": "Revoke a token by id or name", "responses": {"200": {"description": "revoked"}}}}
   }
