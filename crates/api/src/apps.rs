@@ -91,6 +91,10 @@ pub struct Token {
     pub id: String,
     /// Its name.
     pub name: String,
+    /// What it may do: `admin`, or `deploy` or `read` on one app.
+    pub scope: String,
+    /// The one app a `deploy` or `read` token is for; none for `admin`.
+    pub app: Option<String>,
     /// When it was made.
     pub created_at: String,
     /// When it was revoked.
@@ -103,6 +107,12 @@ pub struct Token {
 pub struct CreateToken {
     /// A name for the new token.
     pub name: String,
+    /// `admin` (the default without an app), `deploy` (the default with one) or `read`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// The one app a `deploy` or `read` token is for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<String>,
 }
 
 /// The answer to `POST /v1/tokens`: the secret, shown this once.

@@ -66,10 +66,27 @@ pub fn tokens(action: TokenAction) -> anyhow::Result<ExitCode> {
                     println!("{}", serde_json::to_string(&t)?);
                 }
             }
-            TokenAction::Create(name) => {
-                let (info, secret) = store.create_token(&name).await?;
+            TokenAction::Create { name, app, scope } => {
+                let (info, secret) = match (app, scope) {
+                    (None, None | Some(TokenScope::Admin)) => store.create_token(&name).await?,
+                    (None, Some(scope)) => anyhow::bail!(
+                        "a {} token is for one app: give it with --app APP",
+                        scope.store()
+                    ),
+                    (Some(_), Some(TokenScope::Admin)) => anyhow::bail!(
+                        "an admin token is for every app: leave out --app, or use --scope deploy or --scope read"
+                    ),
+                    (Some(app), scope) => {
+                        let scope = scope.unwrap_or(TokenScope::Deploy).store();
+                        store.create_app_token(&name, &app, scope).await?
+                    }
+                };
+                let what = match &info.app {
+                    Some(app) => format!("{} on {app}", info.scope),
+                    None => info.scope.to_string(),
+                };
                 eprintln!(
-                    "created token {} ({}); it is shown once:",
+                    "created token {} ({}, {what}); it is shown once:",
                     info.name, info.id
                 );
                 println!("{secret}");
@@ -89,8 +106,36 @@ pub fn tokens(action: TokenAction) -> anyhow::Result<ExitCode> {
 pub enum TokenAction {
     /// List.
     List,
-    /// Create one with this name.
-    Create(String),
+    /// Create one with this name, for one app or (without) every app.
+    Create {
+        /// Its name.
+        name: String,
+        /// The one app it is for.
+        app: Option<String>,
+        /// What it may do.
+        scope: Option<TokenScope>,
+    },
     /// Revoke by id or name.
     Revoke(String),
+}
+
+/// A token's scope, as `tokens:create --scope` takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TokenScope {
+    /// Every app, every token, server settings.
+    Admin,
+    /// One app: deploys, config, scaling, one-offs, logs, restarts, rollbacks, domains.
+    Deploy,
+    /// One app: info, releases, builds, processes, logs; no config values.
+    Read,
+}
+
+impl TokenScope {
+    fn store(self) -> dozen_store::Scope {
+        match self {
+            TokenScope::Admin => dozen_store::Scope::Admin,
+            TokenScope::Deploy => dozen_store::Scope::Deploy,
+            TokenScope::Read => dozen_store::Scope::Read,
+        }
+    }
 }

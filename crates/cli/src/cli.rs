@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::admin::{self, TokenAction};
+use crate::admin::{self, TokenAction, TokenScope};
 use crate::remote::{self, AppArgs};
 
 /// dozen: run twelve-factor apps, from a laptop to a host.
@@ -33,9 +33,20 @@ enum Command {
     Migrate,
     /// List API tokens (on the server host).
     Tokens,
-    /// Create an API token (on the server host); prints it once.
+    /// Create an API token (on the server host); prints it once. Without --app it is an admin
+    /// token; with --app it may deploy to (or, with --scope read, only read) that one app.
     #[command(name = "tokens:create")]
-    TokensCreate { name: String },
+    TokensCreate {
+        /// A name for people: letters, digits, `_ - .`.
+        name: String,
+        /// The one app the token is for.
+        #[arg(long, short = 'a')]
+        app: Option<String>,
+        /// admin (every app, tokens, server settings), deploy or read (one app); the default
+        /// is admin without --app, deploy with it.
+        #[arg(long)]
+        scope: Option<TokenScope>,
+    },
     /// Revoke an API token by id or name (on the server host).
     #[command(name = "tokens:revoke")]
     TokensRevoke { token: String },
@@ -392,7 +403,9 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Server => admin::server(),
         Command::Migrate => admin::migrate(),
         Command::Tokens => admin::tokens(TokenAction::List),
-        Command::TokensCreate { name } => admin::tokens(TokenAction::Create(name)),
+        Command::TokensCreate { name, app, scope } => {
+            admin::tokens(TokenAction::Create { name, app, scope })
+        }
         Command::TokensRevoke { token } => admin::tokens(TokenAction::Revoke(token)),
         Command::Apps(args) => remote::apps(args),
         Command::AppsCreate { name, args } => remote::apps_create(&name, args),

@@ -1,5 +1,6 @@
 //! The HTTP client for a `dozen server`: `DOZEN_URL`, `DOZEN_API_TOKEN`, the API's types
-//! (`dozen_api`) in and out, server errors turned into one clear line.
+//! (`dozen_api`) in and out, server errors turned into one clear line. An `https://` server's
+//! certificate is verified against the usual roots and the CA of `DOZEN_CA_CERT` when it is set.
 
 use std::io::{BufRead, BufReader, Read};
 use std::time::Duration;
@@ -29,11 +30,15 @@ impl Client {
             .ok()
             .filter(|v| !v.trim().is_empty())
             .context("DOZEN_API_TOKEN is not set: set it to an API token of the server (dozen tokens:create NAME on the server host makes one)")?;
-        let http = Http::builder()
+        let mut builder = Http::builder()
             .connect_timeout(Duration::from_secs(10))
-            .timeout(None)
-            .build()
-            .context("setting up the HTTP client")?;
+            .timeout(None);
+        if let Some(path) = std::env::var_os("DOZEN_CA_CERT").filter(|v| !v.is_empty()) {
+            for ca in custom_ca(std::path::Path::new(&path))? {
+                builder = builder.add_root_certificate(ca);
+            }
+        }
+        let http = builder.build().context("setting up the HTTP client")?;
         Ok(Client {
             base: base.trim_end_matches('/').to_string(),
             token,
@@ -48,8 +53,20 @@ impl Client {
     }
 
     fn send(&self, req: RequestBuilder) -> anyhow::Result<Response> {
-        let resp = req.send().with_context(|| {
-            format!("cannot reach the dozen server at {} (DOZEN_URL)", self.base)
+        let resp = req.send().map_err(|e| {
+            let untrusted = std::iter::successors(Some(&e as &dyn std::error::Error), |e| {
+                e.source()
+            })
+            .any(|e| e.to_string().contains("certificate"));
+            let e = anyhow::Error::from(e).context(format!(
+                "cannot reach the dozen server at {} (DOZEN_URL)",
+                self.base
+            ));
+            if untrusted {
+                e.context("the server's TLS certificate is not trusted: set DOZEN_CA_CERT to the PEM file of the CA that signed it")
+            } else {
+                e
+            }
         })?;
         if resp.status().is_success() {
             return Ok(resp);
@@ -136,6 +153,21 @@ fn answer<T: DeserializeOwned>(resp: Response) -> anyhow::Result<T> {
     serde_json::from_str(&text).context(
         "the server's answer is not what this dozen expects (is the server a different version?)",
     )
+}
+
+/// The certificates of the PEM file `DOZEN_CA_CERT` names, trusted beside the usual roots.
+fn custom_ca(path: &std::path::Path) -> anyhow::Result<Vec<reqwest::Certificate>> {
+    let pem = std::fs::read(path)
+        .with_context(|| format!("DOZEN_CA_CERT: reading {}", path.display()))?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem)
+        .with_context(|| format!("DOZEN_CA_CERT: {} is not a PEM certificate", path.display()))?;
+    if certs.is_empty() {
+        bail!(
+            "DOZEN_CA_CERT: {} holds no CERTIFICATE section: give the CA certificate as PEM",
+            path.display()
+        );
+    }
+    Ok(certs)
 }
 
 /// The lines of a streaming answer, each read as a `T`.

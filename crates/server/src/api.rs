@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use dozen_api as api;
@@ -73,8 +73,9 @@ impl AppState {
 
 type ApiResult<T> = Result<T, ApiError>;
 
-/// The API router. Separate from serving, so tests can call it directly.
-pub fn router(state: AppState) -> Router {
+/// The API router. Separate from serving, so tests can call it directly. `guard` checks every
+/// `/v1` request's token and scope ([`crate::auth`]).
+pub fn router(state: AppState, guard: crate::auth::Guard) -> Router {
     let max_upload = usize::try_from(state.config.max_upload).unwrap_or(usize::MAX);
     let authed = Router::new()
         .route("/v1/apps", get(list_apps).post(create_app))
@@ -109,30 +110,15 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/tokens", get(list_tokens).post(create_token))
         .route("/v1/tokens/{token}", axum::routing::delete(revoke_token))
-        .layer(middleware::from_fn_with_state(state.clone(), authenticate));
+        .layer(middleware::from_fn_with_state(
+            guard,
+            crate::auth::authenticate,
+        ));
     Router::new()
         .route("/openapi.json", get(openapi))
         .route("/healthz", get(|| async { Json(api::Health { ok: true }) }))
         .merge(authed)
         .with_state(state)
-}
-
-async fn authenticate(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let token = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .filter(|t| !t.is_empty());
-    let Some(token) = token else {
-        return ApiError::Unauthorized.into_response();
-    };
-    match state.store.verify_token(token).await {
-        Ok(Some(_)) => next.run(request).await,
-        Ok(None) => ApiError::Unauthorized.into_response(),
-        Err(e) => ApiError::from(e).into_response(),
-    }
 }
 
 async fn openapi() -> impl IntoResponse {
@@ -533,7 +519,19 @@ async fn create_token(
     State(s): State<AppState>,
     Json(body): Json<api::CreateToken>,
 ) -> ApiResult<(StatusCode, Json<api::CreatedToken>)> {
-    let (info, token) = s.store.create_token(&body.name).await?;
+    let scope: Option<dozen_store::Scope> = body.scope.as_deref().map(str::parse).transpose()?;
+    let (info, token) = match (body.app, scope) {
+        (None, None | Some(dozen_store::Scope::Admin)) => s.store.create_token(&body.name).await?,
+        (None, Some(scope)) => {
+            return Err(ApiError::Invalid(format!(
+                "a {scope} token is for one app: give its app"
+            )));
+        }
+        (Some(app), scope) => {
+            let scope = scope.unwrap_or(dozen_store::Scope::Deploy);
+            s.store.create_app_token(&body.name, &app, scope).await?
+        }
+    };
     let info = views::token(info);
     Ok((StatusCode::CREATED, Json(api::CreatedToken { token, info })))
 }

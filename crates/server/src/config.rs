@@ -34,6 +34,55 @@ pub struct ServerConfig {
     /// `DOZEN_TLS_CERTS`: a directory of `<domain>.crt` + `<domain>.key` PEM pairs
     /// (`default.*` for any other name, `_.example.com.*` for `*.example.com`).
     pub tls_certs: Option<PathBuf>,
+    /// `DOZEN_BIND`: the address the API and the router listen on (default `127.0.0.1`).
+    pub bind: String,
+    /// `DOZEN_API_TLS_CERT` and `DOZEN_API_TLS_KEY`: PEM files of the API's certificate chain
+    /// and private key; with them the API serves HTTPS.
+    pub api_tls: Option<ApiTls>,
+    /// `DOZEN_ALLOW_PLAIN_HTTP=1`: serve the API over plain HTTP on an address other machines
+    /// reach (behind a TLS proxy, say); refused otherwise.
+    pub allow_plain_http: bool,
+}
+
+/// The API's certificate and key files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiTls {
+    /// `DOZEN_API_TLS_CERT`: the certificate chain, leaf first (PEM).
+    pub cert: PathBuf,
+    /// `DOZEN_API_TLS_KEY`: its private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+}
+
+/// Whether `bind` is an address only this machine reaches.
+pub fn is_loopback(bind: &str) -> bool {
+    let bind = bind.trim();
+    bind.eq_ignore_ascii_case("localhost")
+        || bind
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+impl ServerConfig {
+    /// Refuse to serve the API over plain HTTP to other machines: tokens and config values
+    /// would cross the network in clear text. `Ok` with a warning to log when
+    /// `DOZEN_ALLOW_PLAIN_HTTP=1` allows it anyway.
+    pub fn check_plain_http(&self) -> Result<Option<String>, String> {
+        if self.api_tls.is_some() || is_loopback(&self.bind) {
+            return Ok(None);
+        }
+        if self.allow_plain_http {
+            return Ok(Some(format!(
+                "the API is served over plain HTTP on {} (DOZEN_ALLOW_PLAIN_HTTP=1): API tokens and config values cross the network unencrypted unless something in front encrypts them",
+                self.bind
+            )));
+        }
+        Err(format!(
+            "DOZEN_BIND={} would serve the API to other machines over plain HTTP, where API tokens and config values cross the network unencrypted. Set DOZEN_API_TLS_CERT and DOZEN_API_TLS_KEY (PEM files) to serve HTTPS, or set DOZEN_ALLOW_PLAIN_HTTP=1 if a TLS proxy in front of dozen or a private network protects the traffic",
+            self.bind
+        ))
+    }
 }
 
 impl ServerConfig {
@@ -93,6 +142,31 @@ impl ServerConfig {
             tls_certs: lookup("DOZEN_TLS_CERTS")
                 .filter(|v| !v.trim().is_empty())
                 .map(PathBuf::from),
+            bind: lookup("DOZEN_BIND")
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| "127.0.0.1".into()),
+            api_tls: match (
+                lookup("DOZEN_API_TLS_CERT").filter(|v| !v.trim().is_empty()),
+                lookup("DOZEN_API_TLS_KEY").filter(|v| !v.trim().is_empty()),
+            ) {
+                (Some(cert), Some(key)) => Some(ApiTls {
+                    cert: PathBuf::from(cert),
+                    key: PathBuf::from(key),
+                }),
+                (None, None) => None,
+                (Some(_), None) => {
+                    return Err("DOZEN_API_TLS_CERT is set but DOZEN_API_TLS_KEY is not: set both to serve the API over HTTPS".into());
+                }
+                (None, Some(_)) => {
+                    return Err("DOZEN_API_TLS_KEY is set but DOZEN_API_TLS_CERT is not: set both to serve the API over HTTPS".into());
+                }
+            },
+            allow_plain_http: match lookup("DOZEN_ALLOW_PLAIN_HTTP").as_deref().map(str::trim) {
+                None | Some("" | "0" | "false") => false,
+                Some("1" | "true") => true,
+                Some(_) => return Err("DOZEN_ALLOW_PLAIN_HTTP must be 1 or 0".into()),
+            },
         })
     }
 }
@@ -150,6 +224,46 @@ mod tests {
         assert!(c.log_history);
         assert_eq!(c.data_dir, PathBuf::from(".dozen"));
         assert!(c.database_url.is_none());
+    }
+
+    #[test]
+    fn plain_http_is_refused_beyond_loopback() {
+        let config = |pairs: &[(&str, &str)]| {
+            let env: HashMap<&str, &str> = pairs.iter().copied().collect();
+            ServerConfig::from_lookup(|k| env.get(k).map(|v| v.to_string())).expect("config")
+        };
+        for local in ["127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost"] {
+            assert_eq!(
+                config(&[("DOZEN_BIND", local)]).check_plain_http(),
+                Ok(None),
+                "{local}"
+            );
+        }
+        assert_eq!(config(&[]).check_plain_http(), Ok(None));
+        for remote in ["0.0.0.0", "::", "192.0.2.10", "dozen.example.com"] {
+            let err = config(&[("DOZEN_BIND", remote)])
+                .check_plain_http()
+                .expect_err(remote);
+            assert!(
+                err.contains("plain HTTP")
+                    && err.contains("DOZEN_API_TLS_CERT")
+                    && err.contains("DOZEN_ALLOW_PLAIN_HTTP=1"),
+                "{err}"
+            );
+            let warned = config(&[("DOZEN_BIND", remote), ("DOZEN_ALLOW_PLAIN_HTTP", "1")])
+                .check_plain_http()
+                .expect("allowed");
+            assert!(warned.is_some_and(|w| w.contains("unencrypted")));
+            let tls = config(&[
+                ("DOZEN_BIND", remote),
+                ("DOZEN_API_TLS_CERT", "cert.pem"),
+                ("DOZEN_API_TLS_KEY", "key.pem"),
+            ]);
+            assert_eq!(tls.check_plain_http(), Ok(None));
+        }
+        let half =
+            ServerConfig::from_lookup(|k| (k == "DOZEN_API_TLS_CERT").then(|| "c.pem".into()));
+        assert!(half.expect_err("half").contains("DOZEN_API_TLS_KEY"));
     }
 
     #[test]

@@ -14,6 +14,13 @@ pub enum ApiError {
     /// 401: no token, or not a valid one. Says nothing more.
     #[error("unauthorized: send a valid API token (Authorization: Bearer <token>)")]
     Unauthorized,
+    /// 403: a valid token whose scope does not cover the request (the message says which
+    /// scope would).
+    #[error("{0}")]
+    Forbidden(String),
+    /// 429: too many bad tokens from this address; try again after this many seconds.
+    #[error("too many requests with a bad API token from this address; try again in {0} s")]
+    TooManyRequests(u64),
     /// 404.
     #[error("{0}")]
     NotFound(String),
@@ -45,6 +52,8 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -89,6 +98,12 @@ impl IntoResponse for ApiError {
         let status = self.status();
         let body =
             serde_json::json!({ "error": { "status": status.as_u16(), "message": message } });
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        if let ApiError::TooManyRequests(seconds) = self {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }

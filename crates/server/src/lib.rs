@@ -25,10 +25,12 @@
 //! It is not the router (app traffic) and keeps nothing it cannot rebuild from the store.
 
 pub mod api;
+pub mod auth;
 pub mod config;
 pub mod deploy;
 pub mod error;
 pub mod frames;
+pub mod listen;
 pub mod loghub;
 pub mod openapi;
 pub mod platform;
@@ -74,6 +76,16 @@ pub async fn open_store(config: &ServerConfig) -> Result<Store, ServerError> {
 
 /// Run the server until SIGTERM or SIGINT, reporting its own events to `log`.
 pub async fn serve(config: ServerConfig, log: LogSender) -> Result<(), ServerError> {
+    // The API's transport is settled before anything else starts: bad certificate files or a
+    // plain-HTTP API on a public address stop the start with a message that says why.
+    let plain_http_warning = config.check_plain_http().map_err(ServerError::Config)?;
+    let api_tls = match &config.api_tls {
+        Some(tls) => Some(listen::tls_config(tls).map_err(ServerError::Config)?),
+        None => None,
+    };
+    if let Some(warning) = plain_http_warning {
+        say(&log, EventKind::Error, warning).await;
+    }
     let store = open_store(&config).await?;
     store.ensure_migrated().await?;
     if let Some(token) = &config.api_token {
@@ -202,7 +214,7 @@ pub async fn serve(config: ServerConfig, log: LogSender) -> Result<(), ServerErr
         Arc::new(config.clone()),
         down_rx.clone(),
     );
-    let bind = std::env::var("DOZEN_BIND").unwrap_or_else(|_| "127.0.0.1".into());
+    let bind = config.bind.clone();
     let listener = tokio::net::TcpListener::bind((bind.as_str(), config.port)).await?;
     let router_listener =
         tokio::net::TcpListener::bind((bind.as_str(), config.router_port)).await?;
@@ -210,7 +222,8 @@ pub async fn serve(config: ServerConfig, log: LogSender) -> Result<(), ServerErr
         &log,
         EventKind::Info,
         format!(
-            "dozen server listening on {} (API) and {} (apps, as <app>.{})",
+            "dozen server listening on {}://{} (API) and {} (apps, as <app>.{})",
+            if api_tls.is_some() { "https" } else { "http" },
             listener.local_addr()?,
             router_listener.local_addr()?,
             config.domain
@@ -251,18 +264,18 @@ pub async fn serve(config: ServerConfig, log: LogSender) -> Result<(), ServerErr
         None => None,
     };
     let signal_log = log.clone();
-    axum::serve(listener, api::router(state))
-        .with_graceful_shutdown(async move {
-            let name = wait_for_stop_signal().await;
-            say(
-                &signal_log,
-                EventKind::Stopping,
-                format!("received {name}; finishing requests, then stopping app processes"),
-            )
-            .await;
-            let _ = down_tx.send(true);
-        })
-        .await?;
+    let guard = auth::Guard::new(store.clone(), Some(log.clone()));
+    listen::serve(listener, api::router(state, guard), api_tls, async move {
+        let name = wait_for_stop_signal().await;
+        say(
+            &signal_log,
+            EventKind::Stopping,
+            format!("received {name}; finishing requests, then stopping app processes"),
+        )
+        .await;
+        let _ = down_tx.send(true);
+    })
+    .await?;
     let _ = router_task.await;
     if let Some(t) = tls_task {
         let _ = t.await;

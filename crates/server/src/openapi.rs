@@ -31,7 +31,7 @@ pub fn document() -> String {
     info(
         title = "dozen server API",
         version = "1",
-        description = "Apps, builds, releases, config vars, formation, one-off runs and logs. Every /v1 call needs Authorization: Bearer <token>. Errors are {\"error\": {\"status\", \"message\"}}. Streaming answers (application/x-ndjson) are one JSON object per line: log events, then a final result; the schema given is that of one line."
+        description = "Apps, builds, releases, config vars, formation, one-off runs and logs. Every /v1 call needs Authorization: Bearer <token>; a token is admin, or deploy or read on one app, and a call outside its scope gets 403 saying which scope it needs. After 5 bad tokens within a minute, an address gets 429 with Retry-After. Errors are {\"error\": {\"status\", \"message\"}}. Streaming answers (application/x-ndjson) are one JSON object per line: log events, then a final result; the schema given is that of one line."
     ),
     paths(
         healthz, openapi_json, list_apps, create_app, app_info, destroy_app, get_config,

@@ -73,8 +73,9 @@ impl Store {
     }
 
     /// Delete an app and everything it owns (config, releases, builds,
-    /// formation, domains) in one transaction. Slugs stay: they are shared
-    /// by content and their files are collected separately.
+    /// formation, domains) in one transaction, and revoke its tokens. Slugs
+    /// stay: they are shared by content and their files are collected
+    /// separately.
     pub async fn destroy_app(&self, name: &str) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await?;
         self.lock_app(&mut tx, name).await?;
@@ -88,6 +89,13 @@ impl Store {
         ] {
             sqlx::query(sql).bind(name).execute(&mut *tx).await?;
         }
+        // Its tokens stop working (and stay listed, revoked): an app made later with the same
+        // name is not theirs.
+        sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE app = $2 AND revoked_at IS NULL")
+            .bind(ident::now())
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }

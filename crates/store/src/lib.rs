@@ -23,7 +23,7 @@
 //!
 //! - [`Store`]: the handle (a connection pool; clone it freely), [`Backend`].
 //! - Records: [`App`], [`Release`] + [`ReleaseStatus`] + [`NewRelease`],
-//!   [`Build`] + [`BuildStatus`], [`SlugRecord`], [`TokenInfo`].
+//!   [`Build`] + [`BuildStatus`], [`SlugRecord`], [`TokenInfo`] + [`Scope`].
 //! - [`StoreError`]: not found, conflict, invalid, not migrated, database.
 //!
 //! Config values are secrets: no error message and no `Debug` output of this
@@ -65,7 +65,7 @@ pub use builds::INTERRUPTED;
 pub use error::{MIGRATE_HINT, StoreError};
 pub use ident::TOKEN_PREFIX;
 pub use model::{
-    App, Build, BuildStatus, NewRelease, Release, ReleaseStatus, SlugRecord, TokenInfo,
+    App, Build, BuildStatus, NewRelease, Release, ReleaseStatus, Scope, SlugRecord, TokenInfo,
 };
 pub use store::{
     Backend, POSTGRES_MAX_CONNECTIONS, SQLITE_BUSY_TIMEOUT, SQLITE_FILE_NAME,

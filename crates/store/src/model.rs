@@ -198,6 +198,53 @@ pub struct Build {
     pub finished_at: Option<String>,
 }
 
+/// What a token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// One app: list it, its info, releases, builds, formation, processes, domains and logs;
+    /// never its config values.
+    Read,
+    /// One app: everything `read` allows, plus deploys, config (values too), scaling, one-offs,
+    /// restarts, rollbacks and domains.
+    Deploy,
+    /// Every app, token and server setting. Tokens made before scopes existed are admin.
+    Admin,
+}
+
+impl Scope {
+    /// The word stored in the database and shown to users.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Read => "read",
+            Scope::Deploy => "deploy",
+            Scope::Admin => "admin",
+        }
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Scope {
+    type Err = StoreError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "read" => Ok(Scope::Read),
+            "deploy" => Ok(Scope::Deploy),
+            "admin" => Ok(Scope::Admin),
+            other => Err(StoreError::invalid(
+                "scope",
+                format!("`{other}` is not a scope: use admin, deploy or read"),
+            )),
+        }
+    }
+}
+
 /// An API token as listed: never the token itself, which only
 /// [`Store::create_token`](crate::Store::create_token) returns, once.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -206,6 +253,10 @@ pub struct TokenInfo {
     pub id: String,
     /// A name for people; unique among tokens that are not revoked.
     pub name: String,
+    /// What it may do.
+    pub scope: Scope,
+    /// The one app a `deploy` or `read` token is for; `None` for `admin`.
+    pub app: Option<String>,
     /// When it was created.
     pub created_at: String,
     /// When it was revoked; a revoked token authenticates nothing.

@@ -4,17 +4,20 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use crate::store::Store;
-use crate::{StoreError, TokenInfo, ident, validate};
+use crate::{Scope, StoreError, TokenInfo, ident, validate};
 
 /// Shortest token [`Store::ensure_token`] accepts, in bytes.
 pub const MIN_TOKEN_BYTES: usize = 16;
 
-const TOKEN_COLUMNS: &str = "id, name, hash, created_at, revoked_at";
+const TOKEN_COLUMNS: &str = "id, name, hash, scope, app, created_at, revoked_at";
 
 fn token_from_row(row: &AnyRow) -> Result<TokenInfo, StoreError> {
+    let scope: String = row.try_get("scope")?;
     Ok(TokenInfo {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
+        scope: scope.parse()?,
+        app: row.try_get("app")?,
         created_at: row.try_get("created_at")?,
         revoked_at: row.try_get("revoked_at")?,
     })
@@ -24,11 +27,44 @@ impl Store {
     /// Create a token and return it with its plaintext (`dzn_` + 64 hex
     /// digits), which is shown once and never stored.
     /// [`StoreError::Conflict`] when a live token already has the name.
+    /// The token is an admin token; [`Store::create_app_token`] makes one for one app.
     pub async fn create_token(&self, name: &str) -> Result<(TokenInfo, String), StoreError> {
         validate::token_name(name)?;
         let plaintext = ident::new_token()?;
         let mut tx = self.write_tx().await?;
-        let info = insert_token(&mut tx, name, &plaintext).await?;
+        let info = insert_token(&mut tx, name, Scope::Admin, None, &plaintext).await?;
+        tx.commit().await?;
+        Ok((info, plaintext))
+    }
+
+    /// Create a token that may `deploy` to or `read` one existing app, and return it with its
+    /// plaintext, as [`Store::create_token`] does. [`StoreError::Invalid`] for
+    /// [`Scope::Admin`] (an admin token is for every app), [`StoreError::NotFound`] when the
+    /// app does not exist.
+    pub async fn create_app_token(
+        &self,
+        name: &str,
+        app: &str,
+        scope: Scope,
+    ) -> Result<(TokenInfo, String), StoreError> {
+        validate::token_name(name)?;
+        validate::app_name(app)?;
+        if scope == Scope::Admin {
+            return Err(StoreError::invalid(
+                "scope",
+                "an admin token is for every app: make it without an app, or give scope deploy or read",
+            ));
+        }
+        let plaintext = ident::new_token()?;
+        let mut tx = self.write_tx().await?;
+        let exists: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM apps WHERE name = $1")
+            .bind(app)
+            .fetch_one(&mut *tx)
+            .await?;
+        if exists == 0 {
+            return Err(StoreError::not_found("app", app));
+        }
+        let info = insert_token(&mut tx, name, scope, Some(app), &plaintext).await?;
         tx.commit().await?;
         Ok((info, plaintext))
     }
@@ -128,6 +164,16 @@ impl Store {
                     "was revoked; set a new value (for example from `dozen tokens:create`)",
                 ));
             }
+            if info.scope != Scope::Admin {
+                return Err(StoreError::conflict(
+                    "token",
+                    info.name,
+                    format!(
+                        "has scope {} on one app; the bootstrap token must be an admin token: set a new value",
+                        info.scope
+                    ),
+                ));
+            }
             return Ok(info);
         }
         sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE name = $2 AND revoked_at IS NULL")
@@ -135,7 +181,7 @@ impl Store {
             .bind(name)
             .execute(&mut *tx)
             .await?;
-        let info = insert_token(&mut tx, name, plaintext).await?;
+        let info = insert_token(&mut tx, name, Scope::Admin, None, plaintext).await?;
         tx.commit().await?;
         Ok(info)
     }
@@ -145,11 +191,15 @@ impl Store {
 async fn insert_token(
     conn: &mut AnyConnection,
     name: &str,
+    scope: Scope,
+    app: Option<&str>,
     plaintext: &str,
 ) -> Result<TokenInfo, StoreError> {
     let info = TokenInfo {
         id: ident::token_id()?,
         name: name.to_owned(),
+        scope,
+        app: app.map(str::to_owned),
         created_at: ident::now(),
         revoked_at: None,
     };
@@ -162,14 +212,18 @@ async fn insert_token(
     if taken > 0 {
         return Err(StoreError::conflict("token", name, "already exists"));
     }
-    let inserted =
-        sqlx::query("INSERT INTO api_tokens (id, name, hash, created_at) VALUES ($1, $2, $3, $4)")
-            .bind(&info.id)
-            .bind(&info.name)
-            .bind(ident::token_hash(plaintext).to_hex().as_str())
-            .bind(&info.created_at)
-            .execute(&mut *conn)
-            .await;
+    let inserted = sqlx::query(
+        "INSERT INTO api_tokens (id, name, hash, scope, app, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&info.id)
+    .bind(&info.name)
+    .bind(ident::token_hash(plaintext).to_hex().as_str())
+    .bind(info.scope.as_str())
+    .bind(info.app.as_deref())
+    .bind(&info.created_at)
+    .execute(&mut *conn)
+    .await;
     match inserted {
         // A unique key refused it: the name (a race) or the hash (the same
         // secret twice, which only ensure_token could try).

@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 
 use common::{Kind, TestDb};
 use dozen_store::{
-    Backend, BuildStatus, INTERRUPTED, NewRelease, ReleaseStatus, Store, StoreError,
+    Backend, BuildStatus, INTERRUPTED, NewRelease, ReleaseStatus, Scope, Store, StoreError,
 };
 
 on_both_backends!(
@@ -15,6 +15,7 @@ on_both_backends!(
     concurrent_migrations_apply_once,
     connect_opens_the_right_database,
     tokens_are_stored_hashed_and_revocable,
+    scoped_tokens_are_for_one_existing_app,
     bootstrap_token_follows_the_environment,
     apps_are_created_once_with_valid_names,
     config_changes_make_numbered_snapshots,
@@ -35,6 +36,9 @@ on_both_backends!(
 );
 
 const SECRET: &str = "hunter2-very-secret-value";
+
+/// Every migration this build knows, oldest first.
+const ALL_MIGRATIONS: &[i64] = &[1, 2];
 
 fn kv(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs
@@ -90,7 +94,10 @@ async fn migrations_are_explicit_and_idempotent(db: &TestDb) {
             Kind::Postgres => Backend::Postgres,
         }
     );
-    assert_eq!(s.pending_migrations().await.expect("pending"), vec![1]);
+    assert_eq!(
+        s.pending_migrations().await.expect("pending"),
+        ALL_MIGRATIONS.to_vec()
+    );
     match s.ensure_migrated().await {
         Err(e @ StoreError::NotMigrated { .. }) => {
             assert!(e.to_string().contains("dozen migrate"), "{e}");
@@ -100,9 +107,12 @@ async fn migrations_are_explicit_and_idempotent(db: &TestDb) {
     }
     // Nothing works before migrating, and nothing is created implicitly.
     assert!(s.create_app("shop").await.is_err());
-    assert_eq!(s.pending_migrations().await.expect("pending"), vec![1]);
+    assert_eq!(
+        s.pending_migrations().await.expect("pending"),
+        ALL_MIGRATIONS.to_vec()
+    );
 
-    assert_eq!(s.migrate().await.expect("migrate"), vec![1]);
+    assert_eq!(s.migrate().await.expect("migrate"), ALL_MIGRATIONS);
     assert_eq!(s.migrate().await.expect("migrate again"), Vec::<i64>::new());
     assert!(s.pending_migrations().await.expect("pending").is_empty());
     s.ensure_migrated().await.expect("migrated");
@@ -132,8 +142,8 @@ async fn migrations_are_explicit_and_idempotent(db: &TestDb) {
         s.ensure_migrated().await,
         Err(StoreError::SchemaTooNew {
             found: 99,
-            known: 1
-        })
+            known
+        }) if Some(&known) == ALL_MIGRATIONS.last()
     ));
     assert!(matches!(
         s.migrate().await,
@@ -147,7 +157,7 @@ async fn concurrent_migrations_apply_once(db: &TestDb) {
     let tb = tokio::spawn(async move { b.migrate().await });
     let mut applied = ta.await.expect("join").expect("migrate a");
     applied.extend(tb.await.expect("join").expect("migrate b"));
-    assert_eq!(applied, vec![1]);
+    assert_eq!(applied, ALL_MIGRATIONS);
     db.store.ensure_migrated().await.expect("migrated");
 }
 
@@ -179,7 +189,7 @@ async fn connect_opens_the_right_database(db: &TestDb) {
     // A nested data dir that does not exist yet is created.
     let nested = db.data_dir.join("a/b");
     let s = Store::connect(None, &nested).await.expect("connect");
-    assert_eq!(s.migrate().await.expect("migrate"), vec![1]);
+    assert_eq!(s.migrate().await.expect("migrate"), ALL_MIGRATIONS);
     assert!(nested.join("dozen.db").is_file());
     s.ping().await.expect("ping");
     // `DATABASE_URL=` (empty) means the default file too.
@@ -190,7 +200,7 @@ async fn connect_opens_the_right_database(db: &TestDb) {
     // Characters that mean something in a URL stay part of the path.
     let odd = db.data_dir.join("with space#and?query");
     let s = Store::connect(None, &odd).await.expect("connect");
-    assert_eq!(s.migrate().await.expect("migrate"), vec![1]);
+    assert_eq!(s.migrate().await.expect("migrate"), ALL_MIGRATIONS);
     assert!(odd.join("dozen.db").is_file());
     // A relative data dir (the server's default is `./.dozen`) works too.
     let cwd = std::env::current_dir().expect("cwd");
@@ -199,7 +209,7 @@ async fn connect_opens_the_right_database(db: &TestDb) {
         .join(target.strip_prefix("/").expect("absolute temp dir"));
     assert!(relative.is_relative());
     let s = Store::connect(None, &relative).await.expect("connect");
-    assert_eq!(s.migrate().await.expect("migrate"), vec![1]);
+    assert_eq!(s.migrate().await.expect("migrate"), ALL_MIGRATIONS);
     assert!(target.join("dozen.db").is_file());
     // A sqlite: URL is taken as given.
     let file = db.data_dir.join("given.db");
@@ -208,7 +218,7 @@ async fn connect_opens_the_right_database(db: &TestDb) {
         .await
         .expect("connect");
     assert_eq!(s.backend(), Backend::Sqlite);
-    assert_eq!(s.migrate().await.expect("migrate"), vec![1]);
+    assert_eq!(s.migrate().await.expect("migrate"), ALL_MIGRATIONS);
     assert!(file.is_file());
     assert!(!format!("{s:?}").contains(nested.to_string_lossy().as_ref()));
 }
@@ -287,6 +297,66 @@ async fn tokens_are_stored_hashed_and_revocable(db: &TestDb) {
             .iter()
             .any(|t| t.id == other.id && t.revoked_at.is_none())
     );
+}
+
+async fn scoped_tokens_are_for_one_existing_app(db: &TestDb) {
+    let s = db.ready().await;
+    // A token written before scopes existed (no scope, no app) is an admin token.
+    let mut raw = db.raw().await;
+    let old = "dzn_made_before_scopes_0123456789";
+    sqlx::query("INSERT INTO api_tokens (id, name, hash, created_at) VALUES ($1, $2, $3, $4)")
+        .bind("tok_00000000000000aa")
+        .bind("old")
+        .bind(blake3::hash(old.as_bytes()).to_hex().as_str())
+        .bind("2026-01-01T00:00:00.000000Z")
+        .execute(&mut raw)
+        .await
+        .expect("insert");
+    let info = s.verify_token(old).await.expect("verify").expect("live");
+    assert_eq!((info.scope, info.app), (Scope::Admin, None));
+    let (admin, _) = s.create_token("ops").await.expect("create");
+    assert_eq!((admin.scope, admin.app), (Scope::Admin, None));
+
+    assert_not_found(s.create_app_token("ci", "shop", Scope::Deploy).await, "app");
+    s.create_app("shop").await.expect("app");
+    assert_invalid(s.create_app_token("ci", "shop", Scope::Admin).await);
+    assert_invalid(s.create_app_token("ci", "Not An App", Scope::Read).await);
+    let (ci, ci_token) = s
+        .create_app_token("ci", "shop", Scope::Deploy)
+        .await
+        .expect("deploy token");
+    assert_eq!((ci.scope, ci.app.as_deref()), (Scope::Deploy, Some("shop")));
+    let (dash, _) = s
+        .create_app_token("dash", "shop", Scope::Read)
+        .await
+        .expect("read token");
+    assert_eq!(dash.scope, Scope::Read);
+    assert_eq!(
+        s.verify_token(&ci_token).await.expect("verify"),
+        Some(ci.clone())
+    );
+    assert_conflict(s.create_app_token("ci", "shop", Scope::Read).await);
+    // An app token can never be the bootstrap token.
+    assert_conflict(s.ensure_token("bootstrap", &ci_token).await);
+
+    // Destroying the app revokes its tokens; they stay listed.
+    s.destroy_app("shop").await.expect("destroy");
+    assert_eq!(s.verify_token(&ci_token).await.expect("verify"), None);
+    let listed = s.list_tokens().await.expect("list");
+    assert!(
+        listed
+            .iter()
+            .filter(|t| t.app.as_deref() == Some("shop"))
+            .all(|t| t.revoked_at.is_some())
+    );
+    assert!(
+        listed
+            .iter()
+            .any(|t| t.id == admin.id && t.revoked_at.is_none())
+    );
+    assert_eq!("read".parse::<Scope>().expect("scope"), Scope::Read);
+    let e = "root".parse::<Scope>().expect_err("not a scope");
+    assert!(e.to_string().contains("admin, deploy or read"), "{e}");
 }
 
 async fn bootstrap_token_follows_the_environment(db: &TestDb) {

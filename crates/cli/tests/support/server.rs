@@ -77,17 +77,27 @@ pub struct Server {
     lines: mpsc::Receiver<String>,
     /// What the server printed up to its line that it is listening.
     pub startup: Vec<String>,
+    /// More environment for the server and its admin one-offs.
+    env: Vec<(String, String)>,
+    /// Where clients reach the API (`https://localhost:PORT` when it serves TLS).
+    pub url: String,
 }
 
 impl Server {
     pub fn start() -> Server {
-        Server::start_with(Stdio::inherit()).0
+        Server::launch(&[], Stdio::inherit()).0
+    }
+
+    /// A server with more environment; with `DOZEN_API_TLS_CERT` in it, clients use
+    /// `https://localhost:PORT`.
+    pub fn start_with(env: &[(&str, &str)]) -> Server {
+        Server::launch(env, Stdio::inherit()).0
     }
 
     /// A server whose stderr (where it logs the causes of its internal errors) is read line by
     /// line, also copied to the test's stderr.
     pub fn start_reading_stderr() -> (Server, mpsc::Receiver<String>) {
-        let (s, stderr) = Server::start_with(Stdio::piped());
+        let (s, stderr) = Server::launch(&[], Stdio::piped());
         let (tx, rx) = mpsc::channel();
         if let Some(stderr) = stderr {
             let lines = line_reader(stderr);
@@ -101,15 +111,26 @@ impl Server {
         (s, rx)
     }
 
-    fn start_with(stderr: Stdio) -> (Server, Option<std::process::ChildStderr>) {
+    fn launch(env: &[(&str, &str)], stderr: Stdio) -> (Server, Option<std::process::ChildStderr>) {
         let data = tempfile::tempdir().expect("tmp");
+        let port = free_port();
+        let tls = env.iter().any(|(k, _)| *k == "DOZEN_API_TLS_CERT");
         let mut s = Server {
             child: None,
-            port: free_port(),
+            port,
             router_port: free_port(),
             data,
             lines: mpsc::channel().1,
             startup: Vec::new(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            url: if tls {
+                format!("https://localhost:{port}")
+            } else {
+                format!("http://127.0.0.1:{port}")
+            },
         };
         let migrate = s.admin(&["migrate"]).output().expect("migrate");
         assert!(
@@ -148,6 +169,21 @@ impl Server {
             .expect("the server is running")
     }
 
+    /// Wait for a line of the server's own output that contains `needle`; that line. Every
+    /// line read on the way is returned in `seen`.
+    pub fn await_output(&self, needle: &str, seen: &mut Vec<String>) -> String {
+        loop {
+            match self.lines.recv_timeout(HANG) {
+                Ok(l) if l.contains(needle) => {
+                    seen.push(l.clone());
+                    return l;
+                }
+                Ok(l) => seen.push(l),
+                Err(e) => panic!("the server never printed {needle:?} ({e}); it printed {seen:?}"),
+            }
+        }
+    }
+
     /// `dozen ARGS` with the server's environment (admin one-offs on the server host).
     pub fn admin(&self, args: &[&str]) -> Command {
         let mut c = Command::new(dozen_bin());
@@ -158,7 +194,8 @@ impl Server {
             .env("DOZEN_API_TOKEN", TOKEN)
             .env("DOZEN_BIND", "127.0.0.1")
             .env_remove("DATABASE_URL")
-            .env("NO_COLOR", "1");
+            .env("NO_COLOR", "1")
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
         c
     }
 
@@ -166,7 +203,8 @@ impl Server {
     pub fn client_command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(dozen_bin());
         c.args(args)
-            .env("DOZEN_URL", format!("http://127.0.0.1:{}", self.port))
+            .env("DOZEN_URL", &self.url)
+            .env_remove("DOZEN_CA_CERT")
             .env("DOZEN_API_TOKEN", TOKEN)
             .env_remove("DOZEN_APP")
             .env("NO_COLOR", "1");

@@ -79,6 +79,8 @@ pub fn token(t: dozen_store::TokenInfo) -> dozen_api::Token {
     dozen_api::Token {
         id: t.id,
         name: t.name,
+        scope: t.scope.to_string(),
+        app: t.app,
         created_at: t.created_at,
         revoked_at: t.revoked_at,
     }
