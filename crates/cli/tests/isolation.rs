@@ -116,6 +116,17 @@ impl TwoApps {
     }
 }
 
+impl Drop for TwoApps {
+    /// Destroy both apps, so that their users leave the host's user database.
+    fn drop(&mut self) {
+        for app in [&self.a, &self.b] {
+            let _ = self
+                .server
+                .client(&["apps:destroy", "-a", app, "--confirm", app]);
+        }
+    }
+}
+
 #[track_caller]
 fn assert_fails_with(out: &Output, error: &str, what: &str) {
     assert_ne!(out.code(), Some(0), "{what} succeeded: {}", out.stdout);
