@@ -1,5 +1,5 @@
-//! The HTTP client for a `dozen server`: `DOZEN_URL`, `DOZEN_API_TOKEN`, JSON in and out,
-//! server errors turned into one clear line.
+//! The HTTP client for a `dozen server`: `DOZEN_URL`, `DOZEN_API_TOKEN`, the API's types
+//! (`dozen_api`) in and out, server errors turned into one clear line.
 
 use std::io::{BufRead, BufReader, Read};
 use std::time::Duration;
@@ -7,7 +7,8 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use reqwest::Method;
 use reqwest::blocking::{Body, Client as Http, RequestBuilder, Response};
-use serde_json::Value;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 /// A connection to one server.
 #[derive(Debug)]
@@ -55,16 +56,15 @@ impl Client {
         }
         let status = resp.status();
         let text = resp.text().unwrap_or_default();
-        let message = serde_json::from_str::<Value>(&text)
-            .ok()
-            .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
-            .unwrap_or_else(|| text.trim().to_string());
+        let message = serde_json::from_str::<dozen_api::ErrorBody>(&text)
+            .map(|b| b.error.message)
+            .unwrap_or_else(|_| text.trim().to_string());
         bail!("{message} (HTTP {})", status.as_u16())
     }
 
-    /// GET, parsed as JSON.
-    pub fn get(&self, path: &str) -> anyhow::Result<Value> {
-        Ok(self.send(self.request(Method::GET, path))?.json()?)
+    /// GET, the answer read as a `T`.
+    pub fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+        answer(self.send(self.request(Method::GET, path))?)
     }
 
     /// GET a binary answer, read as it arrives, and the value of its `X-Dozen-Slug-Digest`
@@ -79,30 +79,24 @@ impl Client {
         Ok((resp, digest))
     }
 
-    /// A JSON request with a JSON answer.
-    pub fn call(&self, method: Method, path: &str, body: &Value) -> anyhow::Result<Value> {
-        Ok(self.send(self.request(method, path).json(body))?.json()?)
-    }
-
-    /// DELETE.
-    pub fn delete(&self, path: &str) -> anyhow::Result<Value> {
-        Ok(self.send(self.request(Method::DELETE, path))?.json()?)
-    }
-
-    /// A request whose answer is NDJSON, read line by line as it arrives.
-    pub fn stream_json(
+    /// A request with a JSON body, the answer read as a `T`.
+    pub fn call<B: Serialize + ?Sized, T: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
-        body: Option<&Value>,
-    ) -> anyhow::Result<Lines> {
-        let mut req = self.request(method, path);
-        if let Some(b) = body {
-            req = req.json(b);
-        }
-        Ok(Lines {
-            reader: BufReader::new(Box::new(self.send(req)?)),
-        })
+        body: &B,
+    ) -> anyhow::Result<T> {
+        answer(self.send(self.request(method, path).json(body))?)
+    }
+
+    /// DELETE, the answer read as a `T`.
+    pub fn delete<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+        answer(self.send(self.request(Method::DELETE, path))?)
+    }
+
+    /// A GET whose answer is NDJSON, each line read as a `T` as it arrives.
+    pub fn stream<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<Lines<T>> {
+        Ok(Lines::new(self.send(self.request(Method::GET, path))?))
     }
 
     /// Send a body of unknown length (streamed, chunked) and get the answer, asked for as
@@ -121,36 +115,52 @@ impl Client {
         self.send(req)
     }
 
-    /// Upload `body` (of `len` bytes) and read the NDJSON answer.
-    pub fn upload(
+    /// Upload `body` (of `len` bytes) and read the NDJSON answer, each line as a `T`.
+    pub fn upload<T: DeserializeOwned>(
         &self,
         path: &str,
         body: impl Read + Send + 'static,
         len: u64,
-    ) -> anyhow::Result<Lines> {
+    ) -> anyhow::Result<Lines<T>> {
         let req = self
             .request(Method::POST, path)
             .header("content-type", "application/zstd")
             .body(Body::sized(body, len));
-        Ok(Lines {
-            reader: BufReader::new(Box::new(self.send(req)?)),
-        })
+        Ok(Lines::new(self.send(req)?))
     }
 }
 
-/// JSON values, one per line of a streaming answer.
-pub struct Lines {
-    reader: BufReader<Box<dyn Read>>,
+/// Read a JSON answer as a `T`, saying what did not fit when it does not.
+fn answer<T: DeserializeOwned>(resp: Response) -> anyhow::Result<T> {
+    let text = resp.text().context("reading the server's answer")?;
+    serde_json::from_str(&text).context(
+        "the server's answer is not what this dozen expects (is the server a different version?)",
+    )
 }
 
-impl std::fmt::Debug for Lines {
+/// The lines of a streaming answer, each read as a `T`.
+pub struct Lines<T> {
+    reader: BufReader<Box<dyn Read>>,
+    item: std::marker::PhantomData<T>,
+}
+
+impl<T> Lines<T> {
+    fn new(resp: Response) -> Lines<T> {
+        Lines {
+            reader: BufReader::new(Box::new(resp)),
+            item: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for Lines<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Lines")
     }
 }
 
-impl Iterator for Lines {
-    type Item = anyhow::Result<Value>;
+impl<T: DeserializeOwned> Iterator for Lines<T> {
+    type Item = anyhow::Result<T>;
 
     fn next(&mut self) -> Option<Self::Item> {
         let mut line = String::new();
@@ -162,7 +172,7 @@ impl Iterator for Lines {
                 Ok(_) => {
                     return Some(
                         serde_json::from_str(line.trim())
-                            .context("the server sent a line that is not JSON"),
+                            .context("the server sent a line this dozen does not understand"),
                     );
                 }
                 Err(e) => {

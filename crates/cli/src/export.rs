@@ -386,66 +386,54 @@ pub(crate) fn server_release(
     app: &str,
     args: &ReleaseArgs,
 ) -> anyhow::Result<ReleaseSpec> {
-    let info = client.get(&format!("/v1/apps/{app}"))?;
+    let info: dozen_api::AppInfo = client.get(&format!("/v1/apps/{app}"))?;
     let version = match &args.release {
         Some(v) => v
             .trim_start_matches('v')
             .parse::<u64>()
             .ok()
             .with_context(|| format!("--release `{v}`: write a release as vN, e.g. v3"))?,
-        None => info["current_release"].as_u64().with_context(|| {
-            format!("{app} has no live release: deploy it first, or name one with --release vN")
-        })?,
+        None => info
+            .current_release
+            .and_then(|v| u64::try_from(v).ok())
+            .with_context(|| {
+                format!("{app} has no live release: deploy it first, or name one with --release vN")
+            })?,
     };
-    let r = client.get(&format!("/v1/apps/{app}/releases/{version}"))?;
-    if r["status"] == "failed" {
+    let r: dozen_api::ReleaseDetail = client.get(&format!("/v1/apps/{app}/releases/{version}"))?;
+    if r.release.status == dozen_api::ReleaseStatus::Failed {
         eprintln!(
             "dozen: note: {app} v{version} failed on the server ({}); exporting it anyway",
-            r["failure_reason"].as_str().unwrap_or("no reason recorded")
+            r.release
+                .failure_reason
+                .as_deref()
+                .unwrap_or("no reason recorded")
         );
     }
-    let config: BTreeMap<String, String> =
-        serde_json::from_value(client.get(&format!("/v1/apps/{app}/releases/{version}/config"))?)
-            .context("the server's config of the release is not a map of strings")?;
-    let types: BTreeMap<String, String> = serde_json::from_value(r["process_types"].clone())
-        .context("the server's process types of the release are not a map of strings")?;
-    // Procfile order (it decides the port plan) from the slug's manifest; the release's own
-    // list decides which types there are.
-    let mut names: Vec<String> = r["slug_manifest"]["process_types"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|t| t["name"].as_str().map(str::to_string))
-        .filter(|n| types.contains_key(n))
-        .collect();
-    for n in types.keys() {
-        if !names.contains(n) {
-            names.push(n.clone());
-        }
-    }
-    let process_types = names
+    let config: dozen_api::ConfigVars =
+        client.get(&format!("/v1/apps/{app}/releases/{version}/config"))?;
+    // Procfile order (it decides the port plan) from the slug's manifest.
+    let process_types = r
+        .process_types_in_order()
         .iter()
-        .map(|n| ProcessType::new(n, &types[n]))
+        .map(|(name, command)| ProcessType::new(name, command))
         .collect();
-    let mut formation: BTreeMap<String, u32> = BTreeMap::new();
-    for (t, n) in info["formation"].as_object().into_iter().flatten() {
-        if types.contains_key(t) && t != dozen_export::RELEASE_TYPE {
-            formation.insert(t.clone(), quantity(n.as_u64().unwrap_or(0) as usize));
-        }
-    }
+    let mut formation = r.formation_from(&info.formation);
+    let types = &r.release.process_types;
     if let Some(spec) = &args.formation {
         let f = Formation::parse(spec).context("-m/--formation")?;
         for (t, n) in f.entries() {
             formation.insert(t.to_string(), quantity(n));
         }
         if let Some(all) = f.all() {
-            for t in types.keys().filter(|t| *t != dozen_export::RELEASE_TYPE) {
+            for t in types.keys().filter(|t| *t != dozen_api::RELEASE_PHASE) {
                 if f.entries().all(|(name, _)| name != t) {
                     formation.insert(t.clone(), quantity(all));
                 }
             }
         }
     }
+    let manifest = r.slug_manifest.as_ref();
     Ok(ReleaseSpec {
         app: app.to_string(),
         version,
@@ -453,12 +441,13 @@ pub(crate) fn server_release(
         config,
         formation,
         grace_seconds: args.grace,
-        health_check: r["slug_manifest"]["health_check"]
-            .as_str()
-            .map(str::to_string),
-        boot_timeout: r["slug_manifest"]["boot_timeout"].as_u64(),
-        run_env: dozen_build::run_env_from_json(&r["slug_manifest"]["run_env"])
-            .context("the run environment in the release's slug manifest")?,
+        health_check: manifest.and_then(|m| m.health_check.clone()),
+        boot_timeout: manifest.and_then(|m| m.boot_timeout),
+        run_env: match manifest {
+            Some(m) => dozen_build::run_env_from_json(&m.run_env)
+                .context("the run environment in the release's slug manifest")?,
+            None => Default::default(),
+        },
     })
 }
 

@@ -8,7 +8,6 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::Args;
 use reqwest::Method;
-use serde_json::{Value, json};
 
 use crate::client::Client;
 
@@ -55,7 +54,7 @@ pub(crate) fn parse_scale(changes: &[String]) -> anyhow::Result<Vec<(&str, u32)>
 }
 
 /// Print JSON or a table.
-fn print(json_out: bool, value: &Value, table: impl FnOnce(&Value)) {
+fn print<T: serde::Serialize>(json_out: bool, value: &T, table: impl FnOnce(&T)) {
     if json_out {
         println!(
             "{}",
@@ -90,28 +89,30 @@ pub(crate) fn table(rows: &[Vec<String>]) {
     }
 }
 
-fn s(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => "-".into(),
-        other => other.to_string(),
-    }
+/// An optional value for a table: `-` when there is none.
+fn or_dash(v: Option<impl std::fmt::Display>) -> String {
+    v.map_or_else(|| "-".to_string(), |v| v.to_string())
 }
 
 fn path(app: &str, rest: &str) -> String {
     format!("/v1/apps/{app}{rest}")
 }
 
+/// `web=2 worker=1`.
+fn formation_text(f: &dozen_api::Formation) -> String {
+    f.iter()
+        .map(|(k, n)| format!("{k}={n}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 pub fn apps(args: AppArgs) -> anyhow::Result<ExitCode> {
-    let v = Client::from_env()?.get("/v1/apps")?;
+    let v: Vec<dozen_api::App> = Client::from_env()?.get("/v1/apps")?;
     print(args.json, &v, |v| {
         let mut rows = vec![vec!["APP".into(), "RELEASE".into(), "CREATED".into()]];
-        for a in v.as_array().into_iter().flatten() {
-            let rel = a["current_release"]
-                .as_i64()
-                .map(|n| format!("v{n}"))
-                .unwrap_or("-".into());
-            rows.push(vec![s(&a["name"]), rel, s(&a["created_at"])]);
+        for a in v {
+            let rel = or_dash(a.current_release.map(|n| format!("v{n}")));
+            rows.push(vec![a.name.clone(), rel, a.created_at.clone()]);
         }
         table(&rows);
     });
@@ -119,8 +120,11 @@ pub fn apps(args: AppArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn apps_create(name: &str, args: AppArgs) -> anyhow::Result<ExitCode> {
-    let v = Client::from_env()?.call(Method::POST, "/v1/apps", &json!({"name": name}))?;
-    print(args.json, &v, |v| println!("created {}", s(&v["name"])));
+    let body = dozen_api::CreateApp {
+        name: name.to_string(),
+    };
+    let v: dozen_api::App = Client::from_env()?.call(Method::POST, "/v1/apps", &body)?;
+    print(args.json, &v, |v| println!("created {}", v.name));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -131,40 +135,34 @@ pub fn apps_destroy(confirm: Option<&str>, args: AppArgs) -> anyhow::Result<Exit
             "destroying {app} removes its releases, config and processes; run again with --confirm {app}"
         );
     }
-    let v = Client::from_env()?.delete(&path(app, ""))?;
+    let v: dozen_api::Destroyed = Client::from_env()?.delete(&path(app, ""))?;
     print(args.json, &v, |_| println!("destroyed {app}"));
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn apps_info(args: AppArgs) -> anyhow::Result<ExitCode> {
     let app = args.app()?;
-    let v = Client::from_env()?.get(&path(app, ""))?;
+    let v: dozen_api::AppInfo = Client::from_env()?.get(&path(app, ""))?;
     print(args.json, &v, |v| {
-        println!("=== {}", s(&v["name"]));
+        println!("=== {}", v.name);
         println!(
             "release:    {}",
-            v["current_release"]
-                .as_i64()
+            v.current_release
                 .map(|n| format!("v{n}"))
                 .unwrap_or("none yet".into())
         );
-        println!("created:    {}", s(&v["created_at"]));
-        let formation: Vec<String> = v["formation"]
-            .as_object()
-            .into_iter()
-            .flatten()
-            .map(|(k, n)| format!("{k}={n}"))
-            .collect();
+        println!("created:    {}", v.created_at);
+        let formation = formation_text(&v.formation);
         println!(
             "formation:  {}",
             if formation.is_empty() {
-                "-".into()
+                "-"
             } else {
-                formation.join(" ")
+                &formation
             }
         );
-        for (t, cmd) in v["process_types"].as_object().into_iter().flatten() {
-            println!("  {t}: {}", s(cmd));
+        for (t, cmd) in &v.process_types {
+            println!("  {t}: {cmd}");
         }
     });
     Ok(ExitCode::SUCCESS)
@@ -172,13 +170,11 @@ pub fn apps_info(args: AppArgs) -> anyhow::Result<ExitCode> {
 
 pub fn config(args: AppArgs) -> anyhow::Result<ExitCode> {
     let app = args.app()?;
-    let v = Client::from_env()?.get(&path(app, "/config"))?;
+    let v: dozen_api::ConfigVars = Client::from_env()?.get(&path(app, "/config"))?;
     print(args.json, &v, |v| {
         let rows: Vec<Vec<String>> = v
-            .as_object()
-            .into_iter()
-            .flatten()
-            .map(|(k, val)| vec![format!("{k}:"), s(val)])
+            .iter()
+            .map(|(k, val)| vec![format!("{k}:"), val.clone()])
             .collect();
         if rows.is_empty() {
             println!("{app} has no config vars");
@@ -190,10 +186,10 @@ pub fn config(args: AppArgs) -> anyhow::Result<ExitCode> {
 
 pub fn config_get(key: &str, args: AppArgs) -> anyhow::Result<ExitCode> {
     let app = args.app()?;
-    let v = Client::from_env()?.get(&path(app, "/config"))?;
+    let v: dozen_api::ConfigVars = Client::from_env()?.get(&path(app, "/config"))?;
     match v.get(key) {
         Some(val) => {
-            println!("{}", s(val));
+            println!("{val}");
             Ok(ExitCode::SUCCESS)
         }
         None => bail!("{app} has no config var {key}"),
@@ -202,7 +198,7 @@ pub fn config_get(key: &str, args: AppArgs) -> anyhow::Result<ExitCode> {
 
 pub fn config_set(pairs: &[String], args: AppArgs) -> anyhow::Result<ExitCode> {
     let app = args.app()?;
-    let mut set = serde_json::Map::new();
+    let mut patch = dozen_api::ConfigPatch::default();
     for (i, pair) in pairs.iter().enumerate() {
         let Some((k, v)) = pair.split_once('=') else {
             // Never echo the argument: it may be a secret typed without its key.
@@ -211,38 +207,40 @@ pub fn config_set(pairs: &[String], args: AppArgs) -> anyhow::Result<ExitCode> {
         if k.is_empty() {
             bail!("argument {}: expected KEY=VALUE, the key is empty", i + 1);
         }
-        set.insert(k.to_string(), Value::String(v.to_string()));
+        patch.set.insert(k.to_string(), v.to_string());
     }
-    let keys: Vec<String> = set.keys().cloned().collect();
-    let v = Client::from_env()?.call(Method::PATCH, &path(app, "/config"), &json!({"set": set}))?;
+    let keys: Vec<String> = patch.set.keys().cloned().collect();
+    let v: dozen_api::Release =
+        Client::from_env()?.call(Method::PATCH, &path(app, "/config"), &patch)?;
     print(args.json, &v, |v| {
-        println!(
-            "set {} on {app}: release v{}",
-            keys.join(", "),
-            s(&v["version"])
-        )
+        println!("set {} on {app}: release v{}", keys.join(", "), v.version)
     });
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn config_unset(keys: &[String], args: AppArgs) -> anyhow::Result<ExitCode> {
     let app = args.app()?;
-    let v = Client::from_env()?.call(
-        Method::PATCH,
-        &path(app, "/config"),
-        &json!({"unset": keys}),
-    )?;
+    let patch = dozen_api::ConfigPatch {
+        unset: keys.to_vec(),
+        ..Default::default()
+    };
+    let v: dozen_api::Release =
+        Client::from_env()?.call(Method::PATCH, &path(app, "/config"), &patch)?;
     print(args.json, &v, |v| {
-        println!(
-            "unset {} on {app}: release v{}",
-            keys.join(", "),
-            s(&v["version"])
-        )
+        println!("unset {} on {app}: release v{}", keys.join(", "), v.version)
     });
     Ok(ExitCode::SUCCESS)
 }
 
-fn release_rows(list: &Value) {
+fn status_word(s: dozen_api::ReleaseStatus) -> &'static str {
+    match s {
+        dozen_api::ReleaseStatus::Pending => "pending",
+        dozen_api::ReleaseStatus::Succeeded => "succeeded",
+        dozen_api::ReleaseStatus::Failed => "failed",
+    }
+}
+
+fn release_rows(list: &Vec<dozen_api::ReleaseEntry>) {
     let mut rows = vec![vec![
         "".into(),
         "RELEASE".into(),
@@ -250,17 +248,13 @@ fn release_rows(list: &Value) {
         "DESCRIPTION".into(),
         "CREATED".into(),
     ]];
-    for r in list.as_array().into_iter().flatten() {
+    for r in list {
         rows.push(vec![
-            if r["current"] == true {
-                "*".into()
-            } else {
-                "".into()
-            },
-            format!("v{}", s(&r["version"])),
-            s(&r["status"]),
-            s(&r["description"]),
-            s(&r["created_at"]),
+            if r.current { "*".into() } else { "".into() },
+            format!("v{}", r.release.version),
+            status_word(r.release.status).into(),
+            r.release.description.clone(),
+            r.release.created_at.clone(),
         ]);
     }
     table(&rows);
@@ -268,53 +262,48 @@ fn release_rows(list: &Value) {
 
 pub fn releases(args: AppArgs) -> anyhow::Result<ExitCode> {
     let app = args.app()?;
-    let v = Client::from_env()?.get(&path(app, "/releases"))?;
+    let v: Vec<dozen_api::ReleaseEntry> = Client::from_env()?.get(&path(app, "/releases"))?;
     print(args.json, &v, release_rows);
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn releases_info(version: &str, args: AppArgs) -> anyhow::Result<ExitCode> {
     let app = args.app()?;
-    let v = Client::from_env()?.get(&path(
+    let v: dozen_api::ReleaseDetail = Client::from_env()?.get(&path(
         app,
         &format!("/releases/{}", version.trim_start_matches('v')),
     ))?;
-    print(args.json, &v, |r| {
-        println!("=== {app} v{}", s(&r["version"]));
-        println!("status:       {}", s(&r["status"]));
-        if !r["failure_reason"].is_null() {
-            println!("failure:      {}", s(&r["failure_reason"]));
+    print(args.json, &v, |d| {
+        let r = &d.release;
+        println!("=== {app} v{}", r.version);
+        println!("status:       {}", status_word(r.status));
+        if let Some(reason) = &r.failure_reason {
+            println!("failure:      {reason}");
         }
-        println!("description:  {}", s(&r["description"]));
-        println!("slug:         {}", s(&r["slug"]));
-        let keys: Vec<String> = r["config_keys"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(s)
-            .collect();
-        println!("config vars:  {}", keys.join(", "));
-        println!("created:      {}", s(&r["created_at"]));
+        println!("description:  {}", r.description);
+        println!("slug:         {}", or_dash(r.slug.as_ref()));
+        println!("config vars:  {}", r.config_keys.join(", "));
+        println!("created:      {}", r.created_at);
     });
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn rollback(version: Option<&str>, args: AppArgs) -> anyhow::Result<ExitCode> {
     let app = args.app()?;
-    let body = match version {
-        Some(v) => json!({"version": v}),
-        None => json!({}),
+    let body = dozen_api::RollbackRequest {
+        version: version.map(str::to_string),
     };
-    let v = Client::from_env()?.call(Method::POST, &path(app, "/rollback"), &body)?;
+    let v: dozen_api::Release =
+        Client::from_env()?.call(Method::POST, &path(app, "/rollback"), &body)?;
     print(args.json, &v, |v| {
-        println!("{app}: {} as v{}", s(&v["description"]), s(&v["version"]))
+        println!("{app}: {} as v{}", v.description, v.version)
     });
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn builds(args: AppArgs) -> anyhow::Result<ExitCode> {
     let app = args.app()?;
-    let v = Client::from_env()?.get(&path(app, "/builds"))?;
+    let v: Vec<dozen_api::Build> = Client::from_env()?.get(&path(app, "/builds"))?;
     print(args.json, &v, |v| {
         let mut rows = vec![vec![
             "BUILD".into(),
@@ -322,16 +311,22 @@ pub fn builds(args: AppArgs) -> anyhow::Result<ExitCode> {
             "SLUG".into(),
             "CREATED".into(),
         ]];
-        for b in v.as_array().into_iter().flatten() {
-            let slug = b["slug"]
-                .as_str()
-                .map(|d| d.chars().take(12).collect())
-                .unwrap_or("-".into());
+        for b in v {
+            let slug = or_dash(
+                b.slug
+                    .as_ref()
+                    .map(|d| d.chars().take(12).collect::<String>()),
+            );
+            let status = match b.status {
+                dozen_api::BuildStatus::Pending => "pending",
+                dozen_api::BuildStatus::Succeeded => "succeeded",
+                dozen_api::BuildStatus::Failed => "failed",
+            };
             rows.push(vec![
-                s(&b["id"]),
-                s(&b["status"]),
+                b.id.clone(),
+                status.into(),
                 slug,
-                s(&b["created_at"]),
+                b.created_at.clone(),
             ]);
         }
         table(&rows);
@@ -340,11 +335,14 @@ pub fn builds(args: AppArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Print one streamed log event for a person.
-fn show_event(e: &Value) {
-    let proc_name = e["proc"].as_str().unwrap_or("?");
-    let text = e["line"].as_str().unwrap_or("");
-    let time = e["ts"].as_str().and_then(|t| t.get(11..19)).unwrap_or("");
-    println!("{time} {proc_name:<8} | {text}");
+fn show_event(e: &dozen_api::LogLine) {
+    let time = e.ts.as_deref().and_then(|t| t.get(11..19)).unwrap_or("");
+    println!("{time} {:<8} | {}", e.proc, e.line);
+}
+
+/// Print one streamed log event as `--json` asks: one object per line.
+fn show_json(e: &impl serde::Serialize) {
+    println!("{}", serde_json::to_string(e).unwrap_or_default());
 }
 
 pub fn deploy(dir: Option<PathBuf>, args: AppArgs) -> anyhow::Result<ExitCode> {
@@ -370,34 +368,32 @@ pub fn deploy(dir: Option<PathBuf>, args: AppArgs) -> anyhow::Result<ExitCode> {
         Some(b) => Box::new(b.wrap_read(file)),
         None => Box::new(file),
     };
-    let lines = client.upload(&path(&app, "/builds"), reader, len)?;
+    let lines = client.upload::<dozen_api::DeployLine>(&path(&app, "/builds"), reader, len)?;
     if let Some(b) = bar {
         b.finish_and_clear();
     }
     let mut result = None;
     for item in lines {
-        let v = item?;
-        if v.get("status").is_some() && v.get("proc").is_none() {
-            result = Some(v);
-            break;
-        }
-        if args.json {
-            println!("{v}");
-        } else {
-            show_event(&v);
+        match item? {
+            dozen_api::DeployLine::Outcome(outcome) => {
+                result = Some(outcome);
+                break;
+            }
+            dozen_api::DeployLine::Log(e) if args.json => show_json(&e),
+            dozen_api::DeployLine::Log(e) => show_event(&e),
         }
         let _ = std::io::stdout().flush();
     }
     match result {
-        Some(v) if v["status"] == "succeeded" => {
-            if args.json {
-                println!("{v}");
-            } else {
-                println!("deployed {app}: v{} is live", s(&v["release"]["version"]));
-            }
+        Some(outcome @ dozen_api::DeployOutcome::Succeeded { .. }) if args.json => {
+            show_json(&outcome);
             Ok(ExitCode::SUCCESS)
         }
-        Some(v) => bail!("deploy failed: {}", s(&v["error"])),
+        Some(dozen_api::DeployOutcome::Succeeded { release }) => {
+            println!("deployed {app}: v{} is live", release.version);
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(dozen_api::DeployOutcome::Failed { error }) => bail!("deploy failed: {error}"),
         None => {
             bail!("the server ended the deploy stream without a result; see `dozen logs -a {app}`")
         }
@@ -406,7 +402,7 @@ pub fn deploy(dir: Option<PathBuf>, args: AppArgs) -> anyhow::Result<ExitCode> {
 
 pub fn ps(args: AppArgs) -> anyhow::Result<ExitCode> {
     let app = args.app()?;
-    let v = Client::from_env()?.get(&path(app, "/ps"))?;
+    let v: Vec<dozen_api::Process> = Client::from_env()?.get(&path(app, "/ps"))?;
     print(args.json, &v, |v| {
         let mut rows = vec![vec![
             "PROCESS".into(),
@@ -416,14 +412,14 @@ pub fn ps(args: AppArgs) -> anyhow::Result<ExitCode> {
             "FOR".into(),
             "RESTARTS".into(),
         ]];
-        for p in v.as_array().into_iter().flatten() {
+        for p in v {
             rows.push(vec![
-                s(&p["name"]),
-                s(&p["state"]),
-                s(&p["port"]),
-                format!("v{}", s(&p["release"])),
-                format!("{}s", s(&p["for_seconds"])),
-                s(&p["restarts"]),
+                p.name.clone(),
+                p.state.clone(),
+                p.port.to_string(),
+                format!("v{}", p.release),
+                format!("{}s", p.for_seconds),
+                p.restarts.to_string(),
             ]);
         }
         if rows.len() == 1 {
@@ -437,34 +433,25 @@ pub fn ps(args: AppArgs) -> anyhow::Result<ExitCode> {
 
 pub fn ps_scale(changes: &[String], args: AppArgs) -> anyhow::Result<ExitCode> {
     let app = args.app()?;
-    let mut body = serde_json::Map::new();
-    for (t, n) in parse_scale(changes)? {
-        body.insert(t.to_string(), json!(n));
-    }
-    let v = Client::from_env()?.call(
-        Method::PATCH,
-        &path(app, "/formation"),
-        &Value::Object(body),
-    )?;
+    let body: dozen_api::Formation = parse_scale(changes)?
+        .into_iter()
+        .map(|(t, n)| (t.to_string(), i64::from(n)))
+        .collect();
+    let v: dozen_api::Formation =
+        Client::from_env()?.call(Method::PATCH, &path(app, "/formation"), &body)?;
     print(args.json, &v, |v| {
-        let f: Vec<String> = v
-            .as_object()
-            .into_iter()
-            .flatten()
-            .map(|(k, n)| format!("{k}={n}"))
-            .collect();
-        println!("scaled {app}: {}", f.join(" "));
+        println!("scaled {app}: {}", formation_text(v));
     });
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn ps_restart(type_name: Option<&str>, args: AppArgs) -> anyhow::Result<ExitCode> {
     let app = args.app()?;
-    let body = match type_name {
-        Some(t) => json!({"type": t}),
-        None => json!({}),
+    let body = dozen_api::RestartRequest {
+        type_name: type_name.map(str::to_string),
     };
-    let v = Client::from_env()?.call(Method::POST, &path(app, "/ps/restart"), &body)?;
+    let v: Vec<dozen_api::Process> =
+        Client::from_env()?.call(Method::POST, &path(app, "/ps/restart"), &body)?;
     print(args.json, &v, |_| {
         println!(
             "restarted {} of {app}",
@@ -484,17 +471,17 @@ pub fn logs(
     let app = args.app()?;
     let mut query = format!("/logs?lines={lines}&tail={tail}");
     if let Some(p) = ps {
-        query.push_str(&format!("&ps={p}"));
+        query.push_str(&format!("&ps={}", percent_encode(p)));
     }
     if let Some(src) = source {
-        query.push_str(&format!("&source={src}"));
+        query.push_str(&format!("&source={}", percent_encode(src)));
     }
-    for item in Client::from_env()?.stream_json(Method::GET, &path(app, &query), None)? {
-        let v = item?;
+    for item in Client::from_env()?.stream::<dozen_api::LogLine>(&path(app, &query))? {
+        let e = item?;
         if args.json {
-            println!("{v}");
+            show_json(&e);
         } else {
-            show_event(&v);
+            show_event(&e);
         }
         let _ = std::io::stdout().flush();
     }
@@ -516,11 +503,11 @@ fn percent_encode(s: &str) -> String {
 
 pub fn domains(args: AppArgs) -> anyhow::Result<ExitCode> {
     let app = args.app()?;
-    let v = Client::from_env()?.get(&path(app, "/domains"))?;
+    let v: dozen_api::Domains = Client::from_env()?.get(&path(app, "/domains"))?;
     print(args.json, &v, |v| {
-        println!("{}  (default)", s(&v["default"]));
-        for d in v["custom"].as_array().into_iter().flatten() {
-            println!("{}", s(d));
+        println!("{}  (default)", v.default);
+        for d in &v.custom {
+            println!("{d}");
         }
     });
     Ok(ExitCode::SUCCESS)
@@ -529,12 +516,11 @@ pub fn domains(args: AppArgs) -> anyhow::Result<ExitCode> {
 pub fn domains_change(hostname: &str, add: bool, args: AppArgs) -> anyhow::Result<ExitCode> {
     let app = args.app()?;
     let client = Client::from_env()?;
-    let v = if add {
-        client.call(
-            Method::POST,
-            &path(app, "/domains"),
-            &json!({"hostname": hostname}),
-        )?
+    let v: Vec<String> = if add {
+        let body = dozen_api::DomainRequest {
+            hostname: hostname.to_string(),
+        };
+        client.call(Method::POST, &path(app, "/domains"), &body)?
     } else {
         client.delete(&path(
             app,

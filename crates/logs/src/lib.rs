@@ -18,7 +18,9 @@
 //!   blocks, the channel fills, senders wait, the pipe readers stop reading, and the processes
 //!   block in `write(2)`. Nothing is dropped.
 //!
-//! It is not a log store or a drain: it moves events from pipes to one output.
+//! It is not a log store or a drain: it moves events from pipes to one output. [`History`] is
+//! the one piece that keeps records: a bounded, checksummed file per stream that a server
+//! reloads after a restart.
 //!
 //! ```
 //! use dozen_logs::{Format, LineBatch, LineFramer, Label, Stream};
@@ -40,12 +42,14 @@
 mod event;
 mod format;
 mod framer;
+mod history;
 mod pump;
 mod writer;
 
 pub use event::{EventKind, Label, LineBatch, PlatformEvent, Record, Stream};
 pub use format::{Format, TimeStyle};
 pub use framer::{LineFramer, MAX_LINE};
+pub use history::{History, MAX_RECORD, SEGMENT_BYTES};
 pub use pump::{READ_SIZE, pump};
 pub use writer::{
     CHANNEL_BATCHES, LogReceiver, LogSender, LogWriter, Output, SendError, log_channel,

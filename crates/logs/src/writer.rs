@@ -98,6 +98,11 @@ impl LogReceiver {
     pub async fn recv(&mut self) -> Option<Record> {
         self.rx.recv().await
     }
+
+    /// The next record if one is waiting, without waiting for one.
+    pub fn try_recv(&mut self) -> Option<Record> {
+        self.rx.try_recv().ok()
+    }
 }
 
 /// A bounded log channel of [`CHANNEL_BATCHES`] records.

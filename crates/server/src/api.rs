@@ -1,31 +1,36 @@
-//! The HTTP API: routes, authentication, and the handlers that turn requests into store changes
-//! and runtime actions.
+//! The HTTP API: routes, authentication, and thin handlers that parse a request, call the
+//! platform service ([`crate::platform`]) and map its errors to statuses.
 
-use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 
+use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
-use dozen_logs::EventKind;
-use dozen_store::{Release, Store};
+use dozen_api as api;
+use dozen_store::Store;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::sync::{mpsc, watch};
+use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::config::ServerConfig;
 use crate::deploy;
 use crate::error::ApiError;
 use crate::loghub::{Entry, Filter};
+use crate::platform::{Platform, PlatformError, parse_version};
 use crate::runtime::Runtime;
 
+mod extract;
 mod run;
+mod views;
+
+use extract::{Json, Path, Query};
 
 /// What every handler shares.
 #[derive(Debug, Clone)]
@@ -38,6 +43,32 @@ pub struct AppState {
     pub config: Arc<ServerConfig>,
     /// Becomes true when the server starts shutting down.
     pub shutting_down: watch::Receiver<bool>,
+    /// The platform service the handlers call.
+    pub platform: Platform,
+}
+
+impl AppState {
+    /// The state of a server over `store` and the host's processes.
+    pub fn new(
+        store: Store,
+        runtime: Arc<Runtime>,
+        config: Arc<ServerConfig>,
+        shutting_down: watch::Receiver<bool>,
+    ) -> AppState {
+        let platform = Platform::new(
+            store.clone(),
+            runtime.clone(),
+            config.clone(),
+            shutting_down.clone(),
+        );
+        AppState {
+            store,
+            runtime,
+            config,
+            shutting_down,
+            platform,
+        }
+    }
 }
 
 type ApiResult<T> = Result<T, ApiError>;
@@ -81,7 +112,7 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), authenticate));
     Router::new()
         .route("/openapi.json", get(openapi))
-        .route("/healthz", get(|| async { Json(json!({"ok": true})) }))
+        .route("/healthz", get(|| async { Json(api::Health { ok: true }) }))
         .merge(authed)
         .with_state(state)
 }
@@ -105,144 +136,100 @@ async fn authenticate(State(state): State<AppState>, request: Request, next: Nex
 }
 
 async fn openapi() -> impl IntoResponse {
+    static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     (
         [(header::CONTENT_TYPE, "application/json")],
-        crate::openapi::DOCUMENT,
+        DOCUMENT.get_or_init(crate::openapi::document).as_str(),
     )
 }
 
-#[derive(Debug, Deserialize)]
-struct CreateApp {
-    name: String,
-}
-
-async fn list_apps(State(s): State<AppState>) -> ApiResult<Json<Value>> {
-    Ok(Json(json!(s.store.apps().await?)))
+async fn list_apps(State(s): State<AppState>) -> ApiResult<Json<Vec<api::App>>> {
+    let apps = s.platform.apps().await?;
+    Ok(Json(apps.into_iter().map(views::app).collect()))
 }
 
 async fn create_app(
     State(s): State<AppState>,
-    Json(body): Json<CreateApp>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
-    let app = s.store.create_app(&body.name).await?;
-    // Routed from now on: 503 (no web process) rather than 404 (unknown app) until a deploy.
-    s.runtime.refresh_routes(&s.store, &app.name).await?;
-    s.runtime
-        .event(
-            &app.name,
-            EventKind::Info,
-            format!("app {} created", app.name),
-        )
-        .await;
-    Ok((StatusCode::CREATED, Json(json!(app))))
+    Json(body): Json<api::CreateApp>,
+) -> ApiResult<(StatusCode, Json<api::App>)> {
+    let app = s.platform.create_app(&body.name).await?;
+    Ok((StatusCode::CREATED, Json(views::app(app))))
 }
 
-async fn app_info(State(s): State<AppState>, Path(app): Path<String>) -> ApiResult<Json<Value>> {
-    let info = s.store.app(&app).await?;
-    let formation = s.store.formation(&app).await?;
-    let ps = s.runtime.ps(&app).await;
-    let current = s.store.current_release(&app).await?;
-    Ok(Json(json!({
-        "name": info.name,
-        "created_at": info.created_at,
-        "current_release": info.current_release,
-        "process_types": current.as_ref().map(|r| r.process_types.clone()).unwrap_or_default(),
-        "formation": formation,
-        "processes": ps,
-    })))
+async fn app_info(
+    State(s): State<AppState>,
+    Path(app): Path<String>,
+) -> ApiResult<Json<api::AppInfo>> {
+    let info = s.platform.app_summary(&app).await?;
+    Ok(Json(api::AppInfo {
+        name: info.app.name,
+        created_at: info.app.created_at,
+        current_release: info.app.current_release,
+        process_types: info.process_types,
+        formation: info.formation,
+        processes: views::processes(info.processes),
+    }))
 }
 
-async fn destroy_app(State(s): State<AppState>, Path(app): Path<String>) -> ApiResult<Json<Value>> {
-    s.store.app(&app).await?;
-    s.runtime.stop_app(&app).await;
-    s.store.destroy_app(&app).await?;
-    Ok(Json(json!({"destroyed": app})))
+async fn destroy_app(
+    State(s): State<AppState>,
+    Path(app): Path<String>,
+) -> ApiResult<Json<api::Destroyed>> {
+    s.platform.destroy_app(&app).await?;
+    Ok(Json(api::Destroyed { destroyed: app }))
 }
 
-async fn get_config(State(s): State<AppState>, Path(app): Path<String>) -> ApiResult<Json<Value>> {
-    Ok(Json(json!(s.store.config(&app).await?)))
-}
-
-#[derive(Debug, Deserialize, Default)]
-struct ConfigPatch {
-    #[serde(default)]
-    set: BTreeMap<String, String>,
-    #[serde(default)]
-    unset: Vec<String>,
+async fn get_config(
+    State(s): State<AppState>,
+    Path(app): Path<String>,
+) -> ApiResult<Json<api::ConfigVars>> {
+    Ok(Json(s.platform.config(&app).await?))
 }
 
 async fn patch_config(
     State(s): State<AppState>,
     Path(app): Path<String>,
-    Json(body): Json<ConfigPatch>,
-) -> ApiResult<Json<Value>> {
-    if body.set.is_empty() && body.unset.is_empty() {
-        return Err(ApiError::Invalid(
-            "nothing to change: give `set` and/or `unset`".into(),
-        ));
-    }
-    let set: Vec<(String, String)> = body.set.into_iter().collect();
-    let _op = s.runtime.lock_app(&app).await;
-    let release = s.store.set_config(&app, &set, &body.unset).await?;
-    let release = deploy::roll_out(&s, release).await?;
-    Ok(Json(release_json(&release)))
-}
-
-/// A release as the API shows it: config keys, never values.
-pub fn release_json(r: &Release) -> Value {
-    json!({
-        "app": r.app,
-        "version": r.version,
-        "slug": r.slug,
-        "config_keys": r.config_keys(),
-        "process_types": r.process_types,
-        "description": r.description,
-        "status": r.status,
-        "failure_reason": r.failure_reason,
-        "build_id": r.build_id,
-        "created_at": r.created_at,
-    })
+    Json(body): Json<api::ConfigPatch>,
+) -> ApiResult<Json<api::Release>> {
+    let release = s.platform.change_config(&app, body.set, body.unset).await?;
+    Ok(Json(views::release(&release)))
 }
 
 async fn list_releases(
     State(s): State<AppState>,
     Path(app): Path<String>,
-) -> ApiResult<Json<Value>> {
-    let current = s.store.app(&app).await?.current_release;
-    let list: Vec<Value> = s
-        .store
-        .releases(&app)
-        .await?
-        .iter()
-        .map(|r| {
-            let mut v = release_json(r);
-            v["current"] = json!(Some(r.version) == current);
-            v
-        })
-        .collect();
-    Ok(Json(json!(list)))
-}
-
-fn parse_version(v: &str) -> ApiResult<i64> {
-    v.trim_start_matches('v')
-        .parse()
-        .map_err(|_| ApiError::Invalid(format!("release `{v}`: write a release as vN, e.g. v3")))
+) -> ApiResult<Json<Vec<api::ReleaseEntry>>> {
+    let (releases, current) = s.platform.releases(&app).await?;
+    Ok(Json(
+        releases
+            .iter()
+            .map(|r| api::ReleaseEntry {
+                release: views::release(r),
+                current: Some(r.version) == current,
+            })
+            .collect(),
+    ))
 }
 
 async fn release_info(
     State(s): State<AppState>,
     Path((app, version)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
-    let r = s.store.release(&app, parse_version(&version)?).await?;
-    let mut v = release_json(&r);
+) -> ApiResult<Json<api::ReleaseDetail>> {
+    let r = s.platform.release(&app, parse_version(&version)?).await?;
     // What the build recorded about the slug: process types in Procfile order, the web
     // health check and boot timeout (exporters need them; none of it is config).
-    v["slug_manifest"] = match &r.slug {
-        Some(digest) => serde_json::from_str(&s.store.slug(digest).await?.manifest_json)
-            .map_err(|e| ApiError::Internal(format!("the manifest of slug {digest}: {e}")))?,
-        None => Value::Null,
+    let slug_manifest = match &r.slug {
+        Some(digest) => Some(
+            serde_json::from_str(&s.platform.slug_manifest(digest).await?).map_err(|e| {
+                PlatformError::internal(format!("reading the manifest of slug {digest}"), e)
+            })?,
+        ),
+        None => None,
     };
-    Ok(Json(v))
+    Ok(Json(api::ReleaseDetail {
+        release: views::release(&r),
+        slug_manifest,
+    }))
 }
 
 /// The config vars of one release, as they were when it was made (what a rollback to it
@@ -250,9 +237,9 @@ async fn release_info(
 async fn release_config(
     State(s): State<AppState>,
     Path((app, version)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
-    let r = s.store.release(&app, parse_version(&version)?).await?;
-    Ok(Json(json!(r.config)))
+) -> ApiResult<Json<api::ConfigVars>> {
+    let r = s.platform.release(&app, parse_version(&version)?).await?;
+    Ok(Json(r.config))
 }
 
 /// The slug a release runs, as the `tar.zst` the build packed (its blake3 digest is the
@@ -261,26 +248,12 @@ async fn release_slug(
     State(s): State<AppState>,
     Path((app, version)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    let r = s.store.release(&app, parse_version(&version)?).await?;
-    let digest = r.slug.ok_or_else(|| {
-        ApiError::NotFound(format!(
-            "{app} v{} has no slug (nothing was deployed)",
-            r.version
-        ))
-    })?;
-    let path = s
-        .config
-        .data_dir
-        .join("slugs")
-        .join(format!("{digest}.tar.zst"));
-    let mut file = tokio::fs::File::open(&path)
-        .await
-        .map_err(|e| ApiError::Internal(format!("{}: {e}", path.display())))?;
-    let size = file
-        .metadata()
-        .await
-        .map_err(|e| ApiError::Internal(format!("{}: {e}", path.display())))?
-        .len();
+    let (path, digest) = s.platform.slug_file(&app, parse_version(&version)?).await?;
+    let reading = |e: std::io::Error| {
+        PlatformError::internal("reading the slug", format!("{}: {e}", path.display()))
+    };
+    let mut file = tokio::fs::File::open(&path).await.map_err(reading)?;
+    let size = file.metadata().await.map_err(reading)?.len();
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     tokio::spawn(async move {
         use tokio::io::AsyncReadExt;
@@ -309,44 +282,25 @@ async fn release_slug(
         .map_err(|e| ApiError::Internal(e.to_string()))
 }
 
-#[derive(Debug, Deserialize, Default)]
-struct RollbackBody {
-    version: Option<String>,
-}
-
 async fn rollback(
     State(s): State<AppState>,
     Path(app): Path<String>,
-    body: Option<Json<RollbackBody>>,
-) -> ApiResult<Json<Value>> {
-    let target = match body.and_then(|b| b.0.version) {
-        Some(v) => parse_version(&v)?,
-        None => {
-            // The release that was live before the current one.
-            let current = s.store.app(&app).await?.current_release;
-            s.store
-                .releases(&app)
-                .await?
-                .into_iter()
-                .find(|r| {
-                    r.status == dozen_store::ReleaseStatus::Succeeded
-                        && Some(r.version) != current
-                        && current.is_none_or(|c| r.version < c)
-                })
-                .map(|r| r.version)
-                .ok_or_else(|| {
-                    ApiError::Invalid("there is no earlier release to roll back to".into())
-                })?
-        }
-    };
-    let _op = s.runtime.lock_app(&app).await;
-    let release = s.store.rollback(&app, target).await?;
-    let release = deploy::roll_out(&s, release).await?;
-    Ok(Json(release_json(&release)))
+    body: Option<Json<api::RollbackRequest>>,
+) -> ApiResult<Json<api::Release>> {
+    let target = body
+        .and_then(|b| b.0.version)
+        .map(|v| parse_version(&v))
+        .transpose()?;
+    let release = s.platform.rollback(&app, target).await?;
+    Ok(Json(views::release(&release)))
 }
 
-async fn list_builds(State(s): State<AppState>, Path(app): Path<String>) -> ApiResult<Json<Value>> {
-    Ok(Json(json!(s.store.builds(&app).await?)))
+async fn list_builds(
+    State(s): State<AppState>,
+    Path(app): Path<String>,
+) -> ApiResult<Json<Vec<api::Build>>> {
+    let builds = s.platform.builds(&app).await?;
+    Ok(Json(builds.into_iter().map(views::build).collect()))
 }
 
 /// Upload a source archive (`tar.zst`) and stream the build and release as NDJSON.
@@ -355,20 +309,22 @@ async fn create_build(
     Path(app): Path<String>,
     body: Body,
 ) -> ApiResult<Response> {
-    s.store.app(&app).await?;
-    if *s.shutting_down.borrow() {
-        return Err(ApiError::Unavailable);
-    }
-    let upload = deploy::receive_upload(&s, &app, body).await?;
-    let log = s.runtime.log(&app);
-    let live = log.subscribe();
-    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-    let state = s.clone();
-    let app_name = app.clone();
-    tokio::spawn(async move {
-        let result = deploy::deploy(&state, &app_name, upload).await;
-        let _ = done_tx.send(result);
+    s.platform.app(&app).await?;
+    s.platform.check_not_shutting_down()?;
+    // The body limit of this route (DefaultBodyLimit) shows as an error saying "length limit".
+    let chunks = body.into_data_stream().map(|chunk| {
+        chunk.map_err(|e| {
+            let kind = if e.to_string().contains("length limit") {
+                std::io::ErrorKind::FileTooLarge
+            } else {
+                std::io::ErrorKind::Other
+            };
+            std::io::Error::new(kind, e)
+        })
     });
+    let upload = deploy::receive_upload(&s.platform, &app, chunks).await?;
+    let live = s.runtime.log(&app).subscribe();
+    let done_rx = deploy::start(&s.platform, &app, upload);
     let filter = Filter {
         ps: None,
         source: None,
@@ -380,8 +336,10 @@ async fn create_build(
         filter,
         done_rx,
         |result| match result {
-            Ok(release) => json!({"status": "succeeded", "release": release_json(&release)}),
-            Err(e) => json!({"status": "failed", "error": e.to_string()}),
+            Ok(release) => api::DeployOutcome::Succeeded {
+                release: views::release(&release),
+            },
+            Err(e) => api::DeployOutcome::Failed { error: e.report() },
         },
     ))
 }
@@ -389,13 +347,13 @@ async fn create_build(
 /// Stream the app's log entries that pass `filter` until `done` resolves; then a final JSON
 /// line made by `last`. The end is found with a marker event sent through the same stream,
 /// so every line written before the end is delivered.
-fn stream_until_done<T: Send + 'static>(
+fn stream_until_done<T: Send + 'static, L: serde::Serialize>(
     s: AppState,
     app: String,
     mut live: tokio::sync::broadcast::Receiver<Entry>,
     filter: Filter,
     done: tokio::sync::oneshot::Receiver<T>,
-    last: impl FnOnce(T) -> Value + Send + 'static,
+    last: impl FnOnce(T) -> L + Send + 'static,
 ) -> Response {
     let (tx, rx) = mpsc::channel::<Result<Bytes, Infallible>>(64);
     tokio::spawn(async move {
@@ -432,7 +390,9 @@ fn stream_until_done<T: Send + 'static>(
                 Err(_) => break,
             }
         }
-        let _ = tx.send(Ok(line(&last(result).to_string()))).await;
+        let last = serde_json::to_string(&last(result))
+            .expect("the API's types hold only strings, numbers, lists and maps");
+        let _ = tx.send(Ok(line(&last))).await;
     });
     ndjson(rx)
 }
@@ -454,111 +414,34 @@ fn ndjson(rx: mpsc::Receiver<Result<Bytes, Infallible>>) -> Response {
 async fn get_formation(
     State(s): State<AppState>,
     Path(app): Path<String>,
-) -> ApiResult<Json<Value>> {
-    s.store.app(&app).await?;
-    Ok(Json(json!(effective_formation(&s, &app).await?)))
-}
-
-/// The app's live release, or a clear error when nothing is deployed yet.
-async fn live_release(s: &AppState, app: &str) -> ApiResult<Release> {
-    s.store
-        .current_release(app)
-        .await?
-        .ok_or_else(|| ApiError::Invalid(format!("{app} has no release yet: deploy first")))
-}
-
-/// The formation with defaults filled in for every process type of the live release (types the
-/// store knows but the release no longer has are shown too).
-async fn effective_formation(s: &AppState, app: &str) -> ApiResult<BTreeMap<String, i64>> {
-    let mut formation = s.store.formation(app).await?;
-    if let Some(release) = s.store.current_release(app).await? {
-        formation.extend(crate::runtime::effective_formation(&formation, &release));
-    }
-    Ok(formation)
+) -> ApiResult<Json<api::Formation>> {
+    Ok(Json(s.platform.formation(&app).await?))
 }
 
 async fn patch_formation(
     State(s): State<AppState>,
     Path(app): Path<String>,
-    Json(body): Json<BTreeMap<String, i64>>,
-) -> ApiResult<Json<Value>> {
-    if body.is_empty() {
-        return Err(ApiError::Invalid("nothing to scale: give TYPE=N".into()));
-    }
-    let _op = s.runtime.lock_app(&app).await;
-    if let Some(release) = s.store.current_release(&app).await? {
-        for t in body.keys() {
-            if !release.process_types.contains_key(t) || t == "release" {
-                let known: Vec<&str> = release
-                    .process_types
-                    .keys()
-                    .map(String::as_str)
-                    .filter(|t| *t != "release")
-                    .collect();
-                return Err(ApiError::Invalid(format!(
-                    "no process type `{t}` in the live release (v{}); its types: {}",
-                    release.version,
-                    known.join(", ")
-                )));
-            }
-        }
-    }
-    let changes: Vec<(String, i64)> = body.into_iter().collect();
-    s.store.scale(&app, &changes).await?;
-    let formation = effective_formation(&s, &app).await?;
-    if let Some(release) = s.store.current_release(&app).await? {
-        let summary: Vec<String> = changes.iter().map(|(t, n)| format!("{t}={n}")).collect();
-        s.runtime
-            .event(
-                &app,
-                EventKind::Info,
-                format!("scaled to {}", summary.join(", ")),
-            )
-            .await;
-        s.runtime.converge(&release, &formation, false).await?;
-    }
-    Ok(Json(json!(formation)))
+    Json(body): Json<api::Formation>,
+) -> ApiResult<Json<api::Formation>> {
+    Ok(Json(s.platform.scale(&app, body).await?))
 }
 
-async fn ps(State(s): State<AppState>, Path(app): Path<String>) -> ApiResult<Json<Value>> {
-    s.store.app(&app).await?;
-    Ok(Json(json!(s.runtime.ps(&app).await)))
-}
-
-#[derive(Debug, Deserialize, Default)]
-struct RestartBody {
-    #[serde(rename = "type")]
-    type_name: Option<String>,
+async fn ps(
+    State(s): State<AppState>,
+    Path(app): Path<String>,
+) -> ApiResult<Json<Vec<api::Process>>> {
+    Ok(Json(views::processes(s.platform.ps(&app).await?)))
 }
 
 async fn ps_restart(
     State(s): State<AppState>,
     Path(app): Path<String>,
-    body: Option<Json<RestartBody>>,
-) -> ApiResult<Json<Value>> {
-    let release = live_release(&s, &app).await?;
-    let formation = effective_formation(&s, &app).await?;
+    body: Option<Json<api::RestartRequest>>,
+) -> ApiResult<Json<Vec<api::Process>>> {
     let only = body.and_then(|b| b.0.type_name);
-    if let Some(t) = &only {
-        if !release.process_types.contains_key(t) || t == "release" {
-            return Err(ApiError::Invalid(format!(
-                "no process type `{t}` in v{}",
-                release.version
-            )));
-        }
-    }
-    let _op = s.runtime.lock_app(&app).await;
-    s.runtime
-        .event(
-            &app,
-            EventKind::Info,
-            format!("restarting {}", only.as_deref().unwrap_or("all processes")),
-        )
-        .await;
-    s.runtime
-        .restart(&release, &formation, only.as_deref())
-        .await?;
-    Ok(Json(json!(s.runtime.ps(&app).await)))
+    Ok(Json(views::processes(
+        s.platform.restart(&app, only).await?,
+    )))
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -574,7 +457,7 @@ async fn logs(
     Path(app): Path<String>,
     Query(q): Query<LogsQuery>,
 ) -> ApiResult<Response> {
-    s.store.app(&app).await?;
+    s.platform.app(&app).await?;
     if let Some(src) = &q.source {
         if src != "app" && src != "dozen" {
             return Err(ApiError::Invalid(format!(
@@ -616,79 +499,50 @@ async fn logs(
     Ok(ndjson(rx))
 }
 
-#[derive(Debug, Deserialize)]
-struct DomainBody {
-    hostname: String,
-}
-
 async fn list_domains(
     State(s): State<AppState>,
     Path(app): Path<String>,
-) -> ApiResult<Json<Value>> {
-    s.store.app(&app).await?;
-    let default = format!("{app}.{}", s.config.domain);
-    Ok(Json(
-        json!({"default": default, "custom": s.store.domains(&app).await?}),
-    ))
+) -> ApiResult<Json<api::Domains>> {
+    let custom = s.platform.domains(&app).await?;
+    let default = s.platform.default_hostname(&app);
+    Ok(Json(api::Domains { default, custom }))
 }
 
 async fn add_domain(
     State(s): State<AppState>,
     Path(app): Path<String>,
-    Json(body): Json<DomainBody>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
-    s.store.add_domain(&app, &body.hostname).await?;
-    s.runtime.refresh_routes(&s.store, &app).await?;
-    s.runtime
-        .event(
-            &app,
-            EventKind::Info,
-            format!("domain {} added", body.hostname.to_ascii_lowercase()),
-        )
-        .await;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!(s.store.domains(&app).await?)),
-    ))
+    Json(body): Json<api::DomainRequest>,
+) -> ApiResult<(StatusCode, Json<Vec<String>>)> {
+    let domains = s.platform.add_domain(&app, &body.hostname).await?;
+    Ok((StatusCode::CREATED, Json(domains)))
 }
 
 async fn remove_domain(
     State(s): State<AppState>,
     Path((app, hostname)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
-    s.store.remove_domain(&app, &hostname).await?;
-    s.runtime.refresh_routes(&s.store, &app).await?;
-    s.runtime
-        .event(&app, EventKind::Info, format!("domain {hostname} removed"))
-        .await;
-    Ok(Json(json!(s.store.domains(&app).await?)))
+) -> ApiResult<Json<Vec<String>>> {
+    Ok(Json(s.platform.remove_domain(&app, &hostname).await?))
 }
 
-#[derive(Debug, Deserialize)]
-struct TokenBody {
-    name: String,
-}
-
-async fn list_tokens(State(s): State<AppState>) -> ApiResult<Json<Value>> {
-    Ok(Json(json!(s.store.list_tokens().await?)))
+async fn list_tokens(State(s): State<AppState>) -> ApiResult<Json<Vec<api::Token>>> {
+    let tokens = s.store.list_tokens().await?;
+    Ok(Json(tokens.into_iter().map(views::token).collect()))
 }
 
 async fn create_token(
     State(s): State<AppState>,
-    Json(body): Json<TokenBody>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
-    let (info, plaintext) = s.store.create_token(&body.name).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({"token": plaintext, "info": info})),
-    ))
+    Json(body): Json<api::CreateToken>,
+) -> ApiResult<(StatusCode, Json<api::CreatedToken>)> {
+    let (info, token) = s.store.create_token(&body.name).await?;
+    let info = views::token(info);
+    Ok((StatusCode::CREATED, Json(api::CreatedToken { token, info })))
 }
 
 async fn revoke_token(
     State(s): State<AppState>,
     Path(token): Path<String>,
-) -> ApiResult<Json<Value>> {
-    Ok(Json(json!(s.store.revoke_token(&token).await?)))
+) -> ApiResult<Json<api::Token>> {
+    Ok(Json(views::token(s.store.revoke_token(&token).await?)))
 }
 
 /// Resolves when the flag becomes true (never, if its sender is dropped first).

@@ -18,6 +18,9 @@ pub struct ServerConfig {
     pub max_upload: u64,
     /// `DOZEN_LOG_LINES`: recent log lines kept per app (default 1500, as Heroku).
     pub log_lines: usize,
+    /// `DOZEN_LOG_HISTORY`: `on` (default) keeps each app's recent lines on disk too, so they
+    /// survive a restart; `off` keeps them in memory only.
+    pub log_history: bool,
     /// `DOZEN_BUILD_TIMEOUT`: seconds a build may take (default 900).
     pub build_timeout: Duration,
     /// `DOZEN_ROUTER_PORT`: where app traffic is served (default 8080).
@@ -66,6 +69,11 @@ impl ServerConfig {
             api_token: lookup("DOZEN_API_TOKEN").filter(|v| !v.trim().is_empty()),
             max_upload: max_upload_mb.saturating_mul(1024 * 1024),
             log_lines: number(&lookup, "DOZEN_LOG_LINES", 1500)?,
+            log_history: match lookup("DOZEN_LOG_HISTORY").as_deref().map(str::trim) {
+                None | Some("" | "on") => true,
+                Some("off") => false,
+                Some(_) => return Err("DOZEN_LOG_HISTORY must be on or off".into()),
+            },
             build_timeout: Duration::from_secs(number(&lookup, "DOZEN_BUILD_TIMEOUT", 900)?),
             router_port: number(&lookup, "DOZEN_ROUTER_PORT", 8080)?,
             domain: lookup("DOZEN_DOMAIN")
@@ -139,6 +147,7 @@ mod tests {
         let c = ServerConfig::from_lookup(|k| env.get(k).map(|v| v.to_string())).expect("config");
         assert_eq!(c.port, 6060);
         assert_eq!(c.log_lines, 10);
+        assert!(c.log_history);
         assert_eq!(c.data_dir, PathBuf::from(".dozen"));
         assert!(c.database_url.is_none());
     }

@@ -4,15 +4,13 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use axum::body::Body;
 use dozen_logs::EventKind;
 use dozen_store::{BuildStatus, NewRelease, Release, ReleaseStatus};
 use dozen_supervise::Stop;
 use tokio::sync::watch;
-use tokio_stream::StreamExt;
+use tokio_stream::{Stream, StreamExt};
 
-use crate::api::AppState;
-use crate::error::ApiError;
+use crate::platform::{Platform, PlatformError};
 
 /// An upload saved to disk.
 #[derive(Debug)]
@@ -22,43 +20,51 @@ pub struct Upload {
     size: u64,
 }
 
-/// Save the request body to a file under the data directory, refusing more than the
-/// configured maximum. The digest names the source in the build record.
-pub async fn receive_upload(s: &AppState, app: &str, body: Body) -> Result<Upload, ApiError> {
+/// Save an upload (a stream of chunks: the request body) to a file under the data directory,
+/// refusing more than the configured maximum. The digest names the source in the build record.
+/// A chunk that fails with [`std::io::ErrorKind::FileTooLarge`] means the sender's own limit
+/// was reached.
+pub async fn receive_upload<S>(
+    s: &Platform,
+    app: &str,
+    mut upload: S,
+) -> Result<Upload, PlatformError>
+where
+    S: Stream<Item = Result<bytes::Bytes, std::io::Error>> + Unpin,
+{
+    let too_large = || {
+        PlatformError::TooLarge(format!(
+            "the upload is larger than the server accepts ({} MB, DOZEN_MAX_UPLOAD_MB)",
+            s.config.max_upload / (1024 * 1024)
+        ))
+    };
     let dir = s.config.data_dir.join("uploads");
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| ApiError::Internal(format!("{}: {e}", dir.display())))?;
+    std::fs::create_dir_all(&dir).map_err(|e| {
+        PlatformError::internal("saving the upload", format!("{}: {e}", dir.display()))
+    })?;
     let path = dir.join(format!(
         "{app}-{}.tar.zst",
         std::process::id() as u128 * 1_000_000 + nanos()
     ));
-    let mut file = std::fs::File::create(&path)
-        .map_err(|e| ApiError::Internal(format!("{}: {e}", path.display())))?;
+    let mut file = std::fs::File::create(&path).map_err(|e| {
+        PlatformError::internal("saving the upload", format!("{}: {e}", path.display()))
+    })?;
     let mut hasher = blake3::Hasher::new();
     let mut size: u64 = 0;
-    let mut stream = body.into_data_stream();
-    let result: Result<(), ApiError> = async {
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| {
-                if e.to_string().contains("length limit") {
-                    ApiError::TooLarge(format!(
-                        "the upload is larger than the server accepts ({} MB, DOZEN_MAX_UPLOAD_MB)",
-                        s.config.max_upload / (1024 * 1024)
-                    ))
-                } else {
-                    ApiError::Invalid(format!("reading the upload: {e}"))
-                }
+    let result: Result<(), PlatformError> = async {
+        while let Some(chunk) = upload.next().await {
+            let chunk = chunk.map_err(|e| match e.kind() {
+                std::io::ErrorKind::FileTooLarge => too_large(),
+                _ => PlatformError::Invalid(format!("reading the upload: {e}")),
             })?;
             size += chunk.len() as u64;
             if size > s.config.max_upload {
-                return Err(ApiError::TooLarge(format!(
-                    "the upload is larger than the server accepts ({} MB, DOZEN_MAX_UPLOAD_MB)",
-                    s.config.max_upload / (1024 * 1024)
-                )));
+                return Err(too_large());
             }
             hasher.update(&chunk);
-            file.write_all(&chunk)
-                .map_err(|e| ApiError::Internal(format!("{}: {e}", path.display())))?;
+            file.write_all(&chunk).map_err(|e| {
+                PlatformError::internal("saving the upload", format!("{}: {e}", path.display()))
+            })?;
         }
         Ok(())
     }
@@ -69,7 +75,7 @@ pub async fn receive_upload(s: &AppState, app: &str, body: Body) -> Result<Uploa
     }
     if size == 0 {
         let _ = std::fs::remove_file(&path);
-        return Err(ApiError::Invalid(
+        return Err(PlatformError::Invalid(
             "the upload is empty: send the app's source as tar.zst".into(),
         ));
     }
@@ -80,6 +86,21 @@ pub async fn receive_upload(s: &AppState, app: &str, body: Body) -> Result<Uploa
     })
 }
 
+/// Start deploying `upload` to `app` in a task of its own (a client that goes away does not
+/// stop it); resolves to the new release.
+pub fn start(
+    s: &Platform,
+    app: &str,
+    upload: Upload,
+) -> tokio::sync::oneshot::Receiver<Result<Release, PlatformError>> {
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let (p, app) = (s.clone(), app.to_string());
+    tokio::spawn(async move {
+        let _ = done_tx.send(deploy(&p, &app, upload).await);
+    });
+    done_rx
+}
+
 fn nanos() -> u128 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -88,7 +109,7 @@ fn nanos() -> u128 {
 }
 
 /// The whole deploy: build the upload into a slug, make a release of it, roll it out.
-pub async fn deploy(s: &AppState, app: &str, upload: Upload) -> Result<Release, ApiError> {
+pub async fn deploy(s: &Platform, app: &str, upload: Upload) -> Result<Release, PlatformError> {
     let _op = s.runtime.lock_app(app).await;
     let build = s.store.create_build(app, &upload.digest).await?;
     s.runtime
@@ -170,10 +191,10 @@ pub async fn deploy(s: &AppState, app: &str, upload: Upload) -> Result<Release, 
 /// Scale the app to `app.json`'s formation before its first release runs (instead of one
 /// `web`), for the types the release has.
 async fn first_formation(
-    s: &AppState,
+    s: &Platform,
     release: &Release,
     formation: &std::collections::BTreeMap<String, u32>,
-) -> Result<(), ApiError> {
+) -> Result<(), PlatformError> {
     let (known, unknown): (Vec<_>, Vec<_>) = formation
         .iter()
         .partition(|(t, _)| release.process_types.contains_key(*t) && *t != "release");
@@ -209,7 +230,7 @@ async fn first_formation(
 
 /// Run `app.json`'s `scripts.postdeploy` once in the new release, after the app's first
 /// successful deploy. The release is live already: a failure is reported, not undone.
-async fn postdeploy(s: &AppState, release: &Release, command: &str) {
+async fn postdeploy(s: &Platform, release: &Release, command: &str) {
     let (app, version) = (&release.app, release.version);
     s.runtime
         .event(
@@ -241,7 +262,7 @@ async fn postdeploy(s: &AppState, release: &Release, command: &str) {
 }
 
 async fn build_slug(
-    s: &AppState,
+    s: &Platform,
     app: &str,
     build_id: &str,
     upload: &Upload,
@@ -252,17 +273,18 @@ async fn build_slug(
         std::collections::BTreeMap<String, String>,
         dozen_build::AppJsonMeta,
     ),
-    ApiError,
+    PlatformError,
 > {
     let src = work.join("src");
     let limits = dozen_build::Limits::default();
     let (archive, dest) = (upload.path.clone(), src.clone());
-    let file = std::fs::File::open(&archive)
-        .map_err(|e| ApiError::Internal(format!("{}: {e}", archive.display())))?;
+    let file = std::fs::File::open(&archive).map_err(|e| {
+        PlatformError::internal("reading the upload", format!("{}: {e}", archive.display()))
+    })?;
     tokio::task::spawn_blocking(move || dozen_build::unpack_source(file, &dest, &limits))
         .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .map_err(|e| ApiError::Invalid(format!("the upload: {e}")))?;
+        .map_err(|e| PlatformError::internal("unpacking the upload", e))?
+        .map_err(|e| PlatformError::Invalid(format!("the upload: {e}")))?;
 
     // The build is stopped (SIGTERM, then SIGKILL) when it takes longer than
     // DOZEN_BUILD_TIMEOUT or the server shuts down.
@@ -303,23 +325,23 @@ async fn build_slug(
     guard.abort();
     let output = output.map_err(|e| match e {
         dozen_build::BuildError::Cancelled { .. } if *s.shutting_down.borrow() => {
-            ApiError::Invalid(
+            PlatformError::Invalid(
                 "the build was stopped because the server is shutting down; deploy again".into(),
             )
         }
-        dozen_build::BuildError::Cancelled { .. } => ApiError::Invalid(format!(
+        dozen_build::BuildError::Cancelled { .. } => PlatformError::Invalid(format!(
             "the build took longer than {} s (DOZEN_BUILD_TIMEOUT) and was stopped",
             timeout.as_secs()
         )),
-        other => ApiError::Invalid(other.to_string()),
+        other => PlatformError::Invalid(other.to_string()),
     })?;
     let slugs = s.config.data_dir.join("slugs");
     let built = output.dir.clone();
     let meta = output.slug_meta();
     let slug = tokio::task::spawn_blocking(move || dozen_build::pack_slug(&built, &slugs, meta))
         .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+        .map_err(|e| PlatformError::internal("packing the slug", e))?
+        .map_err(|e| PlatformError::internal("packing the slug", e))?;
     s.store
         .record_slug(
             &slug.digest,
@@ -344,7 +366,7 @@ async fn build_slug(
 /// Take a new release live: run its release phase (if it has one), mark it live, converge the
 /// formation to it. If the release phase fails, the release is marked failed and the running
 /// one stays. The caller holds the app's lock ([`crate::runtime::Runtime::lock_app`]).
-pub async fn roll_out(s: &AppState, release: Release) -> Result<Release, ApiError> {
+pub async fn roll_out(s: &Platform, release: Release) -> Result<Release, PlatformError> {
     let app = release.app.clone();
     let version = release.version;
     if release.slug.is_none() {
@@ -384,7 +406,7 @@ pub async fn roll_out(s: &AppState, release: Release) -> Result<Release, ApiErro
                     format!("v{version} failed: {reason}; the running release stays"),
                 )
                 .await;
-            return Err(ApiError::Invalid(format!(
+            return Err(PlatformError::Invalid(format!(
                 "v{version} failed: {reason}; the running release stays"
             )));
         }
@@ -404,7 +426,9 @@ pub async fn roll_out(s: &AppState, release: Release) -> Result<Release, ApiErro
                 format!("v{version} failed: {reason}"),
             )
             .await;
-        return Err(ApiError::Invalid(format!("v{version} failed: {reason}")));
+        return Err(PlatformError::Invalid(format!(
+            "v{version} failed: {reason}"
+        )));
     }
     s.store.activate_release(&app, version).await?;
     s.runtime

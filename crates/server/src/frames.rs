@@ -39,7 +39,7 @@ pub enum Frame {
     /// Bytes the process wrote to stderr.
     Stderr(Vec<u8>),
     /// The end: `{"name", "exit", "error"?}`.
-    Exit(serde_json::Value),
+    Exit(dozen_api::RunExit),
 }
 
 /// Why a frame stream could not be read.
@@ -129,7 +129,11 @@ mod tests {
         );
         assert_eq!(
             read_frame(&mut r).expect("frame"),
-            Some(Frame::Exit(serde_json::json!({"name": "run.1", "exit": 3})))
+            Some(Frame::Exit(dozen_api::RunExit {
+                name: "run.1".into(),
+                exit: 3,
+                error: None
+            }))
         );
         assert_eq!(read_frame(&mut r).expect("end"), None);
     }

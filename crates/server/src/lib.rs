@@ -12,9 +12,15 @@
 //! - **formation and processes**: every process runs under the same supervisor as `dozen start`
 //!   (`dozen_supervise`), restarted with backoff when it crashes ([`runtime`]);
 //! - **logs**: one stream per app of process output and platform events, a bounded buffer of
-//!   recent lines and live tails ([`loghub`]);
+//!   recent lines, kept across restarts in a history per app, and live tails ([`loghub`]);
+//! - **recovery**: after a crash, interrupted builds and releases are marked failed and what
+//!   they left under the data directory is removed before anything runs ([`recover`]);
 //! - **tenancy**: run as root, each app builds and runs as a system user of its own, confined
 //!   to its own files, `/tmp` and processes ([`tenancy`]).
+//!
+//! Every change of an app goes through the platform service ([`platform`]), which runs it in a
+//! task of its own under the app's lock; the HTTP layer ([`api`]) only parses, authenticates and
+//! maps [`platform::PlatformError`] to statuses.
 //!
 //! It is not the router (app traffic) and keeps nothing it cannot rebuild from the store.
 
@@ -25,6 +31,8 @@ pub mod error;
 pub mod frames;
 pub mod loghub;
 pub mod openapi;
+pub mod platform;
+pub mod recover;
 pub mod rotation;
 pub mod runtime;
 pub mod tenancy;
@@ -83,6 +91,15 @@ pub async fn serve(config: ServerConfig, log: LogSender) -> Result<(), ServerErr
         )
         .await;
     }
+    let swept = recover::sweep(&store, &config.data_dir).await?;
+    if swept > 0 {
+        say(
+            &log,
+            EventKind::Info,
+            format!("removed {swept} leftover file(s) and directories of interrupted work"),
+        )
+        .await;
+    }
     let policy = Policy {
         restart: RestartPolicy::Always,
         backoff_initial: Duration::from_secs(1),
@@ -112,13 +129,17 @@ pub async fn serve(config: ServerConfig, log: LogSender) -> Result<(), ServerErr
         }),
     );
     let rotation = rotation::Rotation::new(router.clone());
-    let runtime = Arc::new(runtime::Runtime::new(
+    let runtime = runtime::Runtime::new(
         supervisor,
         rotation.clone(),
         config.data_dir.clone(),
         config.log_lines,
         config.boot_timeout,
-    ));
+    );
+    let runtime = Arc::new(match config.log_history {
+        true => runtime,
+        false => runtime.without_log_history(),
+    });
     say(&log, EventKind::Info, runtime.tenancy().describe()).await;
     let access_runtime = runtime.clone();
     let access_log = log.clone();
@@ -162,8 +183,10 @@ pub async fn serve(config: ServerConfig, log: LogSender) -> Result<(), ServerErr
                         &log,
                         EventKind::Error,
                         format!(
-                            "{}: could not restore v{}: {e}",
-                            release.app, release.version
+                            "{}: could not restore v{}: {}",
+                            release.app,
+                            release.version,
+                            e.report()
                         ),
                     )
                     .await;
@@ -173,12 +196,12 @@ pub async fn serve(config: ServerConfig, log: LogSender) -> Result<(), ServerErr
     }
 
     let (down_tx, down_rx) = watch::channel(false);
-    let state = api::AppState {
-        store: store.clone(),
-        runtime: runtime.clone(),
-        config: Arc::new(config.clone()),
-        shutting_down: down_rx.clone(),
-    };
+    let state = api::AppState::new(
+        store.clone(),
+        runtime.clone(),
+        Arc::new(config.clone()),
+        down_rx.clone(),
+    );
     let bind = std::env::var("DOZEN_BIND").unwrap_or_else(|_| "127.0.0.1".into());
     let listener = tokio::net::TcpListener::bind((bind.as_str(), config.port)).await?;
     let router_listener =

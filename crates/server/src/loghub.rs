@@ -6,15 +6,57 @@
 //! `logs --tail` subscribers. The task never waits on a subscriber: one slow HTTP client must
 //! not stop an app's processes. A subscriber that falls more than [`TAIL_BACKLOG`] lines
 //! behind is told how many lines it missed.
+//!
+//! With a history ([`AppLog::with_history`]) each event is written to the app's durable
+//! [`History`] before it is kept or broadcast, and a restarted server starts with the events
+//! from before, so `logs` shows them after a restart or a SIGKILL.
 
 use std::collections::VecDeque;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use dozen_logs::{Format, LogSender, Record, log_channel};
+use dozen_logs::{EventKind, Format, History, LogSender, PlatformEvent, Record, log_channel};
 use tokio::sync::broadcast;
 
 /// How far a live subscriber may fall behind before lines are skipped for it.
 pub const TAIL_BACKLOG: usize = 4096;
+
+/// At most this many queued records are taken together into one write to the history.
+const COALESCE: usize = 32;
+
+/// A history record: the process name, a newline, the event's JSON.
+fn encode(entry: &Entry, out: &mut Vec<u8>) {
+    out.extend_from_slice(entry.proc_name.as_bytes());
+    out.push(b'\n');
+    out.extend_from_slice(entry.json.as_bytes());
+}
+
+fn decode(record: &[u8]) -> Option<Entry> {
+    let text = std::str::from_utf8(record).ok()?;
+    let (name, json) = text.split_once('\n')?;
+    Some(Entry {
+        proc_name: Arc::from(name),
+        json: Arc::from(json),
+    })
+}
+
+/// The event that says the history stopped being written (the disk is full, say).
+fn history_error(dir: &Path, e: &std::io::Error) -> Entry {
+    let mut json = Vec::new();
+    let event = PlatformEvent::new(
+        EventKind::Error,
+        format!(
+            "log history {}: {e}; recent events are kept in memory only until the server restarts",
+            dir.display()
+        ),
+    );
+    Format::json().render_event(&event, &mut json);
+    Entry {
+        proc_name: Arc::from("dozen"),
+        json: Arc::from(String::from_utf8_lossy(&json).trim_end()),
+    }
+}
 
 /// One rendered event.
 #[derive(Debug, Clone)]
@@ -32,50 +74,132 @@ pub struct AppLog {
     capacity: usize,
     live: broadcast::Sender<Entry>,
     sender: LogSender,
+    closed: AtomicBool,
 }
 
 impl AppLog {
-    /// A stream that keeps the last `capacity` events. Must be called inside a tokio runtime.
+    /// A stream that keeps the last `capacity` events in memory only. Must be called inside a
+    /// tokio runtime.
     pub fn new(capacity: usize) -> Arc<AppLog> {
+        Self::start(capacity, None, Vec::new())
+    }
+
+    /// A stream that keeps the last `capacity` events in memory and in a durable history in
+    /// `dir` ([`History`]), starting with what the history already holds: the events from before
+    /// a restart of the server. A history that cannot be opened is reported in the stream, which
+    /// then keeps its events in memory only.
+    pub fn with_history(capacity: usize, dir: &Path) -> Arc<AppLog> {
+        match History::open(dir, capacity) {
+            Ok((history, records)) => {
+                let old = records.iter().filter_map(|r| decode(r)).collect();
+                Self::start(capacity, Some(history), old)
+            }
+            Err(e) => {
+                let log = Self::start(capacity, None, Vec::new());
+                log.push(history_error(dir, &e));
+                log
+            }
+        }
+    }
+
+    fn start(capacity: usize, history: Option<History>, old: Vec<Entry>) -> Arc<AppLog> {
         let (sender, mut receiver) = log_channel();
         let (live, _) = broadcast::channel(TAIL_BACKLOG);
+        let capacity = capacity.max(1);
+        let mut ring = VecDeque::with_capacity(capacity.min(4096));
+        ring.extend(old.into_iter().rev().take(capacity).rev());
         let log = Arc::new(AppLog {
-            ring: Mutex::new(VecDeque::with_capacity(capacity.min(4096))),
-            capacity: capacity.max(1),
+            ring: Mutex::new(ring),
+            capacity,
             live,
             sender,
+            closed: AtomicBool::new(false),
         });
         let weak = Arc::downgrade(&log);
         tokio::spawn(async move {
             let mut format = Format::json();
             let mut buf = Vec::new();
-            while let Some(record) = receiver.recv().await {
+            let mut history = history;
+            let mut pending: Vec<Entry> = Vec::new();
+            while let Some(first) = receiver.recv().await {
                 let Some(log) = weak.upgrade() else { break };
-                buf.clear();
-                let proc_name: Arc<str> = match record {
-                    Record::Lines(batch) => {
-                        format.render_batch(&batch, &mut buf);
-                        Arc::from(batch.label().name())
+                // Whatever else is already queued goes out with it: one write to the history
+                // for many batches when an app prints fast.
+                let mut next = Some(first);
+                let mut taken = 0;
+                while let Some(record) = next.take() {
+                    taken += 1;
+                    buf.clear();
+                    let proc_name: Arc<str> = match record {
+                        Record::Lines(batch) => {
+                            format.render_batch(&batch, &mut buf);
+                            Arc::from(batch.label().name())
+                        }
+                        Record::Event(event) => {
+                            format.render_event(&event, &mut buf);
+                            Arc::from("dozen")
+                        }
+                        Record::Barrier(done) => {
+                            // Everything before it has been recorded, pushed and broadcast.
+                            log.commit(&mut history, &mut pending);
+                            let _ = done.send(());
+                            if taken < COALESCE {
+                                next = receiver.try_recv();
+                            }
+                            continue;
+                        }
+                    };
+                    for line in buf.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                        pending.push(Entry {
+                            proc_name: proc_name.clone(),
+                            json: Arc::from(String::from_utf8_lossy(line).as_ref()),
+                        });
                     }
-                    Record::Event(event) => {
-                        format.render_event(&event, &mut buf);
-                        Arc::from("dozen")
+                    if taken < COALESCE {
+                        next = receiver.try_recv();
                     }
-                    Record::Barrier(done) => {
-                        // Everything before it has been pushed and broadcast.
-                        let _ = done.send(());
-                        continue;
-                    }
-                };
-                for line in buf.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-                    log.push(Entry {
-                        proc_name: proc_name.clone(),
-                        json: Arc::from(String::from_utf8_lossy(line).as_ref()),
-                    });
                 }
+                log.commit(&mut history, &mut pending);
             }
         });
         log
+    }
+
+    /// Record `pending` in the history (one `write(2)`), then keep and broadcast it: what a
+    /// reader saw is in the history file, so it survives a SIGKILL of the server.
+    fn commit(&self, history: &mut Option<History>, pending: &mut Vec<Entry>) {
+        if pending.is_empty() {
+            return;
+        }
+        if self.closed.load(Ordering::Acquire) {
+            // The app was destroyed: its history is gone and must not come back.
+            *history = None;
+        }
+        if let Some(h) = history {
+            let mut record = Vec::new();
+            let written = pending
+                .iter()
+                .try_for_each(|e| {
+                    record.clear();
+                    encode(e, &mut record);
+                    h.append(&record)
+                })
+                .and_then(|()| h.flush());
+            if let Err(e) = written {
+                let dir = h.dir().to_path_buf();
+                *history = None;
+                pending.push(history_error(&dir, &e));
+            }
+        }
+        for entry in pending.drain(..) {
+            self.push(entry);
+        }
+    }
+
+    /// Stop recording this stream's history (its app is destroyed; the caller removes the
+    /// directory).
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
     }
 
     fn push(&self, entry: Entry) {
@@ -145,5 +269,62 @@ impl Filter {
             }
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn say(log: &AppLog, text: &str) {
+        let _ = log
+            .sender()
+            .event(PlatformEvent::new(EventKind::Info, text))
+            .await;
+    }
+
+    fn lines(log: &AppLog) -> Vec<String> {
+        log.recent(100, &Filter::default())
+            .iter()
+            .map(|e| e.json.to_string())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_new_stream_starts_with_what_the_history_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("shop");
+        let first = AppLog::with_history(3, &path);
+        for n in 0..5 {
+            say(&first, &format!("event {n}")).await;
+        }
+        first.sender().barrier().await;
+        let before = lines(&first);
+        assert_eq!(before.len(), 3);
+        // As after a restart: a second stream on the same directory.
+        let second = AppLog::with_history(3, &path);
+        assert_eq!(lines(&second), before);
+        say(&second, "event 5").await;
+        second.sender().barrier().await;
+        let after = lines(&second);
+        assert!(
+            after[2].contains("event 5") && after[1] == before[2],
+            "{after:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_closed_stream_writes_no_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("shop");
+        let log = AppLog::with_history(10, &path);
+        say(&log, "before").await;
+        log.sender().barrier().await;
+        log.close();
+        History::remove(&path).unwrap();
+        say(&log, "after").await;
+        log.sender().barrier().await;
+        assert!(lines(&log).last().unwrap().contains("after"));
+        assert!(!path.exists(), "the history came back");
     }
 }

@@ -13,8 +13,8 @@ use dozen_supervise::{ExitStatus, Phase, ProcessHandle, ProcessSpec, Stop, Super
 use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::error::ApiError;
 use crate::loghub::AppLog;
+use crate::platform::PlatformError;
 use crate::rotation::Rotation;
 use crate::tenancy::{self, AppUser, Tenancy};
 
@@ -78,6 +78,7 @@ pub struct Runtime {
     grace: Duration,
     data_dir: PathBuf,
     log_lines: usize,
+    log_history: bool,
     apps: tokio::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<AppRun>>>>,
     logs: Mutex<HashMap<String, Arc<AppLog>>>,
     ops: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -111,6 +112,7 @@ impl Runtime {
             grace: Duration::from_secs(10),
             data_dir,
             log_lines,
+            log_history: true,
             apps: tokio::sync::Mutex::new(HashMap::new()),
             logs: Mutex::new(HashMap::new()),
             ops: Mutex::new(HashMap::new()),
@@ -125,7 +127,7 @@ impl Runtime {
 
     /// The system user `app` builds and runs as (created on first use); `None` when the
     /// server is not root and every app runs as the server's user.
-    pub async fn app_user(&self, app: &str) -> Result<Option<AppUser>, ApiError> {
+    pub async fn app_user(&self, app: &str) -> Result<Option<AppUser>, PlatformError> {
         self.tenancy.ensure_user(&self.supervisor, app).await
     }
 
@@ -134,11 +136,17 @@ impl Runtime {
         &self,
         app: &str,
         dir: &Path,
-    ) -> Result<Option<dozen_supervise::Confinement>, ApiError> {
+    ) -> Result<Option<dozen_supervise::Confinement>, PlatformError> {
         Ok(self
             .app_user(app)
             .await?
             .map(|u| tenancy::confinement(u, &self.data_dir, &[dir])))
+    }
+
+    /// Keep log streams in memory only, without a history on disk (`DOZEN_LOG_HISTORY=off`).
+    pub fn without_log_history(mut self) -> Runtime {
+        self.log_history = false;
+        self
     }
 
     /// The supervisor, for build steps.
@@ -146,12 +154,35 @@ impl Runtime {
         &self.supervisor
     }
 
-    /// The app's log stream (created on first use).
+    /// The app's log stream (created on first use, with the events its history kept from
+    /// before a restart).
     pub fn log(&self, app: &str) -> Arc<AppLog> {
         let mut logs = self.logs.lock().unwrap_or_else(|p| p.into_inner());
         logs.entry(app.to_string())
-            .or_insert_with(|| AppLog::new(self.log_lines))
+            .or_insert_with(|| match self.log_history {
+                true => AppLog::with_history(self.log_lines, &self.history_dir(app)),
+                false => AppLog::new(self.log_lines),
+            })
             .clone()
+    }
+
+    fn history_dir(&self, app: &str) -> PathBuf {
+        self.data_dir.join(crate::recover::LOGS).join(app)
+    }
+
+    /// Forget a destroyed app: its log stream and history, and its build cache. Call after the
+    /// store deleted it (a server killed before that still has the app, and its logs).
+    pub fn forget_app(&self, app: &str) {
+        let log = self
+            .logs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(app);
+        if let Some(log) = log {
+            log.close();
+        }
+        let _ = dozen_logs::History::remove(&self.history_dir(app));
+        let _ = std::fs::remove_dir_all(self.data_dir.join(crate::recover::CACHE).join(app));
     }
 
     /// Tell the app's log stream something.
@@ -171,20 +202,24 @@ impl Runtime {
     /// The directory a release runs from: its slug, extracted once, read-only by convention.
     /// Absolute (the data directory may be given relative), since `HOME` and the `PATH`
     /// entries of the run environment are made from it.
-    pub async fn release_dir(&self, release: &Release) -> Result<PathBuf, ApiError> {
+    pub async fn release_dir(&self, release: &Release) -> Result<PathBuf, PlatformError> {
         let dir = self
             .data_dir
             .join("releases")
             .join(&release.app)
             .join(format!("v{}", release.version));
-        let dir = std::path::absolute(&dir)
-            .map_err(|e| ApiError::Internal(format!("{}: {e}", dir.display())))?;
+        let dir = std::path::absolute(&dir).map_err(|e| {
+            PlatformError::internal(
+                "preparing the release directory",
+                format!("{}: {e}", dir.display()),
+            )
+        })?;
         let user = self.app_user(&release.app).await?;
-        let give = |dir: &Path| -> Result<(), ApiError> {
+        let give = |dir: &Path| -> Result<(), PlatformError> {
             if let Some(u) = user {
                 dozen_supervise::Confinement::user(u.uid, u.gid)
                     .own_once(dir)
-                    .map_err(|e| ApiError::Internal(e.to_string()))?;
+                    .map_err(|e| PlatformError::internal("giving the release directory to the app's user", e))?;
             }
             Ok(())
         };
@@ -193,8 +228,12 @@ impl Runtime {
             return Ok(dir);
         }
         let parent = dir.parent().map(Path::to_path_buf).unwrap_or_default();
-        std::fs::create_dir_all(&parent)
-            .map_err(|e| ApiError::Internal(format!("{}: {e}", parent.display())))?;
+        std::fs::create_dir_all(&parent).map_err(|e| {
+            PlatformError::internal(
+                "preparing the release directory",
+                format!("{}: {e}", parent.display()),
+            )
+        })?;
         match &release.slug {
             Some(digest) => {
                 let slug = self
@@ -204,17 +243,26 @@ impl Runtime {
                 let target = dir.clone();
                 tokio::task::spawn_blocking(move || dozen_build::extract_slug(&slug, &target))
                     .await
-                    .map_err(|e| ApiError::Internal(e.to_string()))?
                     .map_err(|e| {
-                        ApiError::Internal(format!(
-                            "extracting the slug of v{}: {e}",
-                            release.version
-                        ))
+                        PlatformError::internal(
+                            format!("extracting the slug of v{}", release.version),
+                            e,
+                        )
+                    })?
+                    .map_err(|e| {
+                        PlatformError::internal(
+                            format!("extracting the slug of v{}", release.version),
+                            e,
+                        )
                     })?;
             }
             None => {
-                std::fs::create_dir_all(&dir)
-                    .map_err(|e| ApiError::Internal(format!("{}: {e}", dir.display())))?;
+                std::fs::create_dir_all(&dir).map_err(|e| {
+                    PlatformError::internal(
+                        "preparing the release directory",
+                        format!("{}: {e}", dir.display()),
+                    )
+                })?;
             }
         }
         give(&dir)?;
@@ -266,13 +314,16 @@ impl Runtime {
     /// The run environment a release's slug records (none for a release without a slug, or
     /// a slug built before dozen recorded one). A rollback gets the old slug's, so the old
     /// environment comes back with the old code.
-    fn run_env(&self, release: &Release) -> Result<RunEnv, ApiError> {
+    fn run_env(&self, release: &Release) -> Result<RunEnv, PlatformError> {
         match self.slug_manifest(release) {
             Some(m) => dozen_build::run_env_from_json(&m["run_env"]).map_err(|e| {
-                ApiError::Internal(format!(
-                    "the run environment in the slug manifest of v{}: {e}",
-                    release.version
-                ))
+                PlatformError::internal(
+                    format!(
+                        "reading the run environment in the slug manifest of v{}",
+                        release.version
+                    ),
+                    e,
+                )
             }),
             None => Ok(RunEnv::default()),
         }
@@ -299,7 +350,7 @@ impl Runtime {
         type_name: &str,
         number: usize,
         generation: u64,
-    ) -> Result<Proc, ApiError> {
+    ) -> Result<Proc, PlatformError> {
         let SlugRun {
             dir,
             health,
@@ -359,7 +410,7 @@ impl Runtime {
         release: &Release,
         formation: &BTreeMap<String, i64>,
         replace: bool,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), PlatformError> {
         let app = release.app.as_str();
         let run = self.app_run(app).await;
         let mut run = run.lock().await;
@@ -411,7 +462,7 @@ impl Runtime {
                     Some(p) => format!("listen on its PORT and answer GET {p} with 2xx or 3xx"),
                     None => "listen on its PORT".to_string(),
                 };
-                return Err(ApiError::Invalid(format!(
+                return Err(PlatformError::Invalid(format!(
                     "{} of v{} did not become healthy within {}s (a web process must {check}); the running processes keep serving",
                     which.join(", "),
                     release.version,
@@ -510,7 +561,7 @@ impl Runtime {
         release: &Release,
         formation: &BTreeMap<String, i64>,
         only_type: Option<&str>,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), PlatformError> {
         match only_type {
             None | Some("web") => self.converge(release, formation, true).await,
             Some(t) => {
@@ -549,7 +600,7 @@ impl Runtime {
         command: &str,
         stop: watch::Receiver<Stop>,
         attached: Option<dozen_supervise::Attached>,
-    ) -> Result<ExitStatus, ApiError> {
+    ) -> Result<ExitStatus, PlatformError> {
         let dir = self.release_dir(release).await?;
         let run_env = self.run_env(release)?;
         let port = free_port()?;
@@ -576,7 +627,7 @@ impl Runtime {
         &self,
         store: &dozen_store::Store,
         app: &str,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), PlatformError> {
         self.rotation.set_hosts(app, store.domains(app).await?);
         Ok(())
     }
@@ -615,15 +666,7 @@ pub fn effective_formation(
     formation: &BTreeMap<String, i64>,
     release: &Release,
 ) -> BTreeMap<String, i64> {
-    release
-        .process_types
-        .keys()
-        .filter(|t| *t != "release")
-        .map(|t| {
-            let n = formation.get(t).copied().unwrap_or(i64::from(t == "web"));
-            (t.clone(), n)
-        })
-        .collect()
+    dozen_api::effective_formation(formation, release.process_types.keys())
 }
 
 async fn stop_all(procs: Vec<Proc>) {
@@ -637,10 +680,10 @@ async fn stop_all(procs: Vec<Proc>) {
 
 /// A free TCP port on loopback (the kernel picks; the small window before the process binds it
 /// is accepted).
-fn free_port() -> Result<u16, ApiError> {
+fn free_port() -> Result<u16, PlatformError> {
     let l = std::net::TcpListener::bind("127.0.0.1:0")
-        .map_err(|e| ApiError::Internal(format!("no free port: {e}")))?;
+        .map_err(|e| PlatformError::internal("finding a free port", e))?;
     l.local_addr()
         .map(|a| a.port())
-        .map_err(|e| ApiError::Internal(format!("no free port: {e}")))
+        .map_err(|e| PlatformError::internal("finding a free port", e))
 }

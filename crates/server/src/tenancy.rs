@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use dozen_supervise::{Confinement, ProcessSpec, Stop, Supervisor};
 use tokio::sync::watch;
 
-use crate::error::ApiError;
+use crate::platform::PlatformError;
 
 /// The longest user name `useradd` accepts.
 const MAX_USER_NAME: usize = 32;
@@ -70,7 +70,7 @@ impl Tenancy {
         &self,
         supervisor: &Supervisor,
         app: &str,
-    ) -> Result<Option<AppUser>, ApiError> {
+    ) -> Result<Option<AppUser>, PlatformError> {
         if !self.per_app_users {
             return Ok(None);
         }
@@ -87,14 +87,15 @@ impl Tenancy {
         );
         let status = run_tool(supervisor, &command).await;
         lookup(&name).map(Some).ok_or_else(|| {
-            ApiError::Internal(format!(
-                "could not create the system user {name} for app {app} (useradd {status})"
-            ))
+            PlatformError::internal(
+                format!("creating the system user {name} for app {app}"),
+                format!("useradd {status}"),
+            )
         })
     }
 
     /// Remove app `app`'s user and group (destroy), if it has one.
-    pub async fn remove_user(&self, supervisor: &Supervisor, app: &str) -> Result<(), ApiError> {
+    pub async fn remove_user(&self, supervisor: &Supervisor, app: &str) -> Result<(), PlatformError> {
         if !self.per_app_users {
             return Ok(());
         }
@@ -108,9 +109,10 @@ impl Tenancy {
         }
         let status = run_tool(supervisor, &format!("userdel {name}")).await;
         if lookup(&name).is_some() {
-            return Err(ApiError::Internal(format!(
-                "could not remove the system user {name} of app {app} (userdel {status})"
-            )));
+            return Err(PlatformError::internal(
+                format!("removing the system user {name} of app {app}"),
+                format!("userdel {status}"),
+            ));
         }
         Ok(())
     }

@@ -6,9 +6,8 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use dozen_server::frames::{self, Frame};
 use reqwest::Method;
-use serde_json::json;
 
-use super::{AppArgs, path, percent_encode, print, s};
+use super::{AppArgs, path, percent_encode, print};
 use crate::client::Client;
 
 /// `run` and `run:detached` on the server. The words go as a list; the server runs a single
@@ -19,13 +18,14 @@ pub fn run(command: &[String], detached: bool, args: AppArgs) -> anyhow::Result<
     let app = args.app()?;
     let client = Client::from_env()?;
     if detached {
-        let body = json!({"argv": command, "detached": true});
-        let v = client.call(Method::POST, &path(app, "/run"), &body)?;
+        let body = dozen_api::RunRequest {
+            argv: Some(command.to_vec()),
+            detached: true,
+            ..Default::default()
+        };
+        let v: dozen_api::RunStarted = client.call(Method::POST, &path(app, "/run"), &body)?;
         print(args.json, &v, |v| {
-            println!(
-                "running as {} (dozen logs -a {app} --ps {0})",
-                s(&v["name"])
-            )
+            println!("running as {} (dozen logs -a {app} --ps {0})", v.name)
         });
         return Ok(ExitCode::SUCCESS);
     }
@@ -40,10 +40,10 @@ pub fn run(command: &[String], detached: bool, args: AppArgs) -> anyhow::Result<
             Some(Frame::Stdout(bytes)) => stdout.write_all(&bytes).and_then(|()| stdout.flush()),
             Some(Frame::Stderr(bytes)) => stderr.write_all(&bytes).and_then(|()| stderr.flush()),
             Some(Frame::Exit(v)) => {
-                if let Some(err) = v["error"].as_str() {
+                if let Some(err) = &v.error {
                     eprintln!("dozen: {err}");
                 }
-                let code = v["exit"].as_i64().unwrap_or(1);
+                let code = v.exit;
                 return Ok(ExitCode::from(
                     u8::try_from(code.clamp(0, 255)).unwrap_or(1),
                 ));

@@ -1,6 +1,7 @@
 //! A small harness that runs the real `dozen` binary in a temporary app directory.
 #![allow(dead_code)]
 
+pub mod api;
 pub mod server;
 
 use std::io::{BufRead, BufReader, Read};

@@ -81,6 +81,27 @@ pub struct Server {
 
 impl Server {
     pub fn start() -> Server {
+        Server::start_with(Stdio::inherit()).0
+    }
+
+    /// A server whose stderr (where it logs the causes of its internal errors) is read line by
+    /// line, also copied to the test's stderr.
+    pub fn start_reading_stderr() -> (Server, mpsc::Receiver<String>) {
+        let (s, stderr) = Server::start_with(Stdio::piped());
+        let (tx, rx) = mpsc::channel();
+        if let Some(stderr) = stderr {
+            let lines = line_reader(stderr);
+            std::thread::spawn(move || {
+                for l in lines {
+                    eprintln!("{l}");
+                    let _ = tx.send(l);
+                }
+            });
+        }
+        (s, rx)
+    }
+
+    fn start_with(stderr: Stdio) -> (Server, Option<std::process::ChildStderr>) {
         let data = tempfile::tempdir().expect("tmp");
         let mut s = Server {
             child: None,
@@ -99,10 +120,11 @@ impl Server {
         let mut child = s
             .admin(&["server"])
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("server");
         let rx = line_reader(child.stdout.take().expect("stdout"));
+        let stderr = child.stderr.take();
         s.child = Some(child);
         s.lines = rx;
         loop {
@@ -115,7 +137,7 @@ impl Server {
                 Err(e) => panic!("the server never said it was listening: {e}"),
             }
         }
-        s
+        (s, stderr)
     }
 
     /// The server's pid.

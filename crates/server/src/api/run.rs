@@ -10,30 +10,21 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use dozen_logs::Stream;
 use dozen_supervise::{Attached, ExitStatus, OutputChunk, Stop};
 use serde::Deserialize;
-use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::{ApiResult, AppState, live_release, stream_until_done, until_true};
+use super::{ApiResult, AppState, Json, Path, Query, stream_until_done};
 use crate::error::ApiError;
 use crate::frames;
 use crate::loghub::Filter;
-
-#[derive(Debug, Deserialize)]
-struct RunBody {
-    command: Option<String>,
-    argv: Option<Vec<String>>,
-    #[serde(default)]
-    detached: bool,
-}
+use crate::platform::{PlatformResult, no_status};
 
 #[derive(Debug, Deserialize, Default)]
 pub(super) struct RunQuery {
@@ -90,7 +81,7 @@ pub(super) async fn run(
             .map_err(|_| {
                 ApiError::Invalid("the run request body is not readable or over 64 KiB".into())
             })?;
-        let parsed: RunBody = serde_json::from_slice(&bytes)
+        let parsed: dozen_api::RunRequest = serde_json::from_slice(&bytes)
             .map_err(|e| ApiError::Invalid(format!("the run request: {e}")))?;
         (
             command_line(parsed.command, parsed.argv)?,
@@ -99,35 +90,18 @@ pub(super) async fn run(
         )
     };
     let framed = attached && accepts_frames(&headers);
-    let release = live_release(&s, &app).await?;
-    let name = s.runtime.one_off_name(&app, None).await;
+    let one_off = s.platform.one_off(&app).await?;
+    let name = one_off.name.clone();
+    let stop_tx = one_off.stop.clone();
     let live = s.runtime.log(&app).subscribe();
-    let (stop_tx, stop_rx) = watch::channel(Stop::Running);
-    let stop_tx = Arc::new(stop_tx);
     let (output_tx, output_rx) = mpsc::channel(OUTPUT_QUEUE);
     let io = stdin.map(|body| Attached {
         stdin: stdin_channel(body, stop_tx.clone()),
         output: framed.then_some(output_tx),
     });
-    let (done_tx, done_rx) = oneshot::channel();
-    let state = s.clone();
-    let proc_name = name.clone();
-    let down = s.shutting_down.clone();
-    let stopper = stop_tx.clone();
-    tokio::spawn(async move {
-        let watcher = tokio::spawn(async move {
-            until_true(down).await;
-            stopper.send_replace(Stop::Graceful { signal: None });
-        });
-        let status = state
-            .runtime
-            .run_once(&release, &proc_name, &command, stop_rx, io)
-            .await;
-        watcher.abort();
-        let _ = done_tx.send(status);
-    });
+    let done_rx = s.platform.run_one_off(one_off, command, io);
     if detached {
-        return Ok((StatusCode::ACCEPTED, Json(json!({"name": name}))).into_response());
+        return Ok((StatusCode::ACCEPTED, Json(dozen_api::RunStarted { name })).into_response());
     }
     if framed {
         return Ok(frame_stream(name, output_rx, done_rx, stop_tx));
@@ -151,11 +125,21 @@ fn accepts_frames(headers: &HeaderMap) -> bool {
         .any(|t| t.split(';').next().unwrap_or("").trim() == frames::CONTENT_TYPE)
 }
 
-/// The final object of a run: its name, its exit code and, when it could not run, why.
-fn exit_json(name: &str, result: Result<ExitStatus, ApiError>) -> Value {
+/// The final object of a run: its name, its exit code and, when it could not run, why (an
+/// internal cause is logged here, once).
+fn exit_json(name: &str, result: PlatformResult<ExitStatus>) -> dozen_api::RunExit {
+    let name = name.to_string();
     match result {
-        Ok(status) => json!({"name": name, "exit": status.shell_code()}),
-        Err(e) => json!({"name": name, "error": e.to_string(), "exit": 1}),
+        Ok(status) => dozen_api::RunExit {
+            name,
+            exit: status.shell_code(),
+            error: None,
+        },
+        Err(e) => dozen_api::RunExit {
+            name,
+            exit: 1,
+            error: Some(e.report()),
+        },
     }
 }
 
@@ -165,7 +149,7 @@ fn exit_json(name: &str, result: Result<ExitStatus, ApiError>) -> Value {
 fn frame_stream(
     name: String,
     mut output: mpsc::Receiver<OutputChunk>,
-    done: oneshot::Receiver<Result<ExitStatus, ApiError>>,
+    done: oneshot::Receiver<PlatformResult<ExitStatus>>,
     stop: Arc<watch::Sender<Stop>>,
 ) -> Response {
     let (tx, rx) = mpsc::channel::<Result<Bytes, Infallible>>(OUTPUT_QUEUE);
@@ -189,12 +173,9 @@ fn frame_stream(
                 () = tx.closed() => return gone(),
             }
         }
-        let result = done.await.unwrap_or_else(|_| {
-            Err(ApiError::Internal(
-                "the one-off's supervisor ended without a status".into(),
-            ))
-        });
-        let last = exit_json(&name, result).to_string();
+        let result = done.await.unwrap_or_else(|_| Err(no_status()));
+        let last = serde_json::to_string(&exit_json(&name, result))
+            .expect("a RunExit holds only strings and numbers");
         let _ = tx
             .send(Ok(Bytes::from(frames::encode(
                 frames::EXIT,
