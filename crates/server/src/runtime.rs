@@ -219,7 +219,9 @@ impl Runtime {
             if let Some(u) = user {
                 dozen_supervise::Confinement::user(u.uid, u.gid)
                     .own_once(dir)
-                    .map_err(|e| PlatformError::internal("giving the release directory to the app's user", e))?;
+                    .map_err(|e| {
+                        PlatformError::internal("giving the release directory to the app's user", e)
+                    })?;
             }
             Ok(())
         };

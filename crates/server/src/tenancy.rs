@@ -95,7 +95,11 @@ impl Tenancy {
     }
 
     /// Remove app `app`'s user and group (destroy), if it has one.
-    pub async fn remove_user(&self, supervisor: &Supervisor, app: &str) -> Result<(), PlatformError> {
+    pub async fn remove_user(
+        &self,
+        supervisor: &Supervisor,
+        app: &str,
+    ) -> Result<(), PlatformError> {
         if !self.per_app_users {
             return Ok(());
         }
