@@ -116,6 +116,17 @@ impl TwoApps {
     }
 }
 
+impl Drop for TwoApps {
+    /// Destroy both apps, so that their users leave the host's user database.
+    fn drop(&mut self) {
+        for app in [&self.a, &self.b] {
+            let _ = self
+                .server
+                .client(&["apps:destroy", "-a", app, "--confirm", app]);
+        }
+    }
+}
+
 #[track_caller]
 fn assert_fails_with(out: &Output, error: &str, what: &str) {
     assert_ne!(out.code(), Some(0), "{what} succeeded: {}", out.stdout);
@@ -318,4 +329,118 @@ fn the_server_says_how_apps_are_kept_apart() {
         "{:#?}",
         server.startup
     );
+}
+
+#[test]
+fn a_server_that_is_not_root_says_it_runs_one_trusted_tenant() {
+    if !root_or_skip() {
+        return;
+    }
+    // The server as `nobody`, its data directory its own.
+    let data = tempfile::tempdir().expect("tmp");
+    std::os::unix::fs::chown(data.path(), Some(65534), Some(65534)).expect("chown");
+    let port = support::free_port();
+    let token = support::server::TOKEN;
+    let as_nobody = |args: &[&str]| {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(support::dozen_bin())
+            .args(args)
+            .env("PORT", port.to_string())
+            .env("DOZEN_ROUTER_PORT", support::free_port().to_string())
+            .env("DOZEN_DATA_DIR", data.path())
+            .env("DOZEN_API_TOKEN", token)
+            .env("DOZEN_BIND", "127.0.0.1")
+            .env_remove("DATABASE_URL")
+            .env("NO_COLOR", "1");
+        c
+    };
+    let migrate = as_nobody(&["migrate"]).output().expect("setpriv");
+    assert!(
+        migrate.status.success(),
+        "migrate as nobody (the dozen binary must be readable by every user): {}",
+        String::from_utf8_lossy(&migrate.stderr)
+    );
+    let mut child = as_nobody(&["server"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("server");
+    let lines = support::line_reader(child.stdout.take().expect("stdout"));
+    let mut startup = Vec::new();
+    while !startup.iter().any(|l: &String| l.contains("listening")) {
+        startup.push(lines.recv_timeout(support::HANG).expect("a start-up line"));
+    }
+    let said = startup
+        .iter()
+        .find(|l| l.contains("not root"))
+        .unwrap_or_else(|| panic!("no line about tenancy: {startup:#?}"));
+    assert!(said.contains("one trusted tenant"), "{said}");
+
+    // It works as before: an app's one-off runs as the server's own user.
+    let client = |args: &[&str]| {
+        let out = Command::new(support::dozen_bin())
+            .args(args)
+            .env("DOZEN_URL", format!("http://127.0.0.1:{port}"))
+            .env("DOZEN_API_TOKEN", token)
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("client");
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let source = App::with("worker: sleep 1000\n");
+    client(&["apps:create", "tenant"]);
+    client(&[
+        "deploy",
+        "-a",
+        "tenant",
+        "-d",
+        source.path().to_str().expect("path"),
+    ]);
+    assert_eq!(
+        client(&["run", "-a", "tenant", "--", "id -u"]).trim(),
+        "65534"
+    );
+    // SAFETY: signalling the server this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let _ = child.wait();
+}
+
+#[test]
+fn confined_processes_stop_restart_and_exit_as_before() {
+    if !root_or_skip() {
+        return;
+    }
+    let t = TwoApps::deploy();
+    // Exit statuses come back unchanged, a signal's as 128 + n.
+    assert_eq!(t.run(&t.a, "exit 3").code(), Some(3));
+    assert_eq!(
+        t.run(&t.a, "kill -TERM $$").code(),
+        Some(128 + libc::SIGTERM)
+    );
+
+    // A restart stops the old process (its pid is gone) and starts a new one as the app's user.
+    let old = t.pid(&t.b, "worker.1");
+    t.server.ok(&["ps:restart", "-a", &t.b, "worker"]);
+    await_condition("the old worker to be gone", || {
+        !Path::new(&format!("/proc/{old}")).exists()
+    });
+    t.server.await_state(&t.b, "worker.1", "running");
+    let new = t.pid(&t.b, "worker.1");
+    assert_ne!(new, old);
+    let uid_b = uid_of(&format!("dozen-{}", t.b)).expect("user b");
+    assert_eq!(uid_of_process(new), uid_b);
+
+    // A crash is restarted by the supervisor (root may signal it; the app's `ps` pid is real).
+    // SAFETY: killing an app process this test's server started.
+    unsafe { libc::kill(new as i32, libc::SIGKILL) };
+    await_condition("worker.1 to be restarted", || {
+        let ps = t.server.json(&["ps", "-a", &t.b]);
+        ps.as_array().into_iter().flatten().any(|p| {
+            p["name"] == "worker.1"
+                && p["restarts"].as_u64() >= Some(1)
+                && p["state"] == "running"
+                && p["pid"].as_u64() != Some(u64::from(new))
+        })
+    });
 }
