@@ -18,7 +18,11 @@ fn has_python() -> bool {
         .status()
         .is_ok_and(|s| s.success());
     if !ok {
-        eprintln!("SKIPPED: python3 is needed for the probe fixture apps");
+        dozen_testkit::unavailable(
+            "python3",
+            "it is needed for the probe fixture apps",
+            "apt-get install python3",
+        );
     }
     ok
 }

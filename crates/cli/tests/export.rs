@@ -19,11 +19,9 @@ fn mode(p: &Path) -> u32 {
 }
 
 fn systemd_verify(dir: &Path) {
-    let analyze = Path::new("/usr/bin/systemd-analyze");
-    if !analyze.exists() {
-        eprintln!("skipped systemd-analyze verify: it is not installed");
+    let Some(analyze) = dozen_testkit::tool("systemd-analyze", "apt-get install systemd") else {
         return;
-    }
+    };
     let mut units: Vec<_> = std::fs::read_dir(dir)
         .expect("ls")
         .map(|e| e.expect("entry").path())
@@ -418,11 +416,7 @@ fn kubernetes_systemd_and_images_from_server_releases() {
     ]);
     assert_eq!(out.code(), Some(0), "{}{}", out.stdout, out.stderr);
     assert!(local.path().join("image/oci-layout").is_file());
-    if Command::new("skopeo")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
+    if dozen_testkit::tool("skopeo", "apt-get install skopeo").is_some() {
         for layout in [dir.join("image-v1"), local.path().join("image")] {
             let inspect = Command::new("skopeo")
                 .args([
@@ -440,8 +434,6 @@ fn kubernetes_systemd_and_images_from_server_releases() {
             let v: Value = serde_json::from_slice(&inspect.stdout).expect("json");
             assert!(v["Labels"]["dev.dozen.app"].is_string(), "{v}");
         }
-    } else {
-        eprintln!("skipped skopeo inspect: skopeo is not installed");
     }
     let _ = std::io::stdout().flush();
 }

@@ -29,7 +29,8 @@
 //! default. The default is itself expanded and may contain `\}`. A `$` not
 //! followed by a name or `{` is literal, so `$$` is two dollars — write `\$`
 //! for a literal dollar before a name. An undefined variable expands to the
-//! empty string; an unclosed `${` is an error.
+//! empty string; an unclosed `${` is an error. A value may hold at most 128 KiB once
+//! expanded ([`MAX_VALUE`], what Linux gives a process in one environment string).
 //!
 //! Names resolve in this order: keys defined on **earlier lines of the same
 //! file** (the latest definition), then keys from **earlier files** (see
@@ -51,6 +52,11 @@ use crate::text_file::{self, IoReason, ReadFailure};
 
 /// How deeply `${A:-${B:-...}}` defaults may nest.
 const MAX_NESTING: usize = 16;
+
+/// The longest value, expanded: 128 KiB, what Linux passes to a process in one environment
+/// string (`MAX_ARG_STRLEN`). Without it, a few lines of `A=$A$A` would double a value up to
+/// any size.
+pub const MAX_VALUE: usize = 128 * 1024;
 
 /// Why an env file could not be read or parsed. Messages never contain a value.
 #[derive(Debug, thiserror::Error)]
@@ -135,6 +141,16 @@ pub enum EnvError {
         /// The variable being defined.
         key: String,
     },
+    /// A value longer than [`MAX_VALUE`] once expanded.
+    #[error("{}:{line}: the value of `{key}` is longer than 128 KiB once expanded (more than a process can be given); shorten it, or check for a variable that expands to itself twice", path.display())]
+    TooLong {
+        /// Path of the file.
+        path: PathBuf,
+        /// Line where the assignment starts.
+        line: usize,
+        /// The variable being defined.
+        key: String,
+    },
     /// Defaults nested more than a few levels deep.
     #[error("{}:{line}: `${{...}}` defaults in the value of `{key}` nest more than {MAX_NESTING} levels deep; simplify them", path.display())]
     TooDeep {
@@ -163,6 +179,7 @@ impl EnvError {
             | Self::TrailingCharacters { line, .. }
             | Self::UnterminatedExpansion { line, .. }
             | Self::InvalidExpansion { line, .. }
+            | Self::TooLong { line, .. }
             | Self::TooDeep { line, .. } => Some(*line),
         }
     }
@@ -178,6 +195,7 @@ impl EnvError {
             | Self::TrailingCharacters { path, .. }
             | Self::UnterminatedExpansion { path, .. }
             | Self::InvalidExpansion { path, .. }
+            | Self::TooLong { path, .. }
             | Self::TooDeep { path, .. } => path,
         }
     }
@@ -213,6 +231,7 @@ pub fn parse_env(
         line: 1,
         path,
         key: String::new(),
+        key_line: 1,
         defined: HashMap::new(),
         lookup,
     };
@@ -288,6 +307,8 @@ struct Parser<'a> {
     path: &'a Path,
     /// Key of the assignment being parsed, for error messages.
     key: String,
+    /// Line where that assignment starts.
+    key_line: usize,
     /// Values defined so far in this file.
     defined: HashMap<String, String>,
     lookup: &'a dyn Fn(&str) -> Option<String>,
@@ -372,6 +393,7 @@ impl<'a> Parser<'a> {
             reason,
         })?;
         self.key = key.to_owned();
+        self.key_line = self.line;
         self.pos += eq + 1;
         let blank_before = self.skip_blanks();
         let value = match self.peek() {
@@ -379,6 +401,9 @@ impl<'a> Parser<'a> {
             Some('"') => self.double_quoted()?,
             _ => self.unquoted(blank_before)?,
         };
+        if value.len() > MAX_VALUE {
+            return Err(self.too_long());
+        }
         Ok((std::mem::take(&mut self.key), value))
     }
 
@@ -507,7 +532,7 @@ impl<'a> Parser<'a> {
             Some(c) if c.is_ascii_alphabetic() || c == '_' => {
                 let name = self.take_name(|c| c.is_ascii_alphanumeric() || c == '_');
                 if let Some(value) = self.resolve(&name) {
-                    out.push_str(&value);
+                    self.push_expanded(out, &value)?;
                 }
                 Ok(())
             }
@@ -535,7 +560,7 @@ impl<'a> Parser<'a> {
             (Some('}'), _) if valid_name => {
                 self.bump();
                 if let Some(value) = self.resolve(&name) {
-                    out.push_str(&value);
+                    self.push_expanded(out, &value)?;
                 }
                 return Ok(());
             }
@@ -571,10 +596,9 @@ impl<'a> Parser<'a> {
         // regardless of the environment.
         let default = self.default_text(ctx, depth + 1, open_line)?;
         match self.resolve(&name) {
-            Some(value) if !(when_empty_too && value.is_empty()) => out.push_str(&value),
-            _ => out.push_str(&default),
+            Some(value) if !(when_empty_too && value.is_empty()) => self.push_expanded(out, &value),
+            _ => self.push_expanded(out, &default),
         }
-        Ok(())
     }
 
     /// The default of `${NAME:-default}`, up to and including the `}`.
@@ -619,6 +643,23 @@ impl<'a> Parser<'a> {
         let name = rest[..len].to_owned();
         self.pos += len;
         name
+    }
+
+    /// Appends an expansion to a value, within [`MAX_VALUE`].
+    fn push_expanded(&self, out: &mut String, value: &str) -> Result<(), EnvError> {
+        if out.len().saturating_add(value.len()) > MAX_VALUE {
+            return Err(self.too_long());
+        }
+        out.push_str(value);
+        Ok(())
+    }
+
+    fn too_long(&self) -> EnvError {
+        EnvError::TooLong {
+            path: self.path.to_path_buf(),
+            line: self.key_line,
+            key: self.key.clone(),
+        }
     }
 
     /// Earlier lines of this file first, then the caller's lookup.

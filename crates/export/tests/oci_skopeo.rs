@@ -24,13 +24,6 @@ fn skopeo(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn have_skopeo() -> bool {
-    Command::new("skopeo")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
 fn blob(dir: &Path, bytes: &[u8]) -> String {
     let hex = format!("{:x}", Sha256::digest(bytes));
     fs::write(dir.join("blobs/sha256").join(&hex), bytes).expect("write blob");
@@ -107,8 +100,7 @@ fn stack(root: &Path) -> String {
 
 #[test]
 fn skopeo_inspects_and_copies_the_image() {
-    if !have_skopeo() {
-        eprintln!("skipped: skopeo is not installed (apt-get install skopeo)");
+    if dozen_testkit::tool("skopeo", "apt-get install skopeo").is_none() {
         return;
     }
     let tmp = tempfile::tempdir().expect("tempdir");

@@ -1,19 +1,16 @@
 //! The units `dozen export systemd` writes pass `systemd-analyze verify` without a warning.
 
-use std::path::Path;
 use std::process::Command;
 
 use dozen_export::systemd::{SystemdOptions, units};
 use dozen_export::{ProcessType, ReleaseSpec, output};
 
-const SYSTEMD_ANALYZE: &str = "/usr/bin/systemd-analyze";
-
 #[test]
 fn exported_units_pass_systemd_analyze_verify() {
-    if !Path::new(SYSTEMD_ANALYZE).exists() {
-        eprintln!("skipped: {SYSTEMD_ANALYZE} is not installed (apt-get install systemd)");
+    let Some(systemd_analyze) = dozen_testkit::tool("systemd-analyze", "apt-get install systemd")
+    else {
         return;
-    }
+    };
     let release = ReleaseSpec {
         app: "shop".into(),
         version: 12,
@@ -59,7 +56,7 @@ fn exported_units_pass_systemd_analyze_verify() {
         .collect();
     unit_files.sort();
     assert_eq!(unit_files.len(), 5, "a target and four instances");
-    let out = Command::new(SYSTEMD_ANALYZE)
+    let out = Command::new(&systemd_analyze)
         .arg("verify")
         .args(&unit_files)
         .env("SYSTEMD_UNIT_PATH", format!("{}:", dir.display()))

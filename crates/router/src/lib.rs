@@ -67,6 +67,9 @@ mod backend;
 mod body;
 mod config;
 mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod headers;
 mod health;
 mod idle;

@@ -26,7 +26,9 @@ const MAX_HEAD: usize = 64 * 1024;
 /// Reads into the connection's buffer when it has at least this much room left, so the
 /// allocation is reused across requests (until it fills, or other requests still hold parts of it).
 const MIN_ROOM: usize = 1024;
-/// The longest chunk-size line (with extensions) or trailer line accepted.
+/// The longest chunk-size line (with extensions) or trailer line accepted, its line end included.
+/// Checked on every line, however the bytes arrived, so splitting a body differently into reads
+/// never changes whether it is accepted.
 const MAX_LINE: usize = 4096;
 
 /// How the request body is framed toward the backend.
@@ -300,15 +302,23 @@ pub(crate) fn parse_response(
                     .last()
                     .is_some_and(|t| t.eq_ignore_ascii_case(b"chunked"));
             } else if name.eq_ignore_ascii_case(b"content-length") {
+                // `1*DIGIT` (RFC 9110 §8.6), or a list of the same one; an empty value or a sign
+                // is invalid framing, never "no length".
+                let mut any = false;
                 for token in tokens(std::iter::once(value_of(f))) {
-                    let n = std::str::from_utf8(token)
-                        .ok()
+                    any = true;
+                    let n = Some(token)
+                        .filter(|t| t.iter().all(u8::is_ascii_digit))
+                        .and_then(|t| std::str::from_utf8(t).ok())
                         .and_then(|t| t.parse::<u64>().ok())
                         .ok_or(Malformed)?;
                     if length.is_some_and(|l| l != n) {
                         return Err(Malformed);
                     }
                     length = Some(n);
+                }
+                if !any {
+                    return Err(Malformed);
                 }
             }
         }
@@ -514,15 +524,19 @@ impl Decoder {
                             None => Decoded::Done,
                         });
                     }
-                    // A trailer field; ones that do not parse are dropped.
+                    // A trailer field; ones that do not parse are dropped. At most MAX_HEADERS
+                    // are kept, as for a head: more is an error (and a HeaderMap would panic past
+                    // 32 768 names).
                     if let Some(colon) = line.iter().position(|b| *b == b':') {
                         let name = HeaderName::from_bytes(line[..colon].trim_ascii());
                         let value = HeaderValue::from_bytes(line[colon + 1..].trim_ascii());
                         if let (Ok(name), Ok(value)) = (name, value) {
                             if !hop_by_hop(name.as_str()) {
-                                self.trailers
-                                    .get_or_insert_with(HeaderMap::new)
-                                    .append(name, value);
+                                let trailers = self.trailers.get_or_insert_with(HeaderMap::new);
+                                if trailers.len() >= MAX_HEADERS {
+                                    return Err(Malformed);
+                                }
+                                trailers.append(name, value);
                             }
                         }
                     }
@@ -543,9 +557,11 @@ impl Decoder {
     }
 }
 
-/// Takes one CRLF- (or LF-) terminated line off `buf`, without its end.
+/// Takes one CRLF- (or LF-) terminated line off `buf`, without its end. A line longer than
+/// `MAX_LINE` (its end included) is an error, whether or not all of it has arrived.
 fn take_line(buf: &mut BytesMut) -> Result<Option<Bytes>, Malformed> {
-    match buf.iter().position(|b| *b == b'\n') {
+    let window = &buf[..buf.len().min(MAX_LINE)];
+    match window.iter().position(|b| *b == b'\n') {
         Some(end) => {
             let mut line = buf.split_to(end + 1);
             line.truncate(end);
@@ -554,7 +570,7 @@ fn take_line(buf: &mut BytesMut) -> Result<Option<Bytes>, Malformed> {
             }
             Ok(Some(line.freeze()))
         }
-        None if buf.len() > MAX_LINE => Err(Malformed),
+        None if buf.len() >= MAX_LINE => Err(Malformed),
         None => Ok(None),
     }
 }
@@ -807,6 +823,10 @@ mod tests {
         for bad in [
             "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
             "HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
+            // Found by fuzz/fuzz_targets/http_response.rs: an empty length read as "no length"
+            // (the body then ran to the connection's end), and a sign was taken.
+            "HTTP/1.0 200 OK\r\nContent-Length: \r\nContent-Length: 3\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: +5\r\n\r\n",
             "nonsense\r\n\r\n",
         ] {
             let mut buf = BytesMut::from(bad.as_bytes());
@@ -865,6 +885,37 @@ mod tests {
         assert!(decode_all(BodyKind::Length(4), &["ab"]).is_err());
         assert!(decode_all(BodyKind::Chunked, &["zz\r\n"]).is_err());
         assert!(decode_all(BodyKind::Chunked, &["2\r\nokX\r\n"]).is_err());
+    }
+
+    #[test]
+    fn trailers_are_bounded() {
+        // Past MAX_HEADERS trailer fields the body is refused (a HeaderMap would panic past
+        // 32 768 names, and grow without bound on one name repeated).
+        for name in [|_: usize| "x-same".to_string(), |i: usize| format!("x-{i}")] {
+            let mut body = String::from("0\r\n");
+            for i in 0..40_000 {
+                body.push_str(&format!("{}: 1\r\n", name(i)));
+            }
+            body.push_str("\r\n");
+            assert_eq!(decode_all(BodyKind::Chunked, &[&body]), Err(Malformed));
+        }
+        let mut body = String::from("0\r\n");
+        for i in 0..MAX_HEADERS {
+            body.push_str(&format!("x-{i}: 1\r\n"));
+        }
+        body.push_str("\r\n");
+        let (_, trailers) = decode_all(BodyKind::Chunked, &[&body]).unwrap();
+        assert_eq!(trailers.unwrap().len(), MAX_HEADERS);
+    }
+
+    #[test]
+    fn long_lines_are_refused_however_they_arrive() {
+        let line = format!("1;{}\r\nx\r\n0\r\n\r\n", "e".repeat(MAX_LINE));
+        let (head, tail) = line.split_at(10);
+        assert_eq!(decode_all(BodyKind::Chunked, &[&line]), Err(Malformed));
+        assert_eq!(decode_all(BodyKind::Chunked, &[head, tail]), Err(Malformed));
+        let fits = format!("1;{}\r\nx\r\n0\r\n\r\n", "e".repeat(MAX_LINE - 4));
+        assert_eq!(decode_all(BodyKind::Chunked, &[&fits]).unwrap().0, "x");
     }
 
     #[test]
