@@ -16,7 +16,8 @@
 //! - **recovery**: after a crash, interrupted builds and releases are marked failed and what
 //!   they left under the data directory is removed before anything runs ([`recover`]).
 //!
-//! It is not the router (app traffic) and keeps nothing it cannot rebuild from the store.
+//! It is not the router (app traffic) and, but for the apps' recent logs, keeps nothing it cannot
+//! rebuild from the store.
 
 pub mod api;
 pub mod config;
