@@ -22,7 +22,8 @@
 //! task of its own under the app's lock; the HTTP layer ([`api`]) only parses, authenticates and
 //! maps [`platform::PlatformError`] to statuses.
 //!
-//! It is not the router (app traffic) and keeps nothing it cannot rebuild from the store.
+//! It is not the router (app traffic) and, but for the apps' recent logs, keeps nothing it cannot
+//! rebuild from the store.
 
 pub mod api;
 pub mod auth;
