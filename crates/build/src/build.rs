@@ -208,6 +208,7 @@ pub async fn build(req: BuildRequest<'_>) -> Result<BuildOutput, BuildError> {
             color: 0,
             clear_env: true,
             log: Some(req.log.clone()),
+            limits: None,
         };
         let status = req.supervisor.run_once(spec, req.stop.clone()).await;
         if *req.stop.borrow() != Stop::Running {

@@ -45,6 +45,7 @@ pub fn start(args: StartArgs) -> anyhow::Result<ExitCode> {
             color: inst.type_index,
             clear_env: false,
             log: None,
+            limits: None,
         })
         .collect();
     let note = project.run_env_note();

@@ -30,6 +30,7 @@ fn spec(command: &str, env: Vec<(String, String)>, clear_env: bool) -> ProcessSp
         color: 0,
         clear_env,
         log: None,
+        limits: None,
     }
 }
 

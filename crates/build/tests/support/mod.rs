@@ -130,6 +130,7 @@ impl Harness {
             color: 0,
             clear_env: true,
             log: Some(self.log.clone()),
+            limits: None,
         };
         self.sup.run_once(spec, rx).await
     }
