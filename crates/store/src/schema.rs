@@ -26,28 +26,29 @@ pub(crate) const CREATE_MIGRATIONS_TABLE: &str =
 )";
 
 /// Every migration, oldest first.
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "apps, config vars, slugs, builds, releases, formation, domains, api tokens",
-    statements: &[
-        "CREATE TABLE apps (
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "apps, config vars, slugs, builds, releases, formation, domains, api tokens",
+        statements: &[
+            "CREATE TABLE apps (
             name TEXT PRIMARY KEY,
             created_at TEXT NOT NULL,
             current_release BIGINT
         )",
-        "CREATE TABLE config_vars (
+            "CREATE TABLE config_vars (
             app TEXT NOT NULL REFERENCES apps (name) ON DELETE CASCADE,
             key TEXT NOT NULL,
             value TEXT NOT NULL,
             PRIMARY KEY (app, key)
         )",
-        "CREATE TABLE slugs (
+            "CREATE TABLE slugs (
             digest TEXT PRIMARY KEY,
             size BIGINT NOT NULL CHECK (size >= 0),
             manifest TEXT NOT NULL,
             created_at TEXT NOT NULL
         )",
-        "CREATE TABLE builds (
+            "CREATE TABLE builds (
             id TEXT PRIMARY KEY,
             app TEXT NOT NULL REFERENCES apps (name) ON DELETE CASCADE,
             source_digest TEXT NOT NULL,
@@ -58,9 +59,9 @@ pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
             created_at TEXT NOT NULL,
             finished_at TEXT
         )",
-        "CREATE INDEX builds_by_app ON builds (app, created_at)",
-        "CREATE INDEX builds_by_status ON builds (status)",
-        "CREATE TABLE releases (
+            "CREATE INDEX builds_by_app ON builds (app, created_at)",
+            "CREATE INDEX builds_by_status ON builds (status)",
+            "CREATE TABLE releases (
             app TEXT NOT NULL REFERENCES apps (name) ON DELETE CASCADE,
             version BIGINT NOT NULL CHECK (version >= 1),
             slug TEXT REFERENCES slugs (digest),
@@ -73,29 +74,40 @@ pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
             created_at TEXT NOT NULL,
             PRIMARY KEY (app, version)
         )",
-        "CREATE INDEX releases_by_status ON releases (status)",
-        "CREATE TABLE formation (
+            "CREATE INDEX releases_by_status ON releases (status)",
+            "CREATE TABLE formation (
             app TEXT NOT NULL REFERENCES apps (name) ON DELETE CASCADE,
             process_type TEXT NOT NULL,
             quantity BIGINT NOT NULL CHECK (quantity >= 0),
             PRIMARY KEY (app, process_type)
         )",
-        "CREATE TABLE domains (
+            "CREATE TABLE domains (
             hostname TEXT PRIMARY KEY,
             app TEXT NOT NULL REFERENCES apps (name) ON DELETE CASCADE,
             created_at TEXT NOT NULL
         )",
-        "CREATE INDEX domains_by_app ON domains (app)",
-        "CREATE TABLE api_tokens (
+            "CREATE INDEX domains_by_app ON domains (app)",
+            "CREATE TABLE api_tokens (
             id TEXT PRIMARY KEY,
             name TEXT NOT NULL,
             hash TEXT NOT NULL UNIQUE,
             created_at TEXT NOT NULL,
             revoked_at TEXT
         )",
-        "CREATE UNIQUE INDEX api_tokens_active_name ON api_tokens (name) WHERE revoked_at IS NULL",
-    ],
-}];
+            "CREATE UNIQUE INDEX api_tokens_active_name ON api_tokens (name) WHERE revoked_at IS NULL",
+        ],
+    },
+    Migration {
+        version: 3,
+        description: "process sizes (ps:resize)",
+        statements: &["CREATE TABLE process_sizes (
+            app TEXT NOT NULL REFERENCES apps (name) ON DELETE CASCADE,
+            process_type TEXT NOT NULL,
+            size TEXT NOT NULL,
+            PRIMARY KEY (app, process_type)
+        )"],
+    },
+];
 
 /// Highest version this build knows.
 pub(crate) fn latest_version() -> i64 {

@@ -22,6 +22,7 @@ on_both_backends!(
     releases_from_slugs_and_rollback,
     release_status_and_activation,
     formation_scales_within_bounds,
+    sizes_are_kept_per_process_type,
     builds_finish_once_and_recover_after_crash,
     domains_belong_to_one_app,
     destroying_an_app_removes_everything_it_owns,
@@ -90,7 +91,7 @@ async fn migrations_are_explicit_and_idempotent(db: &TestDb) {
             Kind::Postgres => Backend::Postgres,
         }
     );
-    assert_eq!(s.pending_migrations().await.expect("pending"), vec![1]);
+    assert_eq!(s.pending_migrations().await.expect("pending"), vec![1, 3]);
     match s.ensure_migrated().await {
         Err(e @ StoreError::NotMigrated { .. }) => {
             assert!(e.to_string().contains("dozen migrate"), "{e}");
@@ -100,9 +101,9 @@ async fn migrations_are_explicit_and_idempotent(db: &TestDb) {
     }
     // Nothing works before migrating, and nothing is created implicitly.
     assert!(s.create_app("shop").await.is_err());
-    assert_eq!(s.pending_migrations().await.expect("pending"), vec![1]);
+    assert_eq!(s.pending_migrations().await.expect("pending"), vec![1, 3]);
 
-    assert_eq!(s.migrate().await.expect("migrate"), vec![1]);
+    assert_eq!(s.migrate().await.expect("migrate"), vec![1, 3]);
     assert_eq!(s.migrate().await.expect("migrate again"), Vec::<i64>::new());
     assert!(s.pending_migrations().await.expect("pending").is_empty());
     s.ensure_migrated().await.expect("migrated");
@@ -132,7 +133,7 @@ async fn migrations_are_explicit_and_idempotent(db: &TestDb) {
         s.ensure_migrated().await,
         Err(StoreError::SchemaTooNew {
             found: 99,
-            known: 1
+            known: 3
         })
     ));
     assert!(matches!(
@@ -147,7 +148,7 @@ async fn concurrent_migrations_apply_once(db: &TestDb) {
     let tb = tokio::spawn(async move { b.migrate().await });
     let mut applied = ta.await.expect("join").expect("migrate a");
     applied.extend(tb.await.expect("join").expect("migrate b"));
-    assert_eq!(applied, vec![1]);
+    assert_eq!(applied, vec![1, 3]);
     db.store.ensure_migrated().await.expect("migrated");
 }
 
@@ -179,7 +180,7 @@ async fn connect_opens_the_right_database(db: &TestDb) {
     // A nested data dir that does not exist yet is created.
     let nested = db.data_dir.join("a/b");
     let s = Store::connect(None, &nested).await.expect("connect");
-    assert_eq!(s.migrate().await.expect("migrate"), vec![1]);
+    assert_eq!(s.migrate().await.expect("migrate"), vec![1, 3]);
     assert!(nested.join("dozen.db").is_file());
     s.ping().await.expect("ping");
     // `DATABASE_URL=` (empty) means the default file too.
@@ -641,6 +642,39 @@ async fn formation_scales_within_bounds(db: &TestDb) {
     assert_invalid(s.scale("shop", &[]).await);
     assert_not_found(s.scale("nope", &[("web".to_owned(), 1)]).await, "app");
     assert_eq!(s.formation("shop").await.expect("formation"), f);
+}
+
+async fn sizes_are_kept_per_process_type(db: &TestDb) {
+    let s = db.ready().await;
+    s.create_app("shop").await.expect("create");
+    assert!(s.sizes("shop").await.expect("sizes").is_empty());
+    let sizes = s
+        .resize("shop", &kv(&[("web", "2x"), ("worker", "tiny")]))
+        .await
+        .expect("resize");
+    assert_eq!(sizes, map(&[("web", "2x"), ("worker", "tiny")]));
+    let sizes = s
+        .resize("shop", &kv(&[("web", "1x")]))
+        .await
+        .expect("resize again");
+    assert_eq!(sizes, map(&[("web", "1x"), ("worker", "tiny")]));
+    // One bad change refuses the whole request.
+    assert_invalid(
+        s.resize("shop", &kv(&[("worker", "2x"), ("we b", "1x")]))
+            .await,
+    );
+    assert_invalid(s.resize("shop", &kv(&[("web", "")])).await);
+    assert_invalid(s.resize("shop", &[]).await);
+    assert_not_found(s.resize("nope", &kv(&[("web", "1x")])).await, "app");
+    assert_eq!(s.sizes("shop").await.expect("sizes"), sizes);
+    s.destroy_app("shop").await.expect("destroy");
+    s.create_app("shop").await.expect("create again");
+    assert!(
+        s.sizes("shop")
+            .await
+            .expect("sizes of the new app")
+            .is_empty()
+    );
 }
 
 async fn builds_finish_once_and_recover_after_crash(db: &TestDb) {
