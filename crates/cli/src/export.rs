@@ -645,6 +645,8 @@ fn build_local_slug(dir: &Path, tmp: &Path) -> anyhow::Result<(PathBuf, Vec<Proc
             source_version: None,
             extra_env: Vec::new(),
             stop: stop_rx,
+            memory_limit: None,
+            disk_limit: None,
         })
         .await?;
         anyhow::Ok(built)

@@ -12,7 +12,9 @@ use serde_json::{Value, json};
 
 use crate::client::Client;
 
+mod resize;
 mod run;
+pub use resize::ps_resize;
 pub use run::run;
 
 /// Which app, and how to print.
@@ -415,7 +417,13 @@ pub fn ps(args: AppArgs) -> anyhow::Result<ExitCode> {
             "RELEASE".into(),
             "FOR".into(),
             "RESTARTS".into(),
+            "SIZE".into(),
+            "MEMORY".into(),
         ]];
+        let bytes = |v: &Value| {
+            v.as_u64()
+                .map_or_else(|| "-".to_string(), dozen_core::size::format_bytes)
+        };
         for p in v.as_array().into_iter().flatten() {
             rows.push(vec![
                 s(&p["name"]),
@@ -424,6 +432,8 @@ pub fn ps(args: AppArgs) -> anyhow::Result<ExitCode> {
                 format!("v{}", s(&p["release"])),
                 format!("{}s", s(&p["for_seconds"])),
                 s(&p["restarts"]),
+                s(&p["size"]),
+                format!("{} / {}", bytes(&p["memory"]), bytes(&p["memory_limit"])),
             ]);
         }
         if rows.len() == 1 {

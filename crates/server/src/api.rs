@@ -26,6 +26,7 @@ use crate::loghub::{Entry, Filter};
 use crate::runtime::Runtime;
 
 mod run;
+mod sizes;
 
 /// What every handler shares.
 #[derive(Debug, Clone)]
@@ -66,6 +67,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/v1/apps/{app}/formation",
             get(get_formation).patch(patch_formation),
+        )
+        .route(
+            "/v1/apps/{app}/formation/sizes",
+            get(sizes::get_sizes).patch(sizes::patch_sizes),
         )
         .route("/v1/apps/{app}/ps", get(ps))
         .route("/v1/apps/{app}/ps/restart", post(ps_restart))

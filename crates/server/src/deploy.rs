@@ -292,6 +292,8 @@ async fn build_slug(
         extra_env: switches,
         log,
         stop: stop_rx,
+        memory_limit: s.config.build_memory,
+        disk_limit: s.config.build_disk,
     })
     .await;
     guard.abort();

@@ -114,6 +114,8 @@ impl Harness {
             source_version: Some("abc123"),
             extra_env,
             stop,
+            memory_limit: None,
+            disk_limit: None,
         })
         .await
     }

@@ -75,10 +75,16 @@ pub struct Server {
     pub router_port: u16,
     pub data: tempfile::TempDir,
     lines: mpsc::Receiver<String>,
+    env: Vec<(String, String)>,
 }
 
 impl Server {
     pub fn start() -> Server {
+        Server::start_with(&[])
+    }
+
+    /// A server with extra variables in its environment (`DOZEN_BUILD_DISK`, say).
+    pub fn start_with(env: &[(&str, &str)]) -> Server {
         let data = tempfile::tempdir().expect("tmp");
         let mut s = Server {
             child: None,
@@ -86,6 +92,10 @@ impl Server {
             router_port: free_port(),
             data,
             lines: mpsc::channel().1,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         let migrate = s.admin(&["migrate"]).output().expect("migrate");
         assert!(
@@ -122,7 +132,8 @@ impl Server {
             .env("DOZEN_API_TOKEN", TOKEN)
             .env("DOZEN_BIND", "127.0.0.1")
             .env_remove("DATABASE_URL")
-            .env("NO_COLOR", "1");
+            .env("NO_COLOR", "1")
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
         c
     }
 
