@@ -165,7 +165,9 @@ pub fn format_bytes(bytes: u64) -> String {
 
 /// Why a byte quantity could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{given}` is not an amount of bytes; write it like 512MiB, 4GiB or 8G (K, M, G, T: powers of 1024)")]
+#[error(
+    "`{given}` is not an amount of bytes; write it like 512MiB, 4GiB or 8G (K, M, G, T: powers of 1024)"
+)]
 pub struct BytesError {
     /// The text as given.
     pub given: String,
@@ -228,7 +230,10 @@ mod tests {
     #[test]
     fn an_unknown_size_lists_every_size() {
         let e = Size::parse("xl").unwrap_err().to_string();
-        assert!(e.starts_with("unknown size `xl`; the sizes are: tiny (128 MiB"), "{e}");
+        assert!(
+            e.starts_with("unknown size `xl`; the sizes are: tiny (128 MiB"),
+            "{e}"
+        );
         for s in SIZES {
             assert!(e.contains(s.name), "{e}");
         }

@@ -200,7 +200,10 @@ impl LimitRoot {
     /// Remove dozen's (empty) directories, when everything has exited.
     pub(crate) fn remove(&self) {
         if let LimitRoot::V1 { memory, cpu, pids } = self {
-            for dir in [Some(memory), cpu.as_ref(), pids.as_ref()].into_iter().flatten() {
+            for dir in [Some(memory), cpu.as_ref(), pids.as_ref()]
+                .into_iter()
+                .flatten()
+            {
                 if let Ok(entries) = fs::read_dir(dir) {
                     for e in entries.flatten() {
                         if e.path().is_dir() {

@@ -482,7 +482,10 @@ async fn run_process(
                 &log,
                 PlatformEvent::new(
                     EventKind::Error,
-                    format!("{}: its limits could not be set ({e}); it runs without them", spec.name),
+                    format!(
+                        "{}: its limits could not be set ({e}); it runs without them",
+                        spec.name
+                    ),
                 )
                 .target(&spec.name),
             )
@@ -608,7 +611,11 @@ async fn run_process(
                 // A process it started was killed for memory while it kept running.
                 if let Some(w) = oom.as_mut() {
                     if w.new_kills() > 0 {
-                        emit(&log, w.event(&spec.name, "the kernel killed one of its processes")).await;
+                        emit(
+                            &log,
+                            w.event(&spec.name, "the kernel killed one of its processes"),
+                        )
+                        .await;
                     }
                 }
                 continue;

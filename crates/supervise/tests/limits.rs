@@ -24,10 +24,14 @@ fn policy() -> Policy {
 fn enforced(sup: &Supervisor) -> bool {
     match sup.limit_support() {
         LimitSupport::None if std::env::var_os("CI").is_some() => {
-            panic!("CI is set but this host enforces no limits: run as root with cgroup v1 or delegated cgroup v2")
+            panic!(
+                "CI is set but this host enforces no limits: run as root with cgroup v1 or delegated cgroup v2"
+            )
         }
         LimitSupport::None => {
-            eprintln!("limits are not enforced on this host (not root, or no cgroups); nothing to check");
+            eprintln!(
+                "limits are not enforced on this host (not root, or no cgroups); nothing to check"
+            );
             false
         }
         _ => true,
@@ -44,7 +48,8 @@ async fn a_process_over_its_memory_is_killed_reported_and_restarted() {
     let handle = sup.start_process(ProcessSpec {
         name: "worker.1".into(),
         // Touch 200 MB in 1 MB pieces: far past the 64 MiB limit.
-        command: "python3 -c \"b=[bytearray(1<<20) for _ in range(200)]; print('survived')\"".into(),
+        command: "python3 -c \"b=[bytearray(1<<20) for _ in range(200)]; print('survived')\""
+            .into(),
         env: vec![],
         cwd: std::env::temp_dir(),
         port: None,
@@ -66,9 +71,11 @@ async fn a_process_over_its_memory_is_killed_reported_and_restarted() {
             Record::Event(e) if e.kind == EventKind::Started => starts += 1,
             Record::Event(e) if e.text.contains("R15") => r15 = Some(e.text),
             Record::Event(_) => {}
-            Record::Lines(batch) => {
-                lines.extend(batch.lines().map(|(l, _)| String::from_utf8_lossy(l).into_owned()))
-            }
+            Record::Lines(batch) => lines.extend(
+                batch
+                    .lines()
+                    .map(|(l, _)| String::from_utf8_lossy(l).into_owned()),
+            ),
             Record::Barrier(ack) => {
                 let _ = ack.send(());
             }
@@ -81,7 +88,10 @@ async fn a_process_over_its_memory_is_killed_reported_and_restarted() {
     );
     assert!(!lines.iter().any(|l| l == "survived"), "{lines:?}");
     let state = handle.state();
-    assert!(state.memory.is_some(), "a limited process has a memory gauge");
+    assert!(
+        state.memory.is_some(),
+        "a limited process has a memory gauge"
+    );
     handle.stop(Stop::Now);
     // Keep reading so the log never blocks the stop.
     let drain = tokio::spawn(async move { while records.recv().await.is_some() {} });
