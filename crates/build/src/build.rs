@@ -125,6 +125,7 @@ impl BuildOutput {
                 formation: self.manifest.formation.clone(),
                 postdeploy: self.manifest.postdeploy.clone(),
             },
+            sizes: self.manifest.sizes.clone(),
         }
     }
 }

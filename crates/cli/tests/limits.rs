@@ -215,3 +215,23 @@ fn a_build_over_the_memory_limit_is_killed_saying_which_limit() {
         out.stderr
     );
 }
+
+#[test]
+fn sizes_declared_in_dozen_toml_apply_until_resized() {
+    let server = Server::start();
+    server.ok(&["apps:create", "shop"]);
+    let app = web_app();
+    app.write("dozen.toml", "[sizes]\nweb = \"standard-2x\"\n");
+    server.deploy("shop", app.path());
+    server.await_state("shop", "web.1", "up");
+    let p = web_1(&server, "shop");
+    assert_eq!(
+        (&p["size"], &p["memory_limit"]),
+        (&"2x".into(), &(1u64 << 30).into())
+    );
+    // ps:resize wins over the file, and stays for the next deploy.
+    server.ok(&["ps:resize", "-a", "shop", "web=1x"]);
+    server.deploy("shop", app.path());
+    server.await_state("shop", "web.1", "up");
+    assert_eq!(web_1(&server, "shop")["size"], "1x");
+}

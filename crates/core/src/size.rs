@@ -8,7 +8,7 @@
 //! | size | memory | CPU | processes and threads |
 //! |---|---|---|---|
 //! | `tiny` | 128 MiB | 0.25 | 64 |
-//! | `1x` (`standard-1x`) | 512 MiB | 1 | 256 |
+//! | `1x` (`standard-1x`, `eco`, `basic`) | 512 MiB | 1 | 256 |
 //! | `2x` (`standard-2x`) | 1 GiB | 2 | 512 |
 //! | `performance-m` | 2.5 GiB | 4 | 16384 |
 //! | `performance-l` | 14 GiB | 8 | 32768 |
@@ -57,7 +57,7 @@ pub const SIZES: &[Size] = &[
     },
     Size {
         name: "1x",
-        aliases: &["standard-1x"],
+        aliases: &["standard-1x", "eco", "basic", "free", "hobby"],
         memory: 512 * MIB,
         cpu_millis: 1000,
         pids: 256,
