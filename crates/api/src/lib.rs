@@ -26,7 +26,7 @@ pub use apps::{
     App, AppInfo, ConfigPatch, CreateApp, CreateToken, CreatedToken, Destroyed, DomainRequest,
     Domains, Token,
 };
-pub use processes::{Process, RestartRequest, RunExit, RunRequest, RunStarted};
+pub use processes::{Process, RestartRequest, RunExit, RunRequest, RunStarted, SizeInfo, Sizes};
 pub use releases::{
     Build, BuildStatus, ManifestProcessType, Release, ReleaseDetail, ReleaseEntry, ReleaseStatus,
     RollbackRequest, SlugManifest,

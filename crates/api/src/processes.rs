@@ -23,6 +23,15 @@ pub struct Process {
     pub for_seconds: u64,
     /// How often it was restarted.
     pub restarts: u32,
+    /// Its size (`1x`; `dozen ps:resize`).
+    #[serde(default)]
+    pub size: String,
+    /// Bytes of memory it uses now (with everything it started), where the host measures it.
+    #[serde(default)]
+    pub memory: Option<u64>,
+    /// The most memory its size allows, in bytes.
+    #[serde(default)]
+    pub memory_limit: Option<u64>,
 }
 
 /// `POST /v1/apps/{app}/ps/restart` (no body: every process).
@@ -68,4 +77,35 @@ pub struct RunExit {
     /// Why it could not run, when it could not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+/// One process size: its limits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SizeInfo {
+    /// Its name (`1x`).
+    pub size: String,
+    /// The memory limit, in bytes.
+    pub memory: u64,
+    /// The memory limit for people (`512 MiB`).
+    pub memory_text: String,
+    /// The share of CPU time (`0.25`, `1`, `2`).
+    pub cpu: String,
+    /// The most processes and threads.
+    pub pids: u64,
+}
+
+/// `GET` and `PATCH /v1/apps/{app}/formation/sizes`: the size of each process type, every size
+/// there is, and how this host enforces them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Sizes {
+    /// How limits are enforced here: `cgroup v2`, `cgroup v1` or `none`.
+    pub limits: String,
+    /// Why limits are not enforced, when they are not.
+    pub warning: Option<String>,
+    /// Process type -> its size.
+    pub sizes: std::collections::BTreeMap<String, SizeInfo>,
+    /// Every size, smallest first.
+    pub available: Vec<SizeInfo>,
 }

@@ -83,6 +83,12 @@ pub struct BuildRequest<'a> {
     /// to the host (`None`: dozen's own user). The build directory and the cache are given to
     /// that user (mode 0700) and exposed to the steps besides what `confine` shows.
     pub confine: Option<Confinement>,
+    /// The most memory the steps may use (each step, with everything it starts), where the
+    /// host enforces limits ([`Supervisor::limit_support`]); over it the kernel kills the step.
+    pub memory_limit: Option<u64>,
+    /// The most disk `work_dir` may use; over it the build is stopped and fails with
+    /// [`BuildError::DiskLimit`].
+    pub disk_limit: Option<u64>,
 }
 
 /// A finished build, ready for [`pack_slug`](crate::pack_slug).
@@ -123,6 +129,7 @@ impl BuildOutput {
                 formation: self.manifest.formation.clone(),
                 postdeploy: self.manifest.postdeploy.clone(),
             },
+            sizes: self.manifest.sizes.clone(),
         }
     }
 }
@@ -145,6 +152,14 @@ impl BuildOutput {
 /// app's own `[build.env]` from `dozen.toml` (such as `DISABLE_COLLECTSTATIC=1`). Of the app's config
 /// vars, only the [`BUILD_SWITCHES`] the server passes in `extra_env` reach a build.
 pub async fn build(req: BuildRequest<'_>) -> Result<BuildOutput, BuildError> {
+    /// Ends the task that passes the caller's stop on to the steps, whatever way the build ends.
+    struct AbortOnDrop(tokio::task::JoinHandle<()>);
+    impl Drop for AbortOnDrop {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+
     let app_dir = req.work_dir.join("app");
     let home = req.work_dir.join("home");
     let tmp = req.work_dir.join("tmp");
@@ -208,6 +223,27 @@ pub async fn build(req: BuildRequest<'_>) -> Result<BuildOutput, BuildError> {
         info(&req.log, note.clone()).await;
     }
 
+    // The steps stop when the caller says so, or when the build directory is over its limit.
+    let (step_stop_tx, step_stop) = watch::channel(Stop::Running);
+    let step_stop_tx = std::sync::Arc::new(step_stop_tx);
+    let forward = {
+        let (mut from, to) = (req.stop.clone(), step_stop_tx.clone());
+        tokio::spawn(async move {
+            while from.changed().await.is_ok() {
+                let _ = to.send(*from.borrow_and_update());
+            }
+        })
+    };
+    let _forward = AbortOnDrop(forward);
+    let disk = req.disk_limit.map(|limit| {
+        crate::disk::DiskWatch::start(req.work_dir.to_path_buf(), limit, step_stop_tx.clone())
+    });
+    let limits = req.memory_limit.map(|m| dozen_supervise::Limits {
+        memory: Some(m),
+        cpu_millis: None,
+        pids: None,
+        note: Some("the build's memory limit: raise DOZEN_BUILD_MEMORY on the server".into()),
+    });
     let total = plan.steps.len();
     for (i, step) in plan.steps.iter().enumerate() {
         if *req.stop.borrow() != Stop::Running {
@@ -224,8 +260,18 @@ pub async fn build(req: BuildRequest<'_>) -> Result<BuildOutput, BuildError> {
             clear_env: true,
             log: Some(req.log.clone()),
             confine: confine.clone(),
+            limits: limits.clone(),
         };
-        let status = req.supervisor.run_once(spec, req.stop.clone()).await;
+        let status = req.supervisor.run_once(spec, step_stop.clone()).await;
+        if let Some(d) = &disk {
+            if let Some(used) = d.over().await {
+                return Err(BuildError::DiskLimit {
+                    step: step.clone(),
+                    used,
+                    limit: d.limit(),
+                });
+            }
+        }
         if *req.stop.borrow() != Stop::Running {
             return Err(BuildError::Cancelled { step: step.clone() });
         }

@@ -160,6 +160,21 @@ pub enum BuildError {
         /// How it ended.
         status: ExitStatus,
     },
+    /// The build directory grew over the disk limit; the build was stopped.
+    #[error(
+        "the build used {} of disk in its build directory, over its limit of {} (DOZEN_BUILD_DISK), and was stopped during `{step}`; make the build smaller, or raise the limit on the server, e.g. DOZEN_BUILD_DISK={}",
+        dozen_core::size::format_bytes(*used).replace(' ', ""),
+        dozen_core::size::format_bytes(*limit).replace(' ', ""),
+        dozen_core::size::format_bytes(limit.saturating_mul(2)).replace(' ', "")
+    )]
+    DiskLimit {
+        /// The step that was running.
+        step: String,
+        /// Bytes used when it was noticed.
+        used: u64,
+        /// The limit.
+        limit: u64,
+    },
     /// The build was asked to stop while a step ran.
     #[error("build step `{step}` was stopped because the build was cancelled")]
     Cancelled {

@@ -59,6 +59,7 @@
 mod archive;
 mod build;
 mod detect;
+mod disk;
 mod error;
 mod manifest;
 mod run_env;

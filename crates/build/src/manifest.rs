@@ -32,13 +32,17 @@ pub const MAX_BOOT_TIMEOUT: u64 = 3600;
 /// [web]
 /// health_check = "/healthz"    # path the router probes before sending traffic
 /// boot_timeout = 60            # seconds the web process has to come up
+///
+/// [sizes]                     # process type -> size (`dozen ps:resize` overrides)
+/// web = "2x"
+/// worker = "tiny"
 /// ```
 ///
 /// Other tables (such as `[doctor]`) belong to other parts of dozen and are ignored here;
 /// unknown keys inside `[build]` and `[web]` are errors, so a typo is not silently ignored.
 ///
-/// `app.json` (Heroku's format): `formation` (process type -> `quantity`; `size` is ignored
-/// with a warning) is the formation of the app's first release, `scripts.postdeploy` (a
+/// `app.json` (Heroku's format): `formation` (process type -> `quantity` and `size`; a size
+/// dozen does not know is ignored with a warning; `dozen.toml`'s `[sizes]` wins) is the formation of the app's first release, `scripts.postdeploy` (a
 /// command, or an object with `command`) runs once after the first successful deploy, and
 /// `scripts.build` is read as the build command (a dozen extension; Heroku itself has only
 /// `postdeploy` and `pr-predestroy`). Everything else in it is ignored. When both files
@@ -57,6 +61,9 @@ pub struct AppManifest {
     pub build_env: Vec<(String, String)>,
     /// `app.json`'s `formation`: process type -> quantity.
     pub formation: BTreeMap<String, u32>,
+    /// Process sizes, type -> size name (canonical: `2x`), from `[sizes]` of `dozen.toml`
+    /// and `app.json`'s `formation.TYPE.size`.
+    pub sizes: BTreeMap<String, String>,
     /// `app.json`'s `scripts.postdeploy` command.
     pub postdeploy: Option<String>,
     /// What the build should say about the manifests (fields read but ignored).
@@ -70,6 +77,8 @@ pub struct AppJson {
     pub build: Option<String>,
     /// `formation`: process type -> quantity.
     pub formation: BTreeMap<String, u32>,
+    /// `formation.TYPE.size`, for sizes dozen knows: type -> size name.
+    pub sizes: BTreeMap<String, String>,
     /// `scripts.postdeploy` (its `command` when it is an object).
     pub postdeploy: Option<String>,
     /// Fields read but ignored, for the build log.
@@ -82,6 +91,8 @@ struct DozenToml {
     build: Option<BuildTable>,
     #[serde(default)]
     web: Option<WebTable>,
+    #[serde(default)]
+    sizes: Option<BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -113,6 +124,9 @@ impl AppManifest {
                 manifest.build_command_from = Some(APP_JSON.into());
             }
             manifest.formation = app.formation;
+            for (t, size) in app.sizes {
+                manifest.sizes.entry(t).or_insert(size);
+            }
             manifest.postdeploy = app.postdeploy;
             manifest.warnings.extend(app.warnings);
         }
@@ -159,6 +173,17 @@ impl AppManifest {
                 }
                 manifest.build_env.push((key, value));
             }
+        }
+        for (kind, size) in parsed.sizes.unwrap_or_default() {
+            if dozen_core::name::validate_process_type(&kind).is_err() {
+                return Err(err(
+                    &kind,
+                    &format!("`sizes.{kind}`: not a valid process type name"),
+                ));
+            }
+            let size = dozen_core::Size::parse(&size)
+                .map_err(|e| err(&kind, &format!("`sizes.{kind}`: {e}")))?;
+            manifest.sizes.insert(kind, size.name.to_string());
         }
         if let Some(web) = parsed.web {
             if let Some(path) = web.health_check {
@@ -232,7 +257,7 @@ impl AppManifest {
                         Some(Value::String(s)) => {
                             if o.contains_key("size") {
                                 app.warnings.push(format!(
-                                    "{}: `scripts.postdeploy.size` is ignored: dozen has no dyno sizes",
+                                    "{}: `scripts.postdeploy.size` is ignored: one-offs run at size 1x",
                                     file.display()
                                 ));
                             }
@@ -289,11 +314,25 @@ impl AppManifest {
                                 )
                             })?,
                     };
-                    if entry.contains_key("size") {
-                        app.warnings.push(format!(
-                            "{}: `formation.{name}.size` is ignored: dozen has no dyno sizes",
-                            file.display()
-                        ));
+                    match entry.get("size") {
+                        None | Some(Value::Null) => {}
+                        Some(Value::String(s)) => match dozen_core::Size::parse(s) {
+                            Ok(size) => {
+                                app.sizes.insert(name.clone(), size.name.to_string());
+                            }
+                            Err(e) => app.warnings.push(format!(
+                                "{}: `formation.{name}.size` is ignored: {e}",
+                                file.display()
+                            )),
+                        },
+                        Some(_) => {
+                            return Err(err(
+                                "size",
+                                format!(
+                                    "`formation.{name}.size` must be a size name such as \"1x\""
+                                ),
+                            ));
+                        }
                     }
                     app.formation.insert(name.clone(), quantity);
                 }
@@ -380,6 +419,27 @@ mod tests {
     }
 
     #[test]
+    fn dozen_toml_sizes_are_checked() {
+        let text = "[sizes]\nweb = \"2X\"\nworker = \"tiny\"\n";
+        let m = AppManifest::parse_dozen_toml(text, Path::new("dozen.toml")).expect("parses");
+        assert_eq!(
+            m.sizes,
+            BTreeMap::from([
+                ("web".to_string(), "2x".to_string()),
+                ("worker".to_string(), "tiny".to_string())
+            ])
+        );
+        let text = "[web]\nboot_timeout = 5\n\n[sizes]\nworker = \"huge\"\n";
+        let e = AppManifest::parse_dozen_toml(text, Path::new("dozen.toml")).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.starts_with("dozen.toml:5:"), "{msg}");
+        assert!(
+            msg.contains("`sizes.worker`: unknown size `huge`; the sizes are: tiny"),
+            "{msg}"
+        );
+    }
+
+    #[test]
     fn app_json_scripts_build_is_the_build_command() {
         let text = "{\n \"name\": \"x\",\n \"scripts\": {\"postdeploy\": \"a\", \"build\": \"make\"},\n \"healthchecks\": {}\n}";
         let c = AppManifest::parse_app_json(text, Path::new("app.json")).expect("parses");
@@ -406,8 +466,28 @@ mod tests {
         );
         let f: Vec<_> = c.formation.iter().map(|(k, v)| (k.as_str(), *v)).collect();
         assert_eq!(f, [("clock", 1), ("web", 2), ("worker", 0)]);
-        assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
-        assert!(c.warnings.iter().any(|w| w.contains("formation.web.size")));
+        // standard-1x is read as dozen's 1x; only the postdeploy's size is ignored.
+        assert_eq!(
+            c.sizes,
+            BTreeMap::from([("web".to_string(), "1x".to_string())])
+        );
+        assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+        assert!(
+            c.warnings[0].contains("scripts.postdeploy.size"),
+            "{:?}",
+            c.warnings
+        );
+        let c = AppManifest::parse_app_json(
+            r#"{"formation": {"web": {"size": "performance-l-ram"}}}"#,
+            Path::new("app.json"),
+        )
+        .expect("parses");
+        assert!(c.sizes.is_empty());
+        assert!(
+            c.warnings[0].contains("unknown size `performance-l-ram`; the sizes are: tiny"),
+            "{:?}",
+            c.warnings
+        );
 
         let text = "{\n\"formation\": {\n\"web\": {\n\"quantity\": -1}}}";
         let e = AppManifest::parse_app_json(text, Path::new("app.json")).unwrap_err();

@@ -32,6 +32,8 @@ pub struct SlugMeta {
     pub run_env: RunEnv,
     /// `app.json`: the first release's formation, and the command run after the first deploy.
     pub app_json: AppJsonMeta,
+    /// Process sizes declared by `dozen.toml` (`[sizes]`) or `app.json`: type -> size name.
+    pub sizes: BTreeMap<String, String>,
 }
 
 /// What `app.json` says about the app's first deploy.
@@ -82,6 +84,9 @@ pub struct SlugManifest {
     /// What `app.json` says about the first deploy (empty when it says nothing).
     #[serde(default, flatten)]
     pub app_json: AppJsonMeta,
+    /// Process sizes the app declares (`dozen.toml` `[sizes]`, `app.json`): type -> size.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sizes: BTreeMap<String, String>,
     /// The dozen version that packed it.
     pub dozen_version: String,
 }
@@ -204,6 +209,7 @@ pub fn pack_slug(built_dir: &Path, slugs_dir: &Path, meta: SlugMeta) -> Result<S
         build_kind: meta.build_kind,
         run_env: meta.run_env,
         app_json: meta.app_json,
+        sizes: meta.sizes,
         dozen_version: DOZEN_VERSION.to_string(),
     };
     let json = manifest_text(&manifest);

@@ -419,9 +419,11 @@ async fn app_json_formation_and_postdeploy_reach_the_slug_manifest() {
         .collect();
     assert_eq!(formation, [("web", 2), ("worker", 1)]);
     assert_eq!(read.manifest.app_json.postdeploy.as_deref(), Some("./seed"));
-    let (log, _tmp) = h.finish().await;
-    assert!(
-        log.contains("app.json: `formation.web.size` is ignored"),
-        "{log}"
+    // Heroku's size names are read as dozen's sizes, recorded for the runtime.
+    assert_eq!(
+        read.manifest.sizes,
+        std::collections::BTreeMap::from([("web".to_string(), "2x".to_string())])
     );
+    let (log, _tmp) = h.finish().await;
+    assert!(!log.contains("is ignored"), "{log}");
 }

@@ -132,7 +132,7 @@ enum Command {
         #[command(flatten)]
         args: AppArgs,
     },
-    /// List the app's processes: state, port, release, uptime.
+    /// List the app's processes: state, port, release, uptime, size and memory.
     Ps {
         #[command(flatten)]
         args: AppArgs,
@@ -148,6 +148,14 @@ enum Command {
         args: AppArgs,
         #[command(flatten)]
         on: crate::kube::OnArgs,
+    },
+    /// Show the size of each process type, or resize: web=2x worker=tiny (they restart).
+    #[command(name = "ps:resize", visible_aliases = ["resize", "ps:type"])]
+    PsResize {
+        #[arg(value_name = "TYPE=SIZE")]
+        changes: Vec<String>,
+        #[command(flatten)]
+        args: AppArgs,
     },
     /// Restart all processes, or one type.
     #[command(name = "ps:restart", alias = "restart")]
@@ -427,6 +435,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ps { args, on } => crate::kube::ps(args, on),
         Command::PsScale { changes, args, on } => crate::kube::ps_scale(&changes, args, on),
         Command::PsRestart { type_name, args } => remote::ps_restart(type_name.as_deref(), args),
+        Command::PsResize { changes, args } => remote::ps_resize(&changes, args),
         Command::RunDetached { command, args } => remote::run(&command, true, args),
         Command::Domains(args) => remote::domains(args),
         Command::DomainsAdd { hostname, args } => remote::domains_change(&hostname, true, args),

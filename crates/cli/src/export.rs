@@ -635,6 +635,8 @@ fn build_local_slug(dir: &Path, tmp: &Path) -> anyhow::Result<(PathBuf, Vec<Proc
             extra_env: Vec::new(),
             stop: stop_rx,
             confine: None,
+            memory_limit: None,
+            disk_limit: None,
         })
         .await?;
         anyhow::Ok(built)

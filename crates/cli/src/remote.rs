@@ -11,7 +11,9 @@ use reqwest::Method;
 
 use crate::client::Client;
 
+mod resize;
 mod run;
+pub use resize::ps_resize;
 pub use run::run;
 
 /// Which app, and how to print.
@@ -411,7 +413,10 @@ pub fn ps(args: AppArgs) -> anyhow::Result<ExitCode> {
             "RELEASE".into(),
             "FOR".into(),
             "RESTARTS".into(),
+            "SIZE".into(),
+            "MEMORY".into(),
         ]];
+        let bytes = |v: Option<u64>| v.map_or_else(|| "-".to_string(), dozen_core::size::format_bytes);
         for p in v {
             rows.push(vec![
                 p.name.clone(),
@@ -420,6 +425,8 @@ pub fn ps(args: AppArgs) -> anyhow::Result<ExitCode> {
                 format!("v{}", p.release),
                 format!("{}s", p.for_seconds),
                 p.restarts.to_string(),
+                p.size.clone(),
+                format!("{} / {}", bytes(p.memory), bytes(p.memory_limit)),
             ]);
         }
         if rows.len() == 1 {

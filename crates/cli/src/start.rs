@@ -46,6 +46,7 @@ pub fn start(args: StartArgs) -> anyhow::Result<ExitCode> {
             clear_env: false,
             log: None,
             confine: None,
+            limits: None,
         })
         .collect();
     let note = project.run_env_note();

@@ -11,7 +11,9 @@
 //!   [`Instance`]s to run with their ports ([`formation`]);
 //! - [`name`]: the rules for process type, app and variable names;
 //! - [`command`]: how a Procfile command line is run (`sh -c`, `exec` in front);
-//! - [`RunEnv`]: what a slug's processes need in their environment besides config ([`run_env`]).
+//! - [`RunEnv`]: what a slug's processes need in their environment besides config ([`run_env`]);
+//! - [`Size`]: process sizes (memory, CPU, processes) like Heroku's dyno sizes, and byte
+//!   quantities such as `4GiB` ([`size`]).
 //!
 //! Every error is a `thiserror` enum that names the file and the 1-based line
 //! where that makes sense, and never includes a config value.
@@ -45,6 +47,7 @@ pub mod formation;
 pub mod name;
 pub mod procfile;
 pub mod run_env;
+pub mod size;
 mod text_file;
 
 pub use dotenv::{EnvError, load_env_files, parse_env};
@@ -52,3 +55,4 @@ pub use formation::{Formation, FormationError, Instance, PortPlan};
 pub use name::NameError;
 pub use procfile::{ProcessType, Procfile, ProcfileError};
 pub use run_env::RunEnv;
+pub use size::{DEFAULT_SIZE, SIZES, Size, SizeError};

@@ -31,6 +31,7 @@ mod run;
 mod views;
 
 use extract::{Json, Path, Query};
+mod sizes;
 
 /// What every handler shares.
 #[derive(Debug, Clone)]
@@ -98,6 +99,10 @@ pub fn router(state: AppState, guard: crate::auth::Guard) -> Router {
         .route(
             "/v1/apps/{app}/formation",
             get(get_formation).patch(patch_formation),
+        )
+        .route(
+            "/v1/apps/{app}/formation/sizes",
+            get(sizes::get_sizes).patch(sizes::patch_sizes),
         )
         .route("/v1/apps/{app}/ps", get(ps))
         .route("/v1/apps/{app}/ps/restart", post(ps_restart))

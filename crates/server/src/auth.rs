@@ -105,6 +105,18 @@ pub const ROUTES: &[Route] = &[
     route("POST", "/v1/apps/{app}/builds", Need::Deploy, "deploy"),
     route("GET", "/v1/apps/{app}/formation", Need::Read, "formation"),
     route(
+        "GET",
+        "/v1/apps/{app}/formation/sizes",
+        Need::Read,
+        "ps:resize",
+    ),
+    route(
+        "PATCH",
+        "/v1/apps/{app}/formation/sizes",
+        Need::Deploy,
+        "ps:resize",
+    ),
+    route(
         "PATCH",
         "/v1/apps/{app}/formation",
         Need::Deploy,

@@ -23,6 +23,10 @@ pub struct ServerConfig {
     pub log_history: bool,
     /// `DOZEN_BUILD_TIMEOUT`: seconds a build may take (default 900).
     pub build_timeout: Duration,
+    /// `DOZEN_BUILD_MEMORY`: memory a build step may use (default 4GiB; `0`: no limit).
+    pub build_memory: Option<u64>,
+    /// `DOZEN_BUILD_DISK`: disk a build directory may use (default 8GiB; `0`: no limit).
+    pub build_disk: Option<u64>,
     /// `DOZEN_ROUTER_PORT`: where app traffic is served (default 8080).
     pub router_port: u16,
     /// `DOZEN_DOMAIN`: apps answer at `<app>.<domain>` (default `localhost`).
@@ -107,6 +111,18 @@ impl ServerConfig {
                     .map_err(|_| format!("{key} must be a whole number")),
             }
         }
+        let bytes = |key: &str, default: u64| -> Result<Option<u64>, String> {
+            match lookup(key).filter(|v| !v.trim().is_empty()) {
+                None => Ok(Some(default)),
+                Some(v) => match dozen_core::size::parse_bytes(&v) {
+                    Ok(0) => Ok(None),
+                    Ok(n) => Ok(Some(n)),
+                    Err(_) => Err(format!(
+                        "{key} must be an amount of bytes such as 4GiB, 512MiB or 8G (0 for no limit)"
+                    )),
+                },
+            }
+        };
         let max_upload_mb: u64 = number(&lookup, "DOZEN_MAX_UPLOAD_MB", 512)?;
         Ok(ServerConfig {
             port: number(&lookup, "PORT", 5050)?,
@@ -124,6 +140,8 @@ impl ServerConfig {
                 Some(_) => return Err("DOZEN_LOG_HISTORY must be on or off".into()),
             },
             build_timeout: Duration::from_secs(number(&lookup, "DOZEN_BUILD_TIMEOUT", 900)?),
+            build_memory: bytes("DOZEN_BUILD_MEMORY", 4 << 30)?,
+            build_disk: bytes("DOZEN_BUILD_DISK", 8 << 30)?,
             router_port: number(&lookup, "DOZEN_ROUTER_PORT", 8080)?,
             domain: lookup("DOZEN_DOMAIN")
                 .map(|d| d.trim().trim_matches('.').to_ascii_lowercase())
@@ -224,6 +242,15 @@ mod tests {
         assert!(c.log_history);
         assert_eq!(c.data_dir, PathBuf::from(".dozen"));
         assert!(c.database_url.is_none());
+        assert_eq!(c.build_memory, Some(4 << 30));
+        assert_eq!(c.build_disk, Some(8 << 30));
+        let env: HashMap<&str, &str> =
+            HashMap::from([("DOZEN_BUILD_MEMORY", "0"), ("DOZEN_BUILD_DISK", "512MiB")]);
+        let c = ServerConfig::from_lookup(|k| env.get(k).map(|v| v.to_string())).expect("config");
+        assert_eq!((c.build_memory, c.build_disk), (None, Some(512 << 20)));
+        let err = ServerConfig::from_lookup(|k| (k == "DOZEN_BUILD_DISK").then(|| "lots".into()))
+            .expect_err("bad");
+        assert!(err.starts_with("DOZEN_BUILD_DISK must be"), "{err}");
     }
 
     #[test]

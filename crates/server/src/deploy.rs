@@ -320,6 +320,8 @@ async fn build_slug(
         log,
         stop: stop_rx,
         confine,
+        memory_limit: s.config.build_memory,
+        disk_limit: s.config.build_disk,
     })
     .await;
     guard.abort();

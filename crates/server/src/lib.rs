@@ -39,6 +39,7 @@ pub mod recover;
 pub mod rotation;
 pub mod runtime;
 pub mod tenancy;
+pub mod sizes;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -122,6 +123,18 @@ pub async fn serve(config: ServerConfig, log: LogSender) -> Result<(), ServerErr
         grace: Duration::from_secs(10),
     };
     let supervisor = Supervisor::new(policy, log.clone(), true)?;
+    let support = supervisor.limit_support();
+    match support.warning() {
+        Some(w) => say(&log, EventKind::Error, format!("warning: {w}")).await,
+        None => {
+            say(
+                &log,
+                EventKind::Info,
+                format!("process sizes are enforced with {}", support.as_str()),
+            )
+            .await
+        }
+    }
 
     // The router: app traffic by Host. Its access events go to each app's log stream through a
     // bounded queue; when the queue is full (a flood of requests), events are counted, not
@@ -185,6 +198,7 @@ pub async fn serve(config: ServerConfig, log: LogSender) -> Result<(), ServerErr
     // its own task so that one slow app holds up neither the others nor the API.
     for app in store.apps().await? {
         rotation.set_hosts(&app.name, store.domains(&app.name).await?);
+        runtime.sizes.set(&app.name, &store.sizes(&app.name).await?);
         if let Some(release) = store.current_release(&app.name).await? {
             let formation = store.formation(&app.name).await?;
             let runtime = runtime.clone();

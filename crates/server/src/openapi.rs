@@ -9,7 +9,7 @@ use dozen_api::{
     App, AppInfo, Build, BuildStatus, ConfigPatch, CreateApp, CreateToken, CreatedToken,
     DeployLine, DeployOutcome, Destroyed, DomainRequest, Domains, ErrorBody, ErrorDetail, Health,
     LogLine, ManifestProcessType, Process, Release, ReleaseDetail, ReleaseEntry, ReleaseStatus,
-    RestartRequest, RollbackRequest, RunExit, RunLine, RunRequest, RunStarted, SlugManifest, Token,
+    RestartRequest, RollbackRequest, RunExit, RunLine, RunRequest, RunStarted, SizeInfo, Sizes, SlugManifest, Token,
 };
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -36,7 +36,7 @@ pub fn document() -> String {
     paths(
         healthz, openapi_json, list_apps, create_app, app_info, destroy_app, get_config,
         patch_config, list_releases, release_info, release_config, release_slug, rollback,
-        list_builds, create_build, get_formation, patch_formation, ps, ps_restart, run, logs,
+        list_builds, create_build, get_formation, patch_formation, get_sizes, patch_sizes, ps, ps_restart, run, logs,
         list_domains, add_domain, remove_domain, list_tokens, create_token, revoke_token
     ),
     components(schemas(
@@ -44,7 +44,7 @@ pub fn document() -> String {
         DeployLine, DeployOutcome, Destroyed, DomainRequest, Domains, ErrorBody, ErrorDetail,
         Health, LogLine, ManifestProcessType, Process, Release, ReleaseDetail, ReleaseEntry,
         ReleaseStatus, RestartRequest, RollbackRequest, RunExit, RunLine, RunRequest, RunStarted,
-        SlugManifest, Token
+        SizeInfo, Sizes, SlugManifest, Token
     )),
     modifiers(&Bearer),
     security(("bearer" = []))
@@ -193,6 +193,22 @@ fn get_formation() {}
         (status = 404, description = "No such app", body = ErrorBody),
         (status = 422, description = "Nothing to scale, an unknown type or a negative quantity", body = ErrorBody)))]
 fn patch_formation() {}
+
+#[utoipa::path(get, path = "/v1/apps/{app}/formation/sizes", tag = "formation", params(("app" = String, Path)),
+    responses(
+        (status = 200, description = "The size of each process type, every size, and how this host enforces them", body = Sizes),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 404, description = "No such app", body = ErrorBody)))]
+fn get_sizes() {}
+
+#[utoipa::path(patch, path = "/v1/apps/{app}/formation/sizes", tag = "formation", params(("app" = String, Path)),
+    request_body(content = BTreeMap<String, String>, description = "Process type -> size (tiny, 1x, 2x, performance-m, performance-l)"),
+    responses(
+        (status = 200, description = "The sizes after; the types named restart with their new limits, web with zero downtime", body = Sizes),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 404, description = "No such app", body = ErrorBody),
+        (status = 422, description = "Nothing to resize, an unknown size (the message lists the sizes) or process type", body = ErrorBody)))]
+fn patch_sizes() {}
 
 #[utoipa::path(get, path = "/v1/apps/{app}/ps", tag = "formation", params(("app" = String, Path)),
     responses(

@@ -26,6 +26,8 @@ struct SlugRun {
     health: Option<String>,
     run_env: RunEnv,
     confine: Option<dozen_supervise::Confinement>,
+    /// Sizes the release declares (`dozen.toml` `[sizes]`, `app.json`), type -> name.
+    sizes: BTreeMap<String, String>,
 }
 
 /// One running process of an app.
@@ -35,6 +37,7 @@ struct Proc {
     type_name: String,
     release: i64,
     port: u16,
+    size: &'static dozen_core::Size,
 }
 
 /// What runs for one app.
@@ -67,6 +70,12 @@ pub struct PsRow {
     pub for_seconds: u64,
     /// How often it was restarted.
     pub restarts: u32,
+    /// Its size (`1x`).
+    pub size: &'static str,
+    /// Bytes of memory it uses now (with everything it started), where the host measures it.
+    pub memory: Option<u64>,
+    /// The most memory its size allows.
+    pub memory_limit: u64,
 }
 
 /// Every app's processes on this host.
@@ -83,6 +92,8 @@ pub struct Runtime {
     logs: Mutex<HashMap<String, Arc<AppLog>>>,
     ops: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     tenancy: Tenancy,
+    /// Sizes set with `ps:resize`, per app.
+    pub sizes: crate::sizes::SizeBook,
 }
 
 impl Runtime {
@@ -117,6 +128,7 @@ impl Runtime {
             logs: Mutex::new(HashMap::new()),
             ops: Mutex::new(HashMap::new()),
             tenancy: Tenancy::detect(),
+            sizes: crate::sizes::SizeBook::default(),
         }
     }
 
@@ -331,6 +343,34 @@ impl Runtime {
         }
     }
 
+    /// The sizes a release's slug declares (`dozen.toml`'s `[sizes]`, `app.json`'s
+    /// `formation.TYPE.size`): type -> size name.
+    fn declared_sizes(&self, release: &Release) -> BTreeMap<String, String> {
+        self.slug_manifest(release)
+            .and_then(|m| {
+                m["sizes"].as_object().map(|o| {
+                    o.iter()
+                        .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+                        .collect()
+                })
+            })
+            .unwrap_or_default()
+    }
+
+    /// The size each process type of `release` runs at.
+    pub fn sizes_of(&self, release: &Release) -> BTreeMap<String, &'static dozen_core::Size> {
+        let declared = self.declared_sizes(release);
+        release
+            .process_types
+            .keys()
+            .filter(|t| *t != "release")
+            .map(|t| {
+                let stored = self.sizes.get(&release.app, t);
+                (t.clone(), crate::sizes::effective(stored, &declared, t))
+            })
+            .collect()
+    }
+
     /// The health check path and boot timeout a release's slug declares (`dozen.toml`).
     fn health_settings(&self, release: &Release) -> (Option<String>, Duration) {
         let manifest = self.slug_manifest(release);
@@ -358,10 +398,12 @@ impl Runtime {
             health,
             run_env,
             confine,
+            sizes,
         } = slug;
         let app = release.app.as_str();
         let port = free_port()?;
         let name = format!("{type_name}.{number}");
+        let size = crate::sizes::effective(self.sizes.get(app, type_name), sizes, type_name);
         let command = release
             .process_types
             .get(type_name)
@@ -377,6 +419,7 @@ impl Runtime {
             clear_env: true,
             log: Some(self.log(app).sender()),
             confine: confine.clone(),
+            limits: Some(crate::sizes::limits(size, type_name)),
         };
         let handle = self.supervisor.start_process(spec);
         if type_name == "web" {
@@ -394,6 +437,7 @@ impl Runtime {
             type_name: type_name.to_string(),
             release: release.version,
             port,
+            size,
         })
     }
 
@@ -423,6 +467,7 @@ impl Runtime {
             health: health.clone(),
             run_env: self.run_env(release)?,
             confine: self.confinement(app, &dir).await?,
+            sizes: self.declared_sizes(release),
         };
         let mut desired: Vec<(String, usize)> = Vec::new();
         for (type_name, n) in effective_formation(formation, release) {
@@ -551,6 +596,13 @@ impl Runtime {
                         .map(|d| d.as_secs())
                         .unwrap_or(0),
                     restarts: st.restarts,
+                    size: p.size.name,
+                    memory: st
+                        .memory
+                        .as_ref()
+                        .filter(|_| !matches!(st.phase, Phase::Exited | Phase::Crashed))
+                        .and_then(|g| g.current()),
+                    memory_limit: p.size.memory,
                 }
             })
             .collect()
@@ -617,6 +669,7 @@ impl Runtime {
             clear_env: true,
             log: Some(self.log(&release.app).sender()),
             confine,
+            limits: Some(crate::sizes::one_off_limits()),
         };
         Ok(match attached {
             Some(io) => self.supervisor.run_attached(spec, stop, io).await,
@@ -639,6 +692,7 @@ impl Runtime {
     pub async fn stop_app(&self, app: &str) {
         self.rotation.remove_app(app);
         let run = self.apps.lock().await.remove(app);
+        self.sizes.remove(app);
         if let Some(run) = run {
             let procs = std::mem::take(&mut run.lock().await.procs);
             stop_all(procs.into_values().collect()).await;

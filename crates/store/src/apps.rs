@@ -82,6 +82,7 @@ impl Store {
         for sql in [
             "DELETE FROM domains WHERE app = $1",
             "DELETE FROM formation WHERE app = $1",
+            "DELETE FROM process_sizes WHERE app = $1",
             "DELETE FROM config_vars WHERE app = $1",
             "DELETE FROM releases WHERE app = $1",
             "DELETE FROM builds WHERE app = $1",

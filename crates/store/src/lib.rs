@@ -1,5 +1,5 @@
 //! All persistent state of `dozen server`, behind one interface: apps,
-//! config vars, releases, formation, builds, slug records, domains and API
+//! config vars, releases, formation and process sizes, builds, slug records, domains and API
 //! tokens.
 //!
 //! The same code runs on an embedded SQLite file (the default,
@@ -57,6 +57,7 @@ mod ident;
 mod model;
 mod releases;
 mod schema;
+mod sizes;
 mod store;
 mod tokens;
 mod validate;

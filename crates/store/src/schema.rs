@@ -107,6 +107,16 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
             "CREATE INDEX api_tokens_by_app ON api_tokens (app)",
         ],
     },
+    Migration {
+        version: 3,
+        description: "process sizes (ps:resize)",
+        statements: &["CREATE TABLE process_sizes (
+            app TEXT NOT NULL REFERENCES apps (name) ON DELETE CASCADE,
+            process_type TEXT NOT NULL,
+            size TEXT NOT NULL,
+            PRIMARY KEY (app, process_type)
+        )"],
+    },
 ];
 
 /// Highest version this build knows.

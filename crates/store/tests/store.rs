@@ -23,6 +23,7 @@ on_both_backends!(
     releases_from_slugs_and_rollback,
     release_status_and_activation,
     formation_scales_within_bounds,
+    sizes_are_kept_per_process_type,
     builds_finish_once_and_recover_after_crash,
     domains_belong_to_one_app,
     destroying_an_app_removes_everything_it_owns,
@@ -38,7 +39,7 @@ on_both_backends!(
 const SECRET: &str = "hunter2-very-secret-value";
 
 /// Every migration this build knows, oldest first.
-const ALL_MIGRATIONS: &[i64] = &[1, 2];
+const ALL_MIGRATIONS: &[i64] = &[1, 2, 3];
 
 fn kv(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs
@@ -711,6 +712,39 @@ async fn formation_scales_within_bounds(db: &TestDb) {
     assert_invalid(s.scale("shop", &[]).await);
     assert_not_found(s.scale("nope", &[("web".to_owned(), 1)]).await, "app");
     assert_eq!(s.formation("shop").await.expect("formation"), f);
+}
+
+async fn sizes_are_kept_per_process_type(db: &TestDb) {
+    let s = db.ready().await;
+    s.create_app("shop").await.expect("create");
+    assert!(s.sizes("shop").await.expect("sizes").is_empty());
+    let sizes = s
+        .resize("shop", &kv(&[("web", "2x"), ("worker", "tiny")]))
+        .await
+        .expect("resize");
+    assert_eq!(sizes, map(&[("web", "2x"), ("worker", "tiny")]));
+    let sizes = s
+        .resize("shop", &kv(&[("web", "1x")]))
+        .await
+        .expect("resize again");
+    assert_eq!(sizes, map(&[("web", "1x"), ("worker", "tiny")]));
+    // One bad change refuses the whole request.
+    assert_invalid(
+        s.resize("shop", &kv(&[("worker", "2x"), ("we b", "1x")]))
+            .await,
+    );
+    assert_invalid(s.resize("shop", &kv(&[("web", "")])).await);
+    assert_invalid(s.resize("shop", &[]).await);
+    assert_not_found(s.resize("nope", &kv(&[("web", "1x")])).await, "app");
+    assert_eq!(s.sizes("shop").await.expect("sizes"), sizes);
+    s.destroy_app("shop").await.expect("destroy");
+    s.create_app("shop").await.expect("create again");
+    assert!(
+        s.sizes("shop")
+            .await
+            .expect("sizes of the new app")
+            .is_empty()
+    );
 }
 
 async fn builds_finish_once_and_recover_after_crash(db: &TestDb) {

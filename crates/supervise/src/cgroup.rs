@@ -98,6 +98,11 @@ pub(crate) struct Cgroup {
 }
 
 impl Cgroup {
+    /// The directory (limits are written into it with cgroup v2).
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Open `cgroup.procs` for writing, for the child to move itself in before exec.
     pub(crate) fn procs_fd(&self) -> io::Result<OwnedFd> {
         let f = OpenOptions::new()

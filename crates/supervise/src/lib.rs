@@ -11,6 +11,9 @@
 //! - has its stdout and stderr read line by line into the log channel (`dozen_logs`), or, for a
 //!   one-off a client is attached to, sent to that client byte for byte
 //!   ([`Supervisor::run_attached`]);
+//! - runs within its [`Limits`] (memory, CPU, processes) where cgroup v2 controllers are
+//!   delegated to dozen or cgroup v1 hierarchies are writable ([`LimitSupport`]); when the
+//!   kernel kills it for memory, an event says so (Heroku's R15) before it is restarted;
 //! - is restarted by the [`Policy`] with exponential backoff, until it exits too often within
 //!   a window and dozen gives up, printing its last lines;
 //! - is stopped with SIGTERM to its group and every process it started (cgroup members and
@@ -33,6 +36,7 @@ mod cgroup;
 mod confine;
 mod exit;
 mod guardian;
+mod limits;
 mod net;
 mod policy;
 mod proctree;
@@ -43,6 +47,7 @@ mod supervisor;
 pub use attach::{Attached, OutputChunk};
 pub use confine::Confinement;
 pub use exit::{ExitStatus, signal_name};
+pub use limits::{LimitSupport, Limits, MemoryGauge};
 pub use net::is_listening;
 pub use policy::{CrashHistory, Policy, RestartPolicy, Verdict};
 pub use supervisor::{

@@ -28,7 +28,8 @@ pub(crate) struct Spawned {
 /// `clear_env`), in `cwd`, stdin from a pipe (`stdin_pipe`) or
 /// /dev/null and stdout/stderr on pipes.
 ///
-/// In the child, before exec: a new process group; membership of `cgroup`; SIGKILL when dozen
+/// In the child, before exec: a new process group; membership of `cgroup` and of the cgroup v1
+/// directories whose `cgroup.procs` are open in `limit_groups`; SIGKILL when dozen
 /// dies (`PR_SET_PDEATHSIG`); the signal mask emptied and the usual signals back to their
 /// defaults (dozen ignores SIGPIPE, which a child must not inherit); then, with `confine`, its
 /// app's user and view of the system ([`Confinement`]).
@@ -38,6 +39,7 @@ pub(crate) fn spawn_shell(
     clear_env: bool,
     cwd: &Path,
     cgroup: Option<&Cgroup>,
+    limit_groups: &[std::os::fd::OwnedFd],
     stdin_pipe: bool,
     confine: Option<&Confinement>,
 ) -> io::Result<Spawned> {
@@ -63,6 +65,8 @@ pub(crate) fn spawn_shell(
     // Opened here, used in the child, closed on exec (std opens files close-on-exec).
     let procs_fd = cgroup.and_then(|c| c.procs_fd().ok());
     let procs_raw = procs_fd.as_ref().map(|f| f.as_raw_fd()).unwrap_or(-1);
+    // cgroup v1 directories holding its limits (`cgroup.procs` of each, opened by the caller).
+    let limit_raw: Vec<i32> = limit_groups.iter().map(|f| f.as_raw_fd()).collect();
     // SAFETY: getpid is always safe.
     let parent = unsafe { libc::getpid() };
 
@@ -74,6 +78,9 @@ pub(crate) fn spawn_shell(
         cmd.pre_exec(move || {
             if procs_raw >= 0 {
                 libc::write(procs_raw, b"0".as_ptr().cast(), 1);
+            }
+            for &fd in &limit_raw {
+                libc::write(fd, b"0".as_ptr().cast(), 1);
             }
             libc::prctl(
                 libc::PR_SET_PDEATHSIG,

@@ -16,6 +16,7 @@ use crate::cgroup::{Cgroup, CgroupRoot};
 use crate::confine::Confinement;
 use crate::exit::{ExitStatus, signal_name};
 use crate::guardian::Guardian;
+use crate::limits::{LimitGroup, LimitRoot, LimitSupport, Limits, MemoryGauge};
 use crate::net::PortWatcher;
 use crate::policy::{CrashHistory, Policy, Verdict};
 use crate::proctree;
@@ -56,6 +57,8 @@ pub struct ProcessSpec {
     /// The user it runs as and what it sees of the system, if not dozen's own (the server, run
     /// as root, gives each app a user of its own).
     pub confine: Option<Confinement>,
+    /// Memory, CPU and process limits (enforced where [`Supervisor::limit_support`] says so).
+    pub limits: Option<Limits>,
 }
 
 /// What the caller asks of the running formation.
@@ -132,6 +135,8 @@ pub struct ProcessState {
     pub restarts: u32,
     /// How it last ended.
     pub last_exit: Option<ExitStatus>,
+    /// Its cgroup's memory, when it runs with [`Limits`] on a host that enforces them.
+    pub memory: Option<MemoryGauge>,
 }
 
 /// A process started with [`Supervisor::start_process`]: its state, and the means to stop it.
@@ -195,6 +200,7 @@ struct Ctx {
     policy: Policy,
     log: LogSender,
     cgroups: Option<CgroupRoot>,
+    limits: Option<LimitRoot>,
     guardian: Option<Guardian>,
     pumps: Mutex<Vec<JoinHandle<()>>>,
     sweep_orphans: bool,
@@ -224,6 +230,8 @@ impl Supervisor {
     ) -> Result<Self, SuperviseError> {
         crate::reaper::Reaper::get()?;
         let cgroups = CgroupRoot::create();
+        // Before any process's cgroup exists: cgroup v2 controllers are enabled for children.
+        let limits = LimitRoot::create(cgroups.as_ref().map(CgroupRoot::path));
         let guardian = Guardian::start()?;
         if let Some(root) = &cgroups {
             guardian.watch_cgroup(root.path());
@@ -233,6 +241,7 @@ impl Supervisor {
                 policy,
                 log,
                 cgroups,
+                limits,
                 guardian: Some(guardian),
                 pumps: Mutex::new(Vec::new()),
                 sweep_orphans,
@@ -244,6 +253,15 @@ impl Supervisor {
     /// True when processes are boxed in cgroups (so nothing they start can escape a stop).
     pub fn uses_cgroups(&self) -> bool {
         self.ctx.cgroups.is_some()
+    }
+
+    /// How [`ProcessSpec::limits`] are enforced on this host (decided once, in
+    /// [`Supervisor::new`]).
+    pub fn limit_support(&self) -> LimitSupport {
+        self.ctx
+            .limits
+            .as_ref()
+            .map_or(LimitSupport::None, LimitRoot::support)
     }
 
     /// Run one process to its end (never restarted), its output going to the log like any
@@ -461,12 +479,36 @@ async fn run_process(
         .cgroups
         .as_ref()
         .and_then(|root| root.child(&spec.name).ok());
+    let limit_group = match limit_group(&ctx, &spec, cgroup.as_ref()) {
+        Ok(g) => g,
+        Err(e) => {
+            emit(
+                &log,
+                PlatformEvent::new(
+                    EventKind::Error,
+                    format!(
+                        "{}: its limits could not be set ({e}); it runs without them",
+                        spec.name
+                    ),
+                )
+                .target(&spec.name),
+            )
+            .await;
+            None
+        }
+    };
+    if let Some(g) = &limit_group {
+        state.send_modify(|st| st.memory = Some(g.gauge()));
+    }
     let mut history = CrashHistory::default();
     let report = |status, stopped, gave_up| {
         if let Some(cg) = &cgroup {
             // Everything in it has been stopped by now; a long-running host must not collect
             // empty directories.
             cg.remove();
+        }
+        if let Some(g) = &limit_group {
+            g.remove();
         }
         let phase = if gave_up {
             Phase::Crashed
@@ -485,12 +527,18 @@ async fn run_process(
         if *stop.borrow() != Stop::Running {
             return report(ExitStatus::Code(0), true, false);
         }
+        let join_fds = limit_group
+            .as_ref()
+            .and_then(|g| g.procs_fds().ok())
+            .unwrap_or_default();
+        let mut oom = limit_group.as_ref().map(OomWatch::new);
         let spawned = match spawn_shell(
             &spec.command,
             &spec.env,
             spec.clear_env,
             &spec.cwd,
             cgroup.as_ref(),
+            &join_fds,
             io.is_some(),
             spec.confine.as_ref(),
         ) {
@@ -556,11 +604,26 @@ async fn run_process(
         let listening = wait_listening(ctx.ports.clone(), spec.port);
         tokio::pin!(listening);
         let mut up = false;
+        let mut oom_tick = tokio::time::interval(OOM_POLL);
         let exited = loop {
             let bound = tokio::select! {
                 status = &mut exit => break Some(status.unwrap_or(ExitStatus::Code(-1))),
                 _ = stop.wait_for(|s| *s != Stop::Running) => break None,
-                port = &mut listening, if !up => port,
+                port = &mut listening, if !up => Some(port),
+                _ = oom_tick.tick(), if oom.is_some() => None,
+            };
+            let Some(bound) = bound else {
+                // A process it started was killed for memory while it kept running.
+                if let Some(w) = oom.as_mut() {
+                    if w.new_kills() > 0 {
+                        emit(
+                            &log,
+                            w.event(&spec.name, "the kernel killed one of its processes"),
+                        )
+                        .await;
+                    }
+                }
+                continue;
             };
             up = true;
             if let Some(port) = bound {
@@ -591,6 +654,17 @@ async fn run_process(
         // Let the last lines it printed come out before the news that it exited.
         settle(&ctx, &mut pumps, PUMP_SETTLE).await;
         emit(&log, exited_event(&spec.name, pid, status)).await;
+        if let Some(w) = oom.as_mut() {
+            if w.new_kills() > 0 {
+                let restarts = may_restart && ctx.policy.restarts_after(status);
+                let what = if restarts {
+                    "killed by the kernel; restarting"
+                } else {
+                    "killed by the kernel"
+                };
+                emit(&log, w.event(&spec.name, what)).await;
+            }
+        }
         running.clean_leftovers(&ctx, &mut stop).await;
         settle(&ctx, &mut pumps, DRAIN_WAIT).await;
         if let Some(g) = ctx.guardian() {
@@ -668,6 +742,69 @@ fn initial_state(port: Option<u16>) -> ProcessState {
         since: SystemTime::now(),
         restarts: 0,
         last_exit: None,
+        memory: None,
+    }
+}
+
+/// How often a running process's cgroup is checked for kills by the out-of-memory killer.
+const OOM_POLL: Duration = Duration::from_secs(1);
+
+/// The cgroup(s) with the process's limits, when it has limits and the host enforces them.
+fn limit_group(
+    ctx: &Ctx,
+    spec: &ProcessSpec,
+    boxed: Option<&Cgroup>,
+) -> std::io::Result<Option<LimitGroup>> {
+    match (&ctx.limits, &spec.limits) {
+        (Some(root), Some(limits)) => root.group(&spec.name, boxed, limits).map(Some),
+        _ => Ok(None),
+    }
+}
+
+/// Counts kills by the out-of-memory killer in one process's cgroup, to report new ones.
+struct OomWatch {
+    group: LimitGroup,
+    seen: u64,
+}
+
+impl OomWatch {
+    fn new(group: &LimitGroup) -> OomWatch {
+        group.reset_peak();
+        OomWatch {
+            seen: group.oom_kills(),
+            group: group.clone(),
+        }
+    }
+
+    /// Kills since the last call.
+    fn new_kills(&mut self) -> u64 {
+        let now = self.group.oom_kills();
+        let new = now.saturating_sub(self.seen);
+        self.seen = now;
+        new
+    }
+
+    /// Heroku's R15, in dozen's words: `web.1: Error R15 (memory quota vastly exceeded): used
+    /// 128 MiB of 128 MiB (size tiny); killed by the kernel; restarting`.
+    fn event(&self, name: &str, what: &str) -> PlatformEvent {
+        use dozen_core::size::format_bytes as bytes;
+        let limits = self.group.limits();
+        let limit = limits.memory.unwrap_or(0);
+        let used = self.group.peak().unwrap_or(limit).max(limit);
+        let note = limits
+            .note
+            .as_deref()
+            .map(|n| format!(" ({n})"))
+            .unwrap_or_default();
+        PlatformEvent::new(
+            EventKind::Error,
+            format!(
+                "{name}: Error R15 (memory quota vastly exceeded): used {} of {}{note}; {what}",
+                bytes(used),
+                bytes(limit)
+            ),
+        )
+        .target(name)
     }
 }
 
@@ -900,6 +1037,9 @@ async fn finish(ctx: &Arc<Ctx>) {
     }
     if let Some(root) = &ctx.cgroups {
         root.kill_all();
+        root.remove();
+    }
+    if let Some(root) = &ctx.limits {
         root.remove();
     }
     if let Some(g) = ctx.guardian() {

@@ -31,6 +31,7 @@ fn spec(command: &str, env: Vec<(String, String)>, clear_env: bool) -> ProcessSp
         clear_env,
         log: None,
         confine: None,
+        limits: None,
     }
 }
 

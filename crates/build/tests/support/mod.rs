@@ -115,6 +115,8 @@ impl Harness {
             extra_env,
             stop,
             confine: None,
+            memory_limit: None,
+            disk_limit: None,
         })
         .await
     }
@@ -132,6 +134,7 @@ impl Harness {
             clear_env: true,
             log: Some(self.log.clone()),
             confine: None,
+            limits: None,
         };
         self.sup.run_once(spec, rx).await
     }

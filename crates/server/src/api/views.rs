@@ -66,6 +66,9 @@ pub fn process(p: PsRow) -> dozen_api::Process {
         release: p.release,
         for_seconds: p.for_seconds,
         restarts: p.restarts,
+        size: p.size.to_string(),
+        memory: p.memory,
+        memory_limit: Some(p.memory_limit),
     }
 }
 

@@ -14,6 +14,7 @@ mod error;
 mod formation;
 mod one_off;
 mod releases;
+mod sizes;
 
 use std::future::Future;
 use std::sync::Arc;
