@@ -416,7 +416,8 @@ pub fn ps(args: AppArgs) -> anyhow::Result<ExitCode> {
             "SIZE".into(),
             "MEMORY".into(),
         ]];
-        let bytes = |v: Option<u64>| v.map_or_else(|| "-".to_string(), dozen_core::size::format_bytes);
+        let bytes =
+            |v: Option<u64>| v.map_or_else(|| "-".to_string(), dozen_core::size::format_bytes);
         for p in v {
             rows.push(vec![
                 p.name.clone(),

@@ -38,8 +38,8 @@ pub mod platform;
 pub mod recover;
 pub mod rotation;
 pub mod runtime;
-pub mod tenancy;
 pub mod sizes;
+pub mod tenancy;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -9,7 +9,8 @@ use dozen_api::{
     App, AppInfo, Build, BuildStatus, ConfigPatch, CreateApp, CreateToken, CreatedToken,
     DeployLine, DeployOutcome, Destroyed, DomainRequest, Domains, ErrorBody, ErrorDetail, Health,
     LogLine, ManifestProcessType, Process, Release, ReleaseDetail, ReleaseEntry, ReleaseStatus,
-    RestartRequest, RollbackRequest, RunExit, RunLine, RunRequest, RunStarted, SizeInfo, Sizes, SlugManifest, Token,
+    RestartRequest, RollbackRequest, RunExit, RunLine, RunRequest, RunStarted, SizeInfo, Sizes,
+    SlugManifest, Token,
 };
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use dozen_core::size::{DEFAULT_SIZE, SIZES, Size, format_bytes, format_cpu};
-use dozen_supervise::{LimitSupport, Limits};
+use dozen_supervise::Limits;
 
 /// Sizes set with `ps:resize`, per app, as stored.
 #[derive(Debug, Default)]
@@ -88,7 +88,7 @@ pub fn size_info(size: &Size) -> dozen_api::SizeInfo {
         memory: size.memory,
         memory_text: format_bytes(size.memory),
         cpu: format_cpu(size.cpu_millis),
-        pids: size.pids,
+        pids: u64::from(size.pids),
     }
 }
 

@@ -168,6 +168,7 @@ async fn run_tool(supervisor: &Supervisor, command: &str) -> String {
         clear_env: true,
         log: None,
         confine: None,
+        limits: None,
     };
     supervisor.run_once(spec, rx).await.to_string()
 }

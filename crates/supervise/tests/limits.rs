@@ -56,6 +56,7 @@ async fn a_process_over_its_memory_is_killed_reported_and_restarted() {
         color: 0,
         clear_env: false,
         log: None,
+        confine: None,
         limits: Some(Limits {
             memory: Some(64 << 20),
             cpu_millis: Some(500),
@@ -118,6 +119,7 @@ async fn a_process_within_its_limits_shows_its_memory() {
         color: 0,
         clear_env: false,
         log: None,
+        confine: None,
         limits: Some(Limits {
             memory: Some(128 << 20),
             cpu_millis: None,

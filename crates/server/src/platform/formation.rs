@@ -15,7 +15,10 @@ impl Platform {
         self.effective_formation(app).await
     }
 
-    async fn effective_formation(&self, app: &str) -> PlatformResult<BTreeMap<String, i64>> {
+    pub(super) async fn effective_formation(
+        &self,
+        app: &str,
+    ) -> PlatformResult<BTreeMap<String, i64>> {
         let mut formation = self.store.formation(app).await?;
         if let Some(release) = self.store.current_release(app).await? {
             formation.extend(crate::runtime::effective_formation(&formation, &release));

@@ -21,11 +21,7 @@ impl Platform {
     }
 
     /// Set sizes (`TYPE -> SIZE`) and restart the types named with their new limits.
-    pub async fn resize(
-        &self,
-        app: &str,
-        body: BTreeMap<String, String>,
-    ) -> PlatformResult<Sizes> {
+    pub async fn resize(&self, app: &str, body: BTreeMap<String, String>) -> PlatformResult<Sizes> {
         if body.is_empty() {
             return Err(PlatformError::Invalid(
                 "nothing to resize: give TYPE=SIZE".into(),
@@ -33,8 +29,8 @@ impl Platform {
         }
         let mut changes: Vec<(String, &'static Size)> = Vec::new();
         for (t, name) in &body {
-            let size =
-                Size::parse(name).map_err(|e| PlatformError::Invalid(format!("{t}={name}: {e}")))?;
+            let size = Size::parse(name)
+                .map_err(|e| PlatformError::Invalid(format!("{t}={name}: {e}")))?;
             changes.push((t.clone(), size));
         }
         self.store.app(app).await?;
