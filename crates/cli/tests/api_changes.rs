@@ -8,7 +8,7 @@ use std::io::Write;
 use std::net::TcpStream;
 use std::process::Stdio;
 
-use support::api::gated_app;
+use support::api::{Gate, gated_app};
 use support::server::{Server, TOKEN};
 use support::{await_condition, processes_matching, unique_tag};
 
@@ -29,16 +29,16 @@ fn a_config_change_goes_live_though_its_client_disconnects() {
     let server = Server::start();
     let tag = unique_tag();
     let app = gated_app(&tag);
-    let gate = app.path().join("gate");
-    let gate_var = format!("GATE={}", gate.display());
+    let gate = Gate::new();
+    let gate_var = gate.var();
     server.ok(&["apps:create", "patient"]);
     server.ok(&["config:set", "-a", "patient", &gate_var]);
-    std::fs::write(&gate, "").expect("gate");
+    gate.open();
     server.deploy("patient", app.path());
     await_release(&server, "patient", 2, "succeeded");
 
     // v3's release phase waits at the gate; its client sends the change and goes away.
-    std::fs::remove_file(&gate).expect("close the gate");
+    gate.close();
     let mut client = TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
     let body = br#"{"set":{"COLOUR":"blue"}}"#;
     write!(
@@ -54,7 +54,7 @@ fn a_config_change_goes_live_though_its_client_disconnects() {
         .expect("disconnect");
     drop(client);
 
-    std::fs::write(&gate, "").expect("open the gate");
+    gate.open();
     await_release(&server, "patient", 3, "succeeded");
     let info = server.json(&["apps:info", "-a", "patient"]);
     assert_eq!(info["current_release"], 3, "{info}");
@@ -67,8 +67,8 @@ fn destroying_an_app_during_its_deploy_leaves_no_process_running() {
     let server = Server::start();
     let tag = unique_tag();
     let app = gated_app(&tag);
-    let gate = app.path().join("gate");
-    let gate_var = format!("GATE={}", gate.display());
+    let gate = Gate::new();
+    let gate_var = gate.var();
     server.ok(&["apps:create", "doomed"]);
     server.ok(&["config:set", "-a", "doomed", &gate_var]);
 
@@ -90,7 +90,7 @@ fn destroying_an_app_during_its_deploy_leaves_no_process_running() {
         .expect("destroy");
     server.await_log("doomed", "destroying doomed");
     // The deploy goes on to start its processes; the destroy, waiting for it, stops them.
-    std::fs::write(&gate, "").expect("open the gate");
+    gate.open();
     let deploy = deploy.wait_with_output().expect("deploy");
     let destroy = destroy.wait_with_output().expect("destroy");
     assert!(

@@ -131,15 +131,14 @@ pub const AUTH: (&str, &str) = ("Authorization", "Bearer dzn_test_token_01234567
 pub const JSON: (&str, &str) = ("Content-Type", "application/json");
 
 /// A small app: a web process in Python's standard library, and a release phase that waits
-/// for the file named by its config var `GATE` (when set), so a test can hold a rollout
-/// half-way.
+/// until the loopback port of its config var `GATE` (when set) takes connections, so a test can
+/// hold a rollout half-way ([`Gate`]). A port and not a file: an app's processes have a `/tmp`
+/// of their own and do not see the test's files when the server runs as root.
 pub fn gated_app(tag: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tmp");
     std::fs::write(
         dir.path().join("Procfile"),
-        format!(
-            "web: python3 web.py {tag}\nrelease: while [ -n \"$GATE\" ] && [ ! -e \"$GATE\" ]; do sleep 0.05; done\n"
-        ),
+        format!("web: python3 web.py {tag}\nrelease: python3 gate.py\n"),
     )
     .expect("Procfile");
     std::fs::write(
@@ -149,7 +148,52 @@ pub fn gated_app(tag: &str) -> tempfile::TempDir {
          http.server.SimpleHTTPRequestHandler).serve_forever()\n",
     )
     .expect("web.py");
+    std::fs::write(
+        dir.path().join("gate.py"),
+        "import os, socket, time\n\
+         port = os.environ.get('GATE')\n\
+         while port:\n\
+         \x20   try:\n\
+         \x20       socket.create_connection(('127.0.0.1', int(port)), timeout=1).close()\n\
+         \x20       break\n\
+         \x20   except OSError:\n\
+         \x20       time.sleep(0.05)\n",
+    )
+    .expect("gate.py");
     dir
+}
+
+/// The gate of a [`gated_app`]: open while the test listens on its port.
+#[derive(Debug)]
+pub struct Gate {
+    port: u16,
+    listener: std::sync::Mutex<Option<std::net::TcpListener>>,
+}
+
+impl Gate {
+    /// A closed gate on a free port.
+    pub fn new() -> Gate {
+        Gate {
+            port: super::free_port(),
+            listener: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// The config var that points the app at it (`GATE=PORT`).
+    pub fn var(&self) -> String {
+        format!("GATE={}", self.port)
+    }
+
+    /// Let release phases through.
+    pub fn open(&self) {
+        let l = std::net::TcpListener::bind(("127.0.0.1", self.port)).expect("bind the gate");
+        *self.listener.lock().expect("gate") = Some(l);
+    }
+
+    /// Hold release phases again.
+    pub fn close(&self) {
+        self.listener.lock().expect("gate").take();
+    }
 }
 
 /// The source of `dir` as the tar.zst `dozen deploy` uploads.
