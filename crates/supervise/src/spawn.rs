@@ -28,8 +28,17 @@ pub(crate) struct Spawned {
 /// `clear_env`), in `cwd`, stdin from a pipe (`stdin_pipe`) or
 /// /dev/null and stdout/stderr on pipes.
 ///
+/// Where a child is put before it runs: its cgroup, the cgroup v1 directories holding its limits
+/// (their `cgroup.procs`, opened by the caller), and its app's user and view of the system.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Placement<'a> {
+    pub(crate) cgroup: Option<&'a Cgroup>,
+    pub(crate) limit_groups: &'a [std::os::fd::OwnedFd],
+    pub(crate) confine: Option<&'a Confinement>,
+}
+
 /// In the child, before exec: a new process group; membership of `cgroup` and of the cgroup v1
-/// directories whose `cgroup.procs` are open in `limit_groups`; SIGKILL when dozen
+/// directories whose `cgroup.procs` are open in `limit_groups` (of `placement`); SIGKILL when dozen
 /// dies (`PR_SET_PDEATHSIG`); the signal mask emptied and the usual signals back to their
 /// defaults (dozen ignores SIGPIPE, which a child must not inherit); then, with `confine`, its
 /// app's user and view of the system ([`Confinement`]).
@@ -38,11 +47,14 @@ pub(crate) fn spawn_shell(
     env: &[(String, String)],
     clear_env: bool,
     cwd: &Path,
-    cgroup: Option<&Cgroup>,
-    limit_groups: &[std::os::fd::OwnedFd],
+    placement: Placement<'_>,
     stdin_pipe: bool,
-    confine: Option<&Confinement>,
 ) -> io::Result<Spawned> {
+    let Placement {
+        cgroup,
+        limit_groups,
+        confine,
+    } = placement;
     let reaper = Reaper::get()?;
     let confined = confine.map(|c| c.prepare(cwd)).transpose()?;
     let mut cmd = Command::new("/bin/sh");

@@ -20,7 +20,7 @@ use crate::limits::{LimitGroup, LimitRoot, LimitSupport, Limits, MemoryGauge};
 use crate::net::PortWatcher;
 use crate::policy::{CrashHistory, Policy, Verdict};
 use crate::proctree;
-use crate::spawn::{Spawned, group_alive, pgid_of, signal, signal_group, spawn_shell};
+use crate::spawn::{Placement, Spawned, group_alive, pgid_of, signal, signal_group, spawn_shell};
 
 /// How often the stop sequence looks at whether everything has exited.
 const POLL: Duration = Duration::from_millis(20);
@@ -537,10 +537,12 @@ async fn run_process(
             &spec.env,
             spec.clear_env,
             &spec.cwd,
-            cgroup.as_ref(),
-            &join_fds,
+            Placement {
+                cgroup: cgroup.as_ref(),
+                limit_groups: &join_fds,
+                confine: spec.confine.as_ref(),
+            },
             io.is_some(),
-            spec.confine.as_ref(),
         ) {
             Ok(s) => s,
             Err(e) => {
