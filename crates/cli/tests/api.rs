@@ -198,6 +198,25 @@ fn every_route_answers_as_its_openapi_schema_says() {
         json!({"nope": 1}),
         422,
     );
+    r.get(
+        "/v1/apps/{app}/formation/sizes",
+        "/v1/apps/shop/formation/sizes",
+        200,
+    );
+    r.json(
+        "PATCH",
+        "/v1/apps/{app}/formation/sizes",
+        "/v1/apps/shop/formation/sizes",
+        json!({"web": "2x"}),
+        200,
+    );
+    r.json(
+        "PATCH",
+        "/v1/apps/{app}/formation/sizes",
+        "/v1/apps/shop/formation/sizes",
+        json!({"web": "huge"}),
+        422,
+    );
     r.get("/v1/apps/{app}/ps", "/v1/apps/shop/ps", 200);
     r.json(
         "POST",
