@@ -233,6 +233,7 @@ pub async fn serve(config: ServerConfig, log: LogSender) -> Result<(), ServerErr
     let listener = tokio::net::TcpListener::bind((bind.as_str(), config.port)).await?;
     let router_listener =
         tokio::net::TcpListener::bind((bind.as_str(), config.router_port)).await?;
+    let stop_signals = catch_stop_signals();
     say(
         &log,
         EventKind::Info,
@@ -281,7 +282,7 @@ pub async fn serve(config: ServerConfig, log: LogSender) -> Result<(), ServerErr
     let signal_log = log.clone();
     let guard = auth::Guard::new(store.clone(), Some(log.clone()));
     listen::serve(listener, api::router(state, guard), api_tls, async move {
-        let name = wait_for_stop_signal().await;
+        let name = wait_for_stop_signal(stop_signals).await;
         say(
             &signal_log,
             EventKind::Stopping,
@@ -305,12 +306,23 @@ async fn say(log: &LogSender, kind: EventKind, text: impl Into<String>) {
     let _ = log.event(PlatformEvent::new(kind, text)).await;
 }
 
-async fn wait_for_stop_signal() -> &'static str {
+/// SIGTERM and SIGINT, caught from now on: installed before the server says it listens, so a
+/// signal sent as soon as that line is read is a graceful stop, not the default death.
+type StopSignals = Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>;
+
+fn catch_stop_signals() -> StopSignals {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
+    match (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
-    ) else {
+    ) {
+        (Ok(term), Ok(int)) => Some((term, int)),
+        _ => None,
+    }
+}
+
+async fn wait_for_stop_signal(signals: StopSignals) -> &'static str {
+    let Some((mut term, mut int)) = signals else {
         return std::future::pending().await;
     };
     tokio::select! {
