@@ -93,6 +93,7 @@ impl CrashServer {
             .env("DOZEN_DATA_DIR", self.data.path())
             .env("DOZEN_API_TOKEN", TOKEN)
             .env("DOZEN_BIND", "127.0.0.1")
+            .env("DOZEN_APP_USER_PREFIX", format!("dz{}-", self.port))
             .env("DOZEN_LOG_LINES", LOG_LINES.to_string())
             .env("DOZEN_BOOT_TIMEOUT", "20")
             .env_remove("DATABASE_URL")

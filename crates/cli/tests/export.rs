@@ -134,6 +134,7 @@ impl Server {
                 .env("DOZEN_DATA_DIR", data.path())
                 .env("DOZEN_API_TOKEN", TOKEN)
                 .env("DOZEN_BIND", "127.0.0.1")
+                .env("DOZEN_APP_USER_PREFIX", format!("dz{}-", port))
                 .env_remove("DATABASE_URL")
                 .env("NO_COLOR", "1");
             c

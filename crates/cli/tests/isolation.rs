@@ -144,8 +144,8 @@ fn each_app_runs_as_its_own_user() {
         return;
     }
     let t = TwoApps::deploy();
-    let uid_a = uid_of(&format!("dozen-{}", t.a)).expect("a user for app a");
-    let uid_b = uid_of(&format!("dozen-{}", t.b)).expect("a user for app b");
+    let uid_a = uid_of(&t.server.app_user(&t.a)).expect("a user for app a");
+    let uid_b = uid_of(&t.server.app_user(&t.b)).expect("a user for app b");
     assert_ne!(uid_a, 0);
     assert_ne!(uid_a, uid_b);
 
@@ -154,7 +154,7 @@ fn each_app_runs_as_its_own_user() {
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert_eq!(lines[0], uid_a.to_string(), "{}", out.stdout);
-    assert_eq!(lines[1], format!("dozen-{}", t.a));
+    assert_eq!(lines[1], t.server.app_user(&t.a));
     assert!(
         lines[2].starts_with(&t.release_dir(&t.a).display().to_string()),
         "HOME is the app's release directory: {}",
@@ -229,8 +229,8 @@ fn an_app_cannot_read_or_signal_another_app_or_the_server() {
 
     // Outside its namespace too, the files are not a's: b's release directory is b's alone,
     // and the data directory and the store the server's.
-    let uid_a = uid_of(&format!("dozen-{}", t.a)).expect("user a");
-    let uid_b = uid_of(&format!("dozen-{}", t.b)).expect("user b");
+    let uid_a = uid_of(&t.server.app_user(&t.a)).expect("user a");
+    let uid_b = uid_of(&t.server.app_user(&t.b)).expect("user b");
     let meta = std::fs::metadata(&b_dir).expect("b's release dir");
     assert_eq!((meta.uid(), meta.mode() & 0o777), (uid_b, 0o700));
     let cache = std::fs::metadata(data.join("cache").join(&t.b)).expect("b's build cache");
@@ -294,7 +294,7 @@ fn destroying_an_app_removes_its_user() {
     }
     let server = Server::start();
     let app = format!("iso-d-{}", unique_tag());
-    let user = format!("dozen-{app}");
+    let user = server.app_user(&app);
     let source = App::with("worker: sleep 1000\n");
     server.ok(&["apps:create", &app]);
     server.deploy(&app, source.path());
@@ -313,6 +313,27 @@ fn destroying_an_app_removes_its_user() {
                 })
             })
     });
+}
+
+#[test]
+fn a_group_left_behind_with_the_users_name_is_taken_over() {
+    if !root_or_skip() {
+        return;
+    }
+    let server = Server::start();
+    let app = format!("iso-g-{}", unique_tag());
+    let user = server.app_user(&app);
+    let made = std::process::Command::new("groupadd")
+        .args(["--system", &user])
+        .status()
+        .expect("groupadd");
+    assert!(made.success(), "groupadd {user}");
+    let source = App::with("worker: sleep 1000\n");
+    server.ok(&["apps:create", &app]);
+    server.deploy(&app, source.path());
+    assert!(uid_of(&user).is_some(), "{user} was made despite its group");
+    server.ok(&["apps:destroy", "-a", &app, "--confirm", &app]);
+    assert_eq!(uid_of(&user), None, "{user} is still in the user database");
 }
 
 #[test]
@@ -428,7 +449,7 @@ fn confined_processes_stop_restart_and_exit_as_before() {
     t.server.await_state(&t.b, "worker.1", "running");
     let new = t.pid(&t.b, "worker.1");
     assert_ne!(new, old);
-    let uid_b = uid_of(&format!("dozen-{}", t.b)).expect("user b");
+    let uid_b = uid_of(&t.server.app_user(&t.b)).expect("user b");
     assert_eq!(uid_of_process(new), uid_b);
 
     // A crash is restarted by the supervisor (root may signal it; the app's `ps` pid is real).

@@ -21,6 +21,8 @@ pub struct ServerConfig {
     /// `DOZEN_LOG_HISTORY`: `on` (default) keeps each app's recent lines on disk too, so they
     /// survive a restart; `off` keeps them in memory only.
     pub log_history: bool,
+    /// What the system users of apps are named: `<prefix><app>` (`DOZEN_APP_USER_PREFIX`).
+    pub app_user_prefix: String,
     /// `DOZEN_BUILD_TIMEOUT`: seconds a build may take (default 900).
     pub build_timeout: Duration,
     /// `DOZEN_BUILD_MEMORY`: memory a build step may use (default 4GiB; `0`: no limit).
@@ -139,6 +141,13 @@ impl ServerConfig {
                 Some("off") => false,
                 Some(_) => return Err("DOZEN_LOG_HISTORY must be on or off".into()),
             },
+            app_user_prefix: match lookup("DOZEN_APP_USER_PREFIX") {
+                None => "dozen-".into(),
+                Some(p) if valid_user_prefix(&p) => p,
+                Some(_) => {
+                    return Err("DOZEN_APP_USER_PREFIX must be 1 to 16 characters: a lowercase letter or _, then lowercase letters, digits, _ or -".into());
+                }
+            },
             build_timeout: Duration::from_secs(number(&lookup, "DOZEN_BUILD_TIMEOUT", 900)?),
             build_memory: bytes("DOZEN_BUILD_MEMORY", 4 << 30)?,
             build_disk: bytes("DOZEN_BUILD_DISK", 8 << 30)?,
@@ -226,6 +235,17 @@ pub fn tls_settings(dir: &std::path::Path) -> Result<dozen_router::TlsSettings, 
     }
     certs.sort();
     Ok(dozen_router::TlsSettings { certs })
+}
+
+/// Whether `p` can start a system user's name (what `useradd` accepts, kept short so that
+/// `<prefix><app>` stays readable within 32 characters).
+fn valid_user_prefix(p: &str) -> bool {
+    let mut chars = p.chars();
+    (1..=16).contains(&p.len())
+        && chars
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
 }
 
 #[cfg(test)]

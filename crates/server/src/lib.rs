@@ -161,7 +161,8 @@ pub async fn serve(config: ServerConfig, log: LogSender) -> Result<(), ServerErr
         config.data_dir.clone(),
         config.log_lines,
         config.boot_timeout,
-    );
+    )
+    .with_app_user_prefix(&config.app_user_prefix);
     let runtime = Arc::new(match config.log_history {
         true => runtime,
         false => runtime.without_log_history(),

@@ -127,7 +127,7 @@ impl Runtime {
             apps: tokio::sync::Mutex::new(HashMap::new()),
             logs: Mutex::new(HashMap::new()),
             ops: Mutex::new(HashMap::new()),
-            tenancy: Tenancy::detect(),
+            tenancy: Tenancy::detect("dozen-"),
             sizes: crate::sizes::SizeBook::default(),
         }
     }
@@ -153,6 +153,12 @@ impl Runtime {
             .app_user(app)
             .await?
             .map(|u| tenancy::confinement(u, &self.data_dir, &[dir])))
+    }
+
+    /// Name the apps' system users `<prefix><app>` (`DOZEN_APP_USER_PREFIX`).
+    pub fn with_app_user_prefix(mut self, prefix: &str) -> Runtime {
+        self.tenancy = Tenancy::detect(prefix);
+        self
     }
 
     /// Keep log streams in memory only, without a history on disk (`DOZEN_LOG_HISTORY=off`).

@@ -30,6 +30,8 @@ pub struct AppUser {
 /// How apps are kept apart on this host.
 #[derive(Debug)]
 pub struct Tenancy {
+    /// App users are named `<prefix><app>`.
+    prefix: String,
     per_app_users: bool,
     /// One `useradd` or `userdel` at a time: they lock the user database and give up when it
     /// is locked.
@@ -38,10 +40,11 @@ pub struct Tenancy {
 
 impl Tenancy {
     /// Per-app users when this process runs as root, else one trusted tenant.
-    pub fn detect() -> Tenancy {
+    pub fn detect(prefix: &str) -> Tenancy {
         // SAFETY: geteuid(2) cannot fail.
         let root = unsafe { libc::geteuid() } == 0;
         Tenancy {
+            prefix: prefix.to_string(),
             per_app_users: root,
             changing: tokio::sync::Mutex::new(()),
         }
@@ -55,7 +58,10 @@ impl Tenancy {
     /// The start-up line that says which it is.
     pub fn describe(&self) -> String {
         if self.per_app_users {
-            "running as root: each app builds and runs as a system user of its own (dozen-<app>), with a private /tmp and only its own processes in /proc".into()
+            format!(
+                "running as root: each app builds and runs as a system user of its own ({}<app>), with a private /tmp and only its own processes in /proc",
+                self.prefix
+            )
         } else {
             // SAFETY: geteuid(2) cannot fail.
             let uid = unsafe { libc::geteuid() };
@@ -74,7 +80,7 @@ impl Tenancy {
         if !self.per_app_users {
             return Ok(None);
         }
-        let name = user_name(app);
+        let name = user_name(&self.prefix, app);
         if let Some(user) = lookup(&name) {
             return Ok(Some(user));
         }
@@ -82,8 +88,14 @@ impl Tenancy {
         if let Some(user) = lookup(&name) {
             return Ok(Some(user));
         }
+        // A group of the name left behind (a userdel cut short) is taken over, not an error.
+        let group = if group_exists(&name) {
+            format!("--gid {name}")
+        } else {
+            "--user-group".to_string()
+        };
         let command = format!(
-            "useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin --comment 'dozen app {app}' {name}"
+            "useradd --system {group} --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin --comment 'dozen app {app}' {name}"
         );
         let status = run_tool(supervisor, &command).await;
         lookup(&name).map(Some).ok_or_else(|| {
@@ -103,7 +115,7 @@ impl Tenancy {
         if !self.per_app_users {
             return Ok(());
         }
-        let name = user_name(app);
+        let name = user_name(&self.prefix, app);
         let _one = self.changing.lock().await;
         if lookup(&name).is_none() {
             return Ok(());
@@ -132,9 +144,10 @@ pub fn confinement(user: AppUser, data_dir: &Path, own_dirs: &[&Path]) -> Confin
     c
 }
 
-/// `dozen-<app>`, cut to 32 characters with a digest of the app's name at the end when longer.
-pub fn user_name(app: &str) -> String {
-    let full = format!("dozen-{app}");
+/// `<prefix><app>` (`dozen-<app>` by default), cut to 32 characters with a digest of the app's
+/// name at the end when longer.
+pub fn user_name(prefix: &str, app: &str) -> String {
+    let full = format!("{prefix}{app}");
     if full.len() <= MAX_USER_NAME {
         return full;
     }
@@ -210,6 +223,28 @@ fn processes_of(uid: u32) -> Vec<i32> {
 }
 
 /// The uid and gid of user `name` in the user database.
+/// Whether the system has a group `name`.
+fn group_exists(name: &str) -> bool {
+    let Ok(cname) = CString::new(name) else {
+        return false;
+    };
+    let mut buf = vec![0u8; 16 * 1024];
+    // SAFETY: group is plain data that getgrnam_r fills in.
+    let mut grp: libc::group = unsafe { std::mem::zeroed() };
+    let mut result: *mut libc::group = std::ptr::null_mut();
+    // SAFETY: every pointer is valid for the call; buf outlives it, and no field is read.
+    let rc = unsafe {
+        libc::getgrnam_r(
+            cname.as_ptr(),
+            &mut grp,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            &mut result,
+        )
+    };
+    rc == 0 && !result.is_null()
+}
+
 fn lookup(name: &str) -> Option<AppUser> {
     let cname = CString::new(name).ok()?;
     let mut buf = vec![0u8; 16 * 1024];
@@ -261,12 +296,12 @@ mod tests {
 
     #[test]
     fn user_names_fit_useradd() {
-        assert_eq!(user_name("shop"), "dozen-shop");
+        assert_eq!(user_name("dozen-", "shop"), "dozen-shop");
         let long = "a".repeat(30);
-        let name = user_name(&long);
+        let name = user_name("dozen-", &long);
         assert_eq!(name.len(), 32);
         assert!(name.starts_with("dozen-aaaa"), "{name}");
         let other = format!("{}b", "a".repeat(29));
-        assert_ne!(user_name(&other), name);
+        assert_ne!(user_name("dozen-", &other), name);
     }
 }

@@ -161,6 +161,18 @@ impl Server {
         (s, stderr)
     }
 
+    /// What this server names its apps' system users when it runs as root: `<prefix><app>`,
+    /// with a prefix of its own, so that servers of tests running at once on one host never
+    /// share (nor remove) each other's users.
+    pub fn user_prefix(&self) -> String {
+        format!("dz{}-", self.port)
+    }
+
+    /// The system user app `app` runs as (when the server runs as root).
+    pub fn app_user(&self, app: &str) -> String {
+        format!("{}{app}", self.user_prefix())
+    }
+
     /// The server's pid.
     pub fn pid(&self) -> u32 {
         self.child
@@ -193,6 +205,7 @@ impl Server {
             .env("DOZEN_DATA_DIR", self.data.path())
             .env("DOZEN_API_TOKEN", TOKEN)
             .env("DOZEN_BIND", "127.0.0.1")
+            .env("DOZEN_APP_USER_PREFIX", self.user_prefix())
             .env_remove("DATABASE_URL")
             .env("NO_COLOR", "1")
             .envs(self.env.iter().map(|(k, v)| (k, v)));
