@@ -79,6 +79,11 @@ fn cases() -> Vec<Case> {
             case(Method::PATCH, "/v1/apps/alpha/formation", Deploy, 422),
             json!({}),
         ),
+        case(Method::GET, "/v1/apps/alpha/formation/sizes", Read, 200),
+        with_body(
+            case(Method::PATCH, "/v1/apps/alpha/formation/sizes", Deploy, 422),
+            json!({}),
+        ),
         case(Method::GET, "/v1/apps/alpha/ps", Read, 200),
         case(Method::POST, "/v1/apps/alpha/ps/restart", Deploy, 422),
         with_body(
