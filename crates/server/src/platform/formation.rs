@@ -43,21 +43,7 @@ impl Platform {
             let app = name.as_str();
             let live = p.store.current_release(app).await?;
             if let Some(release) = &live {
-                for t in changes.keys() {
-                    if !release.process_types.contains_key(t) || t == "release" {
-                        let known: Vec<&str> = release
-                            .process_types
-                            .keys()
-                            .map(String::as_str)
-                            .filter(|t| *t != "release")
-                            .collect();
-                        return Err(PlatformError::Invalid(format!(
-                            "no process type `{t}` in the live release (v{}); its types: {}",
-                            release.version,
-                            known.join(", ")
-                        )));
-                    }
-                }
+                check_types(release, changes.keys())?;
             }
             let changes: Vec<(String, i64)> = changes.into_iter().collect();
             p.store.scale(app, &changes).await?;
@@ -116,4 +102,28 @@ impl Platform {
         })
         .await
     }
+}
+
+/// Refuse a process type the live release does not have (or its `release` phase), naming the
+/// types it has.
+pub(super) fn check_types<'a>(
+    release: &dozen_store::Release,
+    types: impl IntoIterator<Item = &'a String>,
+) -> PlatformResult<()> {
+    for t in types {
+        if !release.process_types.contains_key(t) || t == "release" {
+            let known: Vec<&str> = release
+                .process_types
+                .keys()
+                .map(String::as_str)
+                .filter(|t| *t != "release")
+                .collect();
+            return Err(PlatformError::Invalid(format!(
+                "no process type `{t}` in the live release (v{}); its types: {}",
+                release.version,
+                known.join(", ")
+            )));
+        }
+    }
+    Ok(())
 }

@@ -39,21 +39,7 @@ impl Platform {
             let app = name.as_str();
             let release = p.store.current_release(app).await?;
             if let Some(release) = &release {
-                for (t, _) in &changes {
-                    if !release.process_types.contains_key(t) || t == "release" {
-                        let known: Vec<&str> = release
-                            .process_types
-                            .keys()
-                            .map(String::as_str)
-                            .filter(|t| *t != "release")
-                            .collect();
-                        return Err(PlatformError::Invalid(format!(
-                            "no process type `{t}` in the live release (v{}); its types: {}",
-                            release.version,
-                            known.join(", ")
-                        )));
-                    }
-                }
+                super::formation::check_types(release, changes.iter().map(|(t, _)| t))?;
             }
             let stored: Vec<(String, String)> = changes
                 .iter()
