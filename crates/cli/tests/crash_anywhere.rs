@@ -310,19 +310,8 @@ fn write_source(app: &App, code: u64, build_step: bool, failing_release: bool) {
 /// app and build process it started (their `HOME` is under it).
 fn processes_of(data: &Path) -> Vec<(i32, i32, String)> {
     let needle = data.to_string_lossy().into_owned();
-    let me = std::process::id() as i32;
     let mut out = Vec::new();
-    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        if pid == me {
-            continue;
-        }
+    for pid in support::other_pids() {
         let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
             continue;
         };

@@ -244,20 +244,20 @@ pub fn processes_starting(prefix: &str) -> Vec<i32> {
     processes_where(|cmdline| cmdline.starts_with(prefix))
 }
 
+/// The pids in `/proc` but this test's own.
+pub fn other_pids() -> Vec<i32> {
+    let me = std::process::id() as i32;
+    std::fs::read_dir("/proc")
+        .expect("/proc")
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()))
+        .filter(|pid| *pid != me)
+        .collect()
+}
+
 fn processes_where(pred: impl Fn(&str) -> bool) -> Vec<i32> {
     let mut out = Vec::new();
-    let me = std::process::id() as i32;
-    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        if pid == me {
-            continue;
-        }
+    for pid in other_pids() {
         let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
             continue;
         };
