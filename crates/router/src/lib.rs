@@ -85,4 +85,5 @@ pub use config::{BackendSpec, Balance, RouterConfig, TlsSettings};
 pub use error::RouterError;
 pub use health::healthy;
 pub use router::{AccessFn, Router};
+pub use serve::accepted_or_pause;
 pub use tls::server_config;

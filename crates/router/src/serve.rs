@@ -70,18 +70,8 @@ impl Router {
                 () = &mut shutdown => break,
                 accepted = listener.accept() => accepted,
             };
-            let (stream, peer) = match accepted {
-                Ok(accepted) => accepted,
-                Err(err) => {
-                    // Out of file descriptors or similar: wait a moment instead of spinning.
-                    if !matches!(
-                        err.kind(),
-                        io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset
-                    ) {
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                    }
-                    continue;
-                }
+            let Some((stream, peer)) = accepted_or_pause(accepted).await else {
+                continue;
             };
             let _ = stream.set_nodelay(true);
             let conn = Arc::new(ConnInfo::new(peer.ip(), proto, port));
@@ -138,4 +128,22 @@ async fn serve_connection<S>(
     let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     // A client that breaks the connection ends only its own requests.
     let _ = watcher.watch(connection.into_owned()).await;
+}
+
+/// The connection `listener.accept()` gave, or `None` after a failed accept: a peer that went
+/// away at once is skipped, anything else (out of file descriptors, say) waits a moment first so
+/// that an accept loop does not spin.
+pub async fn accepted_or_pause<T>(accepted: io::Result<T>) -> Option<T> {
+    match accepted {
+        Ok(accepted) => Some(accepted),
+        Err(err) => {
+            if !matches!(
+                err.kind(),
+                io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset
+            ) {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            None
+        }
+    }
 }

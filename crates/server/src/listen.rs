@@ -86,18 +86,8 @@ pub async fn serve(
             () = &mut shutdown => break,
             accepted = listener.accept() => accepted,
         };
-        let (stream, peer) = match accepted {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                // Out of file descriptors or similar: wait a moment instead of spinning.
-                if !matches!(
-                    e.kind(),
-                    std::io::ErrorKind::ConnectionAborted | std::io::ErrorKind::ConnectionReset
-                ) {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-                continue;
-            }
+        let Some((stream, peer)) = dozen_router::accepted_or_pause(accepted).await else {
+            continue;
         };
         let _ = stream.set_nodelay(true);
         let acceptor = acceptor.clone();
