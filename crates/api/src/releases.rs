@@ -43,6 +43,10 @@ pub struct Release {
     pub build_id: Option<String>,
     /// When it was made.
     pub created_at: String,
+    /// The git commit its slug was built from (a `git push`, or `dozen deploy` from a
+    /// checkout); absent when unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
 }
 
 /// A release in `GET /v1/apps/{app}/releases`.

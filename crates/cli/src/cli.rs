@@ -219,6 +219,31 @@ enum Command {
     /// Build an OCI image (--oci DIR) of this directory, or of a server release's slug, on a
     /// stack image.
     Build(crate::export::BuildArgs),
+
+    /// Add a git remote (named dozen) for the app, so that `git push dozen main` deploys; git
+    /// gets the API token from `dozen git:credentials`, never from the remote's URL.
+    #[command(name = "git:remote")]
+    GitRemote {
+        /// The remote's name.
+        #[arg(short = 'r', long = "remote", default_value = "dozen")]
+        remote: String,
+        #[command(flatten)]
+        args: AppArgs,
+    },
+    /// A git credential helper: answers git with DOZEN_API_TOKEN for DOZEN_URL's host only
+    /// (git:remote sets it up; by hand: `git config credential.helper '!dozen git:credentials'`).
+    #[command(name = "git:credentials")]
+    GitCredentials {
+        /// What git asks: get (store and erase do nothing).
+        #[arg(default_value = "get")]
+        operation: String,
+    },
+    /// The pre-receive hook of a server's app repository (run by git on the server).
+    #[command(name = "git-hook", hide = true)]
+    GitHook {
+        /// The hook: pre-receive.
+        hook: String,
+    },
 }
 
 /// Where the app is and how to set up its processes (shared by start, run and check).
@@ -450,6 +475,9 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         } => crate::kube::logs(tail, ps.as_deref(), source.as_deref(), num, args, on),
         Command::Export(target) => crate::export::export(target),
         Command::Build(args) => crate::export::build(args),
+        Command::GitRemote { remote, args } => crate::git::remote(&remote, args),
+        Command::GitCredentials { operation } => crate::git::credentials(&operation),
+        Command::GitHook { hook } => crate::git::hook(&hook),
     }
 }
 

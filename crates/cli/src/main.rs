@@ -16,6 +16,7 @@ mod cli;
 mod client;
 mod doctor;
 mod export;
+mod git;
 mod kube;
 mod project;
 mod remote;

@@ -78,6 +78,8 @@ type ApiResult<T> = Result<T, ApiError>;
 /// `/v1` request's token and scope ([`crate::auth`]).
 pub fn router(state: AppState, guard: crate::auth::Guard) -> Router {
     let max_upload = usize::try_from(state.config.max_upload).unwrap_or(usize::MAX);
+    // git's smart HTTP for `git push` deploys, with its own authentication (basic auth).
+    let git = crate::git::router(&state, guard.clone());
     let authed = Router::new()
         .route("/v1/apps", get(list_apps).post(create_app))
         .route("/v1/apps/{app}", get(app_info).delete(destroy_app))
@@ -124,6 +126,7 @@ pub fn router(state: AppState, guard: crate::auth::Guard) -> Router {
         .route("/healthz", get(|| async { Json(api::Health { ok: true }) }))
         .merge(authed)
         .with_state(state)
+        .merge(git)
 }
 
 async fn openapi() -> impl IntoResponse {

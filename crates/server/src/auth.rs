@@ -244,6 +244,65 @@ impl Guard {
     }
 }
 
+/// For routes outside `/v1` that take the API token another way (git's HTTP basic auth,
+/// [`crate::git`]): the same bad-token limit, verification and audit lines as [`authenticate`].
+impl Guard {
+    /// The token `presented` by `peer`: `401` when it is wrong, `429` while `peer` is refused
+    /// for sending too many bad ones.
+    pub(crate) async fn verify(
+        &self,
+        peer: std::net::IpAddr,
+        presented: &str,
+    ) -> Result<TokenInfo, ApiError> {
+        if let Some(wait) = self.bad().refused_for(peer, Instant::now()) {
+            return Err(ApiError::TooManyRequests(wait.as_secs().max(1)));
+        }
+        match self.inner.store.verify_token(presented).await {
+            Ok(Some(token)) => Ok(token),
+            Ok(None) => {
+                if self.bad().failed(peer, Instant::now()) {
+                    self.say(
+                        EventKind::Error,
+                        format!(
+                            "audit: {LIMIT} bad tokens from {peer} within {} s: its requests get 429 until the window has passed",
+                            WINDOW.as_secs()
+                        ),
+                    )
+                    .await;
+                }
+                Err(ApiError::Unauthorized)
+            }
+            Err(e) => Err(ApiError::from(e)),
+        }
+    }
+
+    /// Write an audit line for `action` on `app` by `token` from `peer`.
+    pub(crate) async fn audit(
+        &self,
+        token: &TokenInfo,
+        peer: std::net::IpAddr,
+        action: &str,
+        app: &str,
+        status: u16,
+    ) {
+        let kind = if status < 400 {
+            EventKind::Info
+        } else {
+            EventKind::Error
+        };
+        self.say(
+            kind,
+            format!(
+                "audit: token={} scope={} from={peer} action={action} app={} status={status}",
+                audit::word(&token.name),
+                scope_label(token),
+                audit::word(app)
+            ),
+        )
+        .await;
+    }
+}
+
 /// The largest request body read for an audit line (larger bodies of audited JSON routes are
 /// refused, as the JSON extractor would refuse them).
 const AUDIT_BODY_LIMIT: usize = 2 * 1024 * 1024;

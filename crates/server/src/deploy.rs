@@ -18,6 +18,26 @@ pub struct Upload {
     path: PathBuf,
     digest: String,
     size: u64,
+    /// The git commit the source is a tree of, when known (a push, a deploy from a checkout).
+    commit: Option<String>,
+}
+
+impl Upload {
+    /// A source archive (`tar.zst`) already saved under the data directory.
+    pub(crate) fn saved(path: PathBuf, digest: String, size: u64) -> Upload {
+        Upload {
+            path,
+            digest,
+            size,
+            commit: None,
+        }
+    }
+
+    /// The same upload, recorded as the tree of git commit `commit`.
+    pub fn of_commit(mut self, commit: Option<String>) -> Upload {
+        self.commit = commit;
+        self
+    }
 }
 
 /// Save an upload (a stream of chunks: the request body) to a file under the data directory,
@@ -83,6 +103,7 @@ where
         path,
         digest: hasher.finalize().to_hex().to_string(),
         size,
+        commit: None,
     })
 }
 
@@ -111,6 +132,16 @@ fn nanos() -> u128 {
 /// The whole deploy: build the upload into a slug, make a release of it, roll it out.
 pub async fn deploy(s: &Platform, app: &str, upload: Upload) -> Result<Release, PlatformError> {
     let _op = s.runtime.lock_app(app).await;
+    deploy_locked(s, app, upload).await
+}
+
+/// [`deploy`] for a caller that holds the app's lock already (a git push holds it until the
+/// branch has moved).
+pub async fn deploy_locked(
+    s: &Platform,
+    app: &str,
+    upload: Upload,
+) -> Result<Release, PlatformError> {
     let build = s.store.create_build(app, &upload.digest).await?;
     s.runtime
         .event(
@@ -173,8 +204,12 @@ pub async fn deploy(s: &Platform, app: &str, upload: Upload) -> Result<Release, 
             NewRelease {
                 slug: Some(digest.clone()),
                 process_types,
-                description: format!("Deploy {}", &digest[..digest.len().min(7)]),
+                description: match &upload.commit {
+                    Some(c) => format!("Deploy {}", &c[..c.len().min(7)]),
+                    None => format!("Deploy {}", &digest[..digest.len().min(7)]),
+                },
                 build_id: Some(build.id.clone()),
+                commit: upload.commit.clone(),
             },
         )
         .await?;
@@ -315,7 +350,7 @@ async fn build_slug(
         work_dir: &work.join("work"),
         cache_dir: &s.config.data_dir.join("cache").join(app),
         build_id,
-        source_version: None,
+        source_version: upload.commit.as_deref(),
         extra_env: switches,
         log,
         stop: stop_rx,

@@ -15,6 +15,8 @@
 //!   recent lines, kept across restarts in a history per app, and live tails ([`loghub`]);
 //! - **recovery**: after a crash, interrupted builds and releases are marked failed and what
 //!   they left under the data directory is removed before anything runs ([`recover`]);
+//! - **git push**: the API port speaks git's smart HTTP at `/git/<app>.git`; a push to `main`
+//!   builds the pushed commit and releases it, and a failed build refuses the push ([`git`]);
 //! - **tenancy**: run as root, each app builds and runs as a system user of its own, confined
 //!   to its own files, `/tmp` and processes ([`tenancy`]).
 //!
@@ -31,6 +33,7 @@ pub mod config;
 pub mod deploy;
 pub mod error;
 pub mod frames;
+pub mod git;
 pub mod listen;
 pub mod loghub;
 pub mod openapi;

@@ -177,9 +177,9 @@ impl Store {
         }
         let config = read_config(&mut tx, app).await?;
         let latest = releases::latest_usable_release(&mut tx, app).await?;
-        let (slug, process_types) = match latest {
-            Some(r) => (r.slug, r.process_types),
-            None => (None, BTreeMap::new()),
+        let (slug, process_types, commit) = match latest {
+            Some(r) => (r.slug, r.process_types, r.commit),
+            None => (None, BTreeMap::new(), None),
         };
         let release = releases::insert_release(
             &mut tx,
@@ -190,6 +190,7 @@ impl Store {
                 process_types,
                 description,
                 build_id: None,
+                commit,
             },
         )
         .await?;

@@ -92,6 +92,8 @@ pub struct Release {
     pub build_id: Option<String>,
     /// When it was made.
     pub created_at: String,
+    /// The git commit (40 or 64 hex digits) its slug was built from, when known.
+    pub commit: Option<String>,
 }
 
 impl Release {
@@ -114,6 +116,7 @@ impl fmt::Debug for Release {
             .field("failure_reason", &self.failure_reason)
             .field("build_id", &self.build_id)
             .field("created_at", &self.created_at)
+            .field("commit", &self.commit)
             .finish()
     }
 }
@@ -130,6 +133,8 @@ pub struct NewRelease {
     pub description: String,
     /// The build that produced the slug (must belong to the same app).
     pub build_id: Option<String>,
+    /// The git commit the slug was built from (40 or 64 hex digits), when known.
+    pub commit: Option<String>,
 }
 
 /// Where a build stands.

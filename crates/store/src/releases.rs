@@ -9,7 +9,7 @@ use crate::store::{Store, from_json, to_json};
 use crate::{NewRelease, Release, ReleaseStatus, StoreError, apps, ident, validate};
 
 const RELEASE_COLUMNS: &str = "app, version, slug, config, process_types, description, status, \
-                               failure_reason, build_id, created_at";
+                               failure_reason, build_id, created_at, source_commit";
 
 fn release_from_row(row: &AnyRow) -> Result<Release, StoreError> {
     let status: String = row.try_get("status")?;
@@ -26,6 +26,7 @@ fn release_from_row(row: &AnyRow) -> Result<Release, StoreError> {
         failure_reason: row.try_get("failure_reason")?,
         build_id: row.try_get("build_id")?,
         created_at: row.try_get("created_at")?,
+        commit: row.try_get("source_commit")?,
     })
 }
 
@@ -37,6 +38,7 @@ pub(crate) struct ReleaseParts<'a> {
     pub process_types: BTreeMap<String, String>,
     pub description: String,
     pub build_id: Option<String>,
+    pub commit: Option<String>,
 }
 
 /// Insert a release numbered one past the app's highest. The caller holds
@@ -62,10 +64,12 @@ pub(crate) async fn insert_release(
         failure_reason: None,
         build_id: parts.build_id,
         created_at: ident::now(),
+        commit: parts.commit,
     };
     sqlx::query(
         "INSERT INTO releases (app, version, slug, config, process_types, description, status, \
-         failure_reason, build_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+         failure_reason, build_id, created_at, source_commit) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     )
     .bind(&release.app)
     .bind(release.version)
@@ -77,6 +81,7 @@ pub(crate) async fn insert_release(
     .bind(&release.failure_reason)
     .bind(&release.build_id)
     .bind(&release.created_at)
+    .bind(&release.commit)
     .execute(&mut *conn)
     .await?;
     Ok(release)
@@ -153,6 +158,9 @@ impl Store {
     /// of this app's.
     pub async fn create_release(&self, app: &str, new: NewRelease) -> Result<Release, StoreError> {
         check_process_types(&new.process_types)?;
+        if let Some(commit) = &new.commit {
+            validate::commit(commit)?;
+        }
         if new.description.trim().is_empty() {
             return Err(StoreError::invalid(
                 "description",
@@ -184,6 +192,7 @@ impl Store {
                 process_types: new.process_types,
                 description: new.description,
                 build_id: new.build_id,
+                commit: new.commit,
             },
         )
         .await?;
@@ -208,11 +217,38 @@ impl Store {
                 process_types: target.process_types,
                 description: format!("Rollback to v{to}"),
                 build_id: target.build_id,
+                commit: target.commit,
             },
         )
         .await?;
         tx.commit().await?;
         Ok(release)
+    }
+
+    /// The newest release of `app` built from git commit `commit` that has a slug and did not
+    /// fail in its build: what a push of a commit built before reuses. A release that failed
+    /// in its release phase or rollout still has a good slug, so it counts too.
+    pub async fn release_of_commit(
+        &self,
+        app: &str,
+        commit: &str,
+    ) -> Result<Option<Release>, StoreError> {
+        validate::app_name(app)?;
+        validate::commit(commit)?;
+        let mut conn = self.pool.acquire().await?;
+        let sql = format!(
+            "SELECT {RELEASE_COLUMNS} FROM releases WHERE app = $1 AND source_commit = $2 \
+             AND slug IS NOT NULL ORDER BY version DESC LIMIT 1"
+        );
+        let row = sqlx::query(&sql)
+            .bind(app)
+            .bind(commit)
+            .fetch_optional(&mut *conn)
+            .await?;
+        if row.is_none() {
+            self.app_exists(&mut conn, app).await?;
+        }
+        row.as_ref().map(release_from_row).transpose()
     }
 
     /// The app's releases, newest first.

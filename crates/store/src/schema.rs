@@ -117,6 +117,14 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
             PRIMARY KEY (app, process_type)
         )"],
     },
+    Migration {
+        version: 6,
+        description: "the git commit a release was built from (git push, deploy from a checkout)",
+        statements: &[
+            "ALTER TABLE releases ADD COLUMN source_commit TEXT",
+            "CREATE INDEX releases_by_commit ON releases (app, source_commit)",
+        ],
+    },
 ];
 
 /// Highest version this build knows.

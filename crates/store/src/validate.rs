@@ -75,6 +75,21 @@ pub(crate) fn process_type(kind: &str) -> Result<(), StoreError> {
         .map_err(|e| StoreError::invalid("process type", format!("{kind:?}: {e}")))
 }
 
+/// A git commit id: 40 (SHA-1) or 64 (SHA-256) lowercase hex digits.
+pub(crate) fn commit(c: &str) -> Result<(), StoreError> {
+    let hex = c
+        .bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if hex && (c.len() == 40 || c.len() == 64) {
+        Ok(())
+    } else {
+        Err(StoreError::invalid(
+            "commit",
+            "a commit is 40 or 64 lowercase hex digits",
+        ))
+    }
+}
+
 /// Token names: 1 to 64 of `A-Z a-z 0-9 _ - .`.
 pub(crate) fn token_name(n: &str) -> Result<(), StoreError> {
     let ok = !n.is_empty()

@@ -34,12 +34,13 @@ on_both_backends!(
     config_change_after_a_failed_deploy_keeps_the_good_slug,
     free_text_and_lookups_behave_alike_on_both_backends,
     unused_slugs_can_be_forgotten,
+    releases_remember_their_commit,
 );
 
 const SECRET: &str = "hunter2-very-secret-value";
 
 /// Every migration this build knows, oldest first.
-const ALL_MIGRATIONS: &[i64] = &[1, 2, 3];
+const ALL_MIGRATIONS: &[i64] = &[1, 2, 3, 6];
 
 fn kv(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs
@@ -525,6 +526,7 @@ async fn releases_from_slugs_and_rollback(db: &TestDb) {
         process_types: web.clone(),
         description: "Deploy 1".to_owned(),
         build_id: None,
+        commit: None,
     };
     // The slug must be recorded first.
     assert_not_found(s.create_release("shop", deploy.clone()).await, "slug");
@@ -835,6 +837,7 @@ async fn builds_finish_once_and_recover_after_crash(db: &TestDb) {
         process_types: types.clone(),
         description: "Deploy".to_owned(),
         build_id: Some(build.to_owned()),
+        commit: None,
     };
     let live = s
         .create_release("shop", rel(&b1.id))
@@ -1241,6 +1244,7 @@ async fn config_change_after_a_failed_deploy_keeps_the_good_slug(db: &TestDb) {
         process_types: map(&[("web", "./run")]),
         description: "Deploy".to_owned(),
         build_id: None,
+        commit: None,
     };
     let v1 = s.create_release("shop", deploy(&good)).await.expect("v1");
     s.activate_release("shop", v1.version).await.expect("live");
@@ -1376,4 +1380,80 @@ async fn unused_slugs_can_be_forgotten(db: &TestDb) {
     let mut free = vec![used, by_build];
     free.sort();
     assert_eq!(s.unreferenced_slugs().await.expect("list"), free);
+}
+
+async fn releases_remember_their_commit(db: &TestDb) {
+    let s = db.ready().await;
+    s.create_app("shop").await.expect("create");
+    let slug = digest("built-from-a-commit");
+    s.record_slug(&slug, 1, "{}").await.expect("slug");
+    let commit = "0123456789abcdef0123456789abcdef01234567";
+    assert!(
+        s.release_of_commit("shop", commit)
+            .await
+            .expect("none yet")
+            .is_none()
+    );
+    let new = NewRelease {
+        slug: Some(slug.clone()),
+        process_types: map(&[("web", "./run")]),
+        description: "Deploy 0123456".to_owned(),
+        build_id: None,
+        commit: Some(commit.to_owned()),
+    };
+    let v1 = s.create_release("shop", new.clone()).await.expect("v1");
+    assert_eq!(v1.commit.as_deref(), Some(commit));
+    assert_eq!(
+        s.release("shop", 1).await.expect("read").commit.as_deref(),
+        Some(commit)
+    );
+    // A config change and a rollback run the same code: they keep its commit.
+    let v2 = s
+        .set_config("shop", &kv(&[("A", "1")]), &[])
+        .await
+        .expect("v2");
+    assert_eq!(v2.commit.as_deref(), Some(commit));
+    let v3 = s.rollback("shop", 1).await.expect("v3");
+    assert_eq!(v3.commit.as_deref(), Some(commit));
+    // The newest release of the commit is found, by commit, for this app only.
+    let found = s
+        .release_of_commit("shop", commit)
+        .await
+        .expect("found")
+        .expect("some");
+    assert_eq!((found.version, found.slug), (3, Some(slug)));
+    s.create_app("blog").await.expect("blog");
+    assert!(
+        s.release_of_commit("blog", commit)
+            .await
+            .expect("other")
+            .is_none()
+    );
+    assert_not_found(s.release_of_commit("nope", commit).await, "app");
+    // Only commit ids are accepted, and a bad one writes nothing.
+    for bad in [
+        "HEAD",
+        "0123456",
+        "0123456789ABCDEF0123456789ABCDEF01234567",
+    ] {
+        assert_invalid(s.release_of_commit("shop", bad).await);
+        let wrong = NewRelease {
+            commit: Some(bad.to_owned()),
+            ..new.clone()
+        };
+        assert_invalid(s.create_release("shop", wrong).await);
+    }
+    assert_eq!(s.releases("shop").await.expect("list").len(), 3);
+    // A release without a commit (a tarball deploy from outside a checkout) has none.
+    let plain = s
+        .create_release(
+            "shop",
+            NewRelease {
+                commit: None,
+                ..new
+            },
+        )
+        .await
+        .expect("v4");
+    assert_eq!(plain.commit, None);
 }

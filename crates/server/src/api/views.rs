@@ -33,6 +33,7 @@ pub fn release(r: &dozen_store::Release) -> dozen_api::Release {
         failure_reason: r.failure_reason.clone(),
         build_id: r.build_id.clone(),
         created_at: r.created_at.clone(),
+        commit: r.commit.clone(),
     }
 }
 

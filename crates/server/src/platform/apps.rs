@@ -78,6 +78,9 @@ impl Platform {
             p.runtime.stop_app(&name).await;
             p.store.destroy_app(&name).await?;
             p.runtime.forget_app(&name);
+            if let Err(e) = crate::git::remove_repo(&p.config.data_dir, &name) {
+                eprintln!("dozen server: error: removing the git repository of {name}: {e}");
+            }
             Ok(())
         })
         .await
