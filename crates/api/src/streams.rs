@@ -47,6 +47,9 @@ pub struct LogLine {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "status", rename_all = "lowercase")]
+// One of these ends each deploy's stream: the size of a release is no cost worth a Box (which
+// would show in every match of it).
+#[allow(clippy::large_enum_variant)]
 pub enum DeployOutcome {
     /// The release is live.
     Succeeded {
