@@ -284,6 +284,9 @@ pub fn releases_info(version: &str, args: AppArgs) -> anyhow::Result<ExitCode> {
         }
         println!("description:  {}", r.description);
         println!("slug:         {}", or_dash(r.slug.as_ref()));
+        if let Some(commit) = &r.commit {
+            println!("commit:       {commit}");
+        }
         println!("config vars:  {}", r.config_keys.join(", "));
         println!("created:      {}", r.created_at);
     });

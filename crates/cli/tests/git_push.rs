@@ -246,6 +246,13 @@ fn push_builds_releases_and_a_failed_build_rejects_the_push() {
     let r = releases(&server, "shop");
     assert_eq!(r[0]["version"], 1);
     assert_eq!(r[0]["commit"], first.as_str(), "{r:?}");
+    let info = server.ok(&["releases:info", "v1", "-a", "shop"]);
+    assert!(info.contains(&format!("commit:       {first}")), "{info}");
+    assert!(
+        server
+            .ok(&["releases", "-a", "shop"])
+            .contains(&format!("Deploy {}", &first[..7]))
+    );
     assert!(repo_dir(&server, "shop").join("HEAD").exists());
 
     // A build that fails: the push is refused with the build's reason, the branch stays, the
