@@ -494,7 +494,7 @@ fn redis_mysql_and_rabbitmq_addons_serve_an_app_and_refuse_others() {
     }
     let users = cli(REDIS_ADMIN, &["ACL", "USERS"]);
     assert!(!users.contains(&shop), "{users}");
-    assert_eq!(cli(REDIS_ADMIN, &["EXISTS", &key]).trim(), "(integer) 0");
+    assert_eq!(cli(REDIS_ADMIN, &["EXISTS", &key]).trim(), "0");
     let out = Command::new("mysql")
         .args(["-h", "127.0.0.1", "-u", "root", "-N", "-e"])
         .arg(format!(
