@@ -241,6 +241,10 @@ fn postgresql_addon_is_shared_isolated_rotated_backed_up_and_destroyed() {
     let releases = server.ok(&["releases", "-a", &worker]);
     assert!(releases.contains("Rotate the credentials"), "{releases}");
 
+    // The URLs as an env file for `dozen start` on a laptop.
+    let env = server.ok(&["addons:env", "-a", &worker]);
+    assert_eq!(env.trim(), format!("DATABASE_URL='{new_url}'"));
+
     // The Kubernetes export carries the URL in the release's Secret.
     let yaml = server.ok(&[
         "export",
