@@ -185,6 +185,40 @@ fn postgresql_addon_is_shared_isolated_rotated_backed_up_and_destroyed() {
     assert!(listed.contains(&addon), "{listed}");
     assert!(!listed.contains(&password_of(&url)), "{listed}");
 
+    // A read token sees the add-on but not its URL; a deploy token of another app neither.
+    let token = |name: &str, app: &str, scope: &str| {
+        let out = server
+            .admin(&["tokens:create", name, "--app", app, "--scope", scope])
+            .output()
+            .expect("tokens:create");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let as_token = |token: &str, args: &[&str]| {
+        let out = server
+            .client_command(args)
+            .env("DOZEN_API_TOKEN", token)
+            .output()
+            .expect("client");
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let reader = token("reader", &shop, "read");
+    let (ok, said) = as_token(&reader, &["addons", "-a", &shop]);
+    assert!(ok && said.contains(&addon), "{said}");
+    let (ok, said) = as_token(&reader, &["config", "-a", &shop]);
+    assert!(!ok && !said.contains(&password_of(&url)), "{said}");
+    let (ok, said) = as_token(&reader, &["addons:env", "-a", &shop]);
+    assert!(!ok && !said.contains(&password_of(&url)), "{said}");
+    let outsider = token("outsider", &other, "deploy");
+    let (ok, said) = as_token(&outsider, &["addons:attach", &addon, "-a", &other]);
+    assert!(!ok && said.contains("admin"), "{said}");
+
     // The app writes and reads through its URL (psycopg).
     let src = copy_fixture(&fixture("addons-flask"));
     server.deploy(&shop, src.path());
