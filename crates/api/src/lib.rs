@@ -15,6 +15,7 @@
 //! assert_eq!(app.current_release, Some(3));
 //! ```
 
+mod addons;
 mod apps;
 mod processes;
 mod releases;
@@ -22,6 +23,10 @@ mod streams;
 
 use std::collections::BTreeMap;
 
+pub use addons::{
+    Addon, AddonAttachment, AddonBackup, AddonRelease, AddonService, AttachAddon, CreateAddon,
+    RotatedAddon,
+};
 pub use apps::{
     App, AppInfo, ConfigPatch, CreateApp, CreateToken, CreatedToken, Destroyed, DomainRequest,
     Domains, Token,

@@ -213,6 +213,9 @@ enum Command {
         #[command(flatten)]
         on: crate::kube::OnArgs,
     },
+    /// Backing services (add-ons) and their backups.
+    #[command(flatten)]
+    Addons(remote::AddonCommand),
     /// Write a release beyond one host: Kubernetes manifests or systemd units.
     #[command(subcommand)]
     Export(crate::export::ExportTarget),
@@ -473,6 +476,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             args,
             on,
         } => crate::kube::logs(tail, ps.as_deref(), source.as_deref(), num, args, on),
+        Command::Addons(command) => remote::addons::run(command),
         Command::Export(target) => crate::export::export(target),
         Command::Build(args) => crate::export::build(args),
         Command::GitRemote { remote, args } => crate::git::remote(&remote, args),

@@ -11,8 +11,10 @@ use reqwest::Method;
 
 use crate::client::Client;
 
+pub(crate) mod addons;
 mod resize;
 mod run;
+pub use addons::AddonCommand;
 pub use resize::ps_resize;
 pub use run::run;
 

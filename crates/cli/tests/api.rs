@@ -8,7 +8,7 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 use support::api::{AUTH, Answer, JSON, gated_app, required, send, source_archive};
-use support::server::Server;
+use support::server::{Server, pg_admin_url};
 use support::{processes_matching, unique_tag};
 
 /// One recorded call for the schema check.
@@ -82,7 +82,7 @@ fn every_route_answers_as_its_openapi_schema_says() {
         eprintln!("skipped: the Python package jsonschema is not installed");
         return;
     }
-    let server = Server::start();
+    let server = Server::start_with(&[("DOZEN_ADDON_POSTGRESQL_URL", &pg_admin_url())]);
     let mut r = Recorder {
         port: server.port,
         calls: Vec::new(),
@@ -322,6 +322,7 @@ fn every_route_answers_as_its_openapi_schema_says() {
         b"",
         404,
     );
+    addon_routes(&mut r, &tag);
     r.get("/v1/tokens", "/v1/tokens", 200);
     r.json(
         "POST",
@@ -385,4 +386,191 @@ fn every_route_answers_as_its_openapi_schema_says() {
         processes_matching(&tag).is_empty(),
         "the destroyed app left processes"
     );
+}
+
+/// The add-on routes, on two apps of their own (a PostgreSQL add-on made, attached, rotated,
+/// backed up, restored, detached and destroyed).
+fn addon_routes(r: &mut Recorder, tag: &str) {
+    let (owner, other) = (format!("adn{tag}"), format!("adw{tag}"));
+    for app in [&owner, &other] {
+        r.json("POST", "/v1/apps", "/v1/apps", json!({ "name": app }), 201);
+    }
+    r.get("/v1/addon-services", "/v1/addon-services", 200);
+    let addons = "/v1/apps/{app}/addons";
+    let owned = format!("/v1/apps/{owner}/addons");
+    r.get(addons, &owned, 200);
+    r.get(addons, "/v1/apps/nope/addons", 404);
+    let made = r.json(
+        "POST",
+        addons,
+        &owned,
+        json!({"service": "postgresql"}),
+        201,
+    );
+    let name = made["addon"]["name"].as_str().expect("name").to_string();
+    r.json(
+        "POST",
+        addons,
+        &owned,
+        json!({"service": "postgresql"}),
+        409,
+    );
+    r.json("POST", addons, &owned, json!({"service": "nope"}), 422);
+    r.json(
+        "POST",
+        addons,
+        "/v1/apps/nope/addons",
+        json!({"service": "postgresql"}),
+        404,
+    );
+    r.call("POST", addons, &owned, &[AUTH, JSON], b"{", 400);
+    r.call(
+        "POST",
+        addons,
+        &owned,
+        &[AUTH],
+        br#"{"service":"postgresql"}"#,
+        415,
+    );
+    r.get(addons, &owned, 200);
+
+    let attach = "/v1/apps/{app}/attachments";
+    let attach_other = format!("/v1/apps/{other}/attachments");
+    r.json("POST", attach, &attach_other, json!({ "addon": name }), 201);
+    r.json(
+        "POST",
+        attach,
+        &attach_other,
+        json!({ "addon": name, "as": "SECOND" }),
+        409,
+    );
+    r.json(
+        "POST",
+        attach,
+        &attach_other,
+        json!({ "addon": name, "as": "1x" }),
+        422,
+    );
+    r.json(
+        "POST",
+        attach,
+        &attach_other,
+        json!({ "addon": "nope-postgresql-1" }),
+        404,
+    );
+    r.call("POST", attach, &attach_other, &[AUTH, JSON], b"{", 400);
+    r.call("POST", attach, &attach_other, &[AUTH], b"{}", 415);
+
+    let rotate = "/v1/apps/{app}/addons/{addon}/rotate";
+    r.json(
+        "POST",
+        rotate,
+        &format!("{owned}/{name}/rotate"),
+        json!({}),
+        200,
+    );
+    r.json(
+        "POST",
+        rotate,
+        &format!("{owned}/nope-postgresql-9/rotate"),
+        json!({}),
+        404,
+    );
+
+    let backups = "/v1/apps/{app}/addons/{addon}/backups";
+    let owned_backups = format!("{owned}/{name}/backups");
+    r.get(backups, &owned_backups, 200);
+    r.get(backups, &format!("{owned}/nope-postgresql-9/backups"), 404);
+    r.json("POST", backups, &owned_backups, json!({}), 201);
+    r.json(
+        "POST",
+        backups,
+        &format!("{owned}/nope-postgresql-9/backups"),
+        json!({}),
+        404,
+    );
+    r.get(backups, &owned_backups, 200);
+    let restore = "/v1/apps/{app}/addons/{addon}/backups/{backup}/restore";
+    r.json(
+        "POST",
+        restore,
+        &format!("{owned_backups}/b001/restore"),
+        json!({}),
+        200,
+    );
+    r.json(
+        "POST",
+        restore,
+        &format!("{owned_backups}/b009/restore"),
+        json!({}),
+        404,
+    );
+    r.json(
+        "POST",
+        restore,
+        &format!("{owned_backups}/latest/restore"),
+        json!({}),
+        422,
+    );
+
+    let addon = "/v1/apps/{app}/addons/{addon}";
+    let detach = "/v1/apps/{app}/attachments/{attachment}";
+    r.call(
+        "DELETE",
+        addon,
+        &format!("{owned}/{name}"),
+        &[AUTH],
+        b"",
+        409,
+    );
+    r.call(
+        "DELETE",
+        detach,
+        &format!("/v1/apps/{owner}/attachments/DATABASE"),
+        &[AUTH],
+        b"",
+        409,
+    );
+    r.call(
+        "DELETE",
+        detach,
+        &format!("{attach_other}/DATABASE"),
+        &[AUTH],
+        b"",
+        200,
+    );
+    r.call(
+        "DELETE",
+        detach,
+        &format!("{attach_other}/DATABASE"),
+        &[AUTH],
+        b"",
+        404,
+    );
+    r.call(
+        "DELETE",
+        addon,
+        &format!("{owned}/{name}"),
+        &[AUTH],
+        b"",
+        200,
+    );
+    r.call(
+        "DELETE",
+        addon,
+        &format!("{owned}/{name}"),
+        &[AUTH],
+        b"",
+        404,
+    );
+    for app in [&owner, &other] {
+        r.call(
+            "DELETE",
+            "/v1/apps/{app}",
+            &format!("/v1/apps/{app}"),
+            &[AUTH],
+            b"",
+            200,
+        );
+    }
 }

@@ -26,6 +26,7 @@ use crate::loghub::{Entry, Filter};
 use crate::platform::{Platform, PlatformError, parse_version};
 use crate::runtime::Runtime;
 
+mod addons;
 mod extract;
 mod run;
 mod views;
@@ -114,6 +115,30 @@ pub fn router(state: AppState, guard: crate::auth::Guard) -> Router {
         .route(
             "/v1/apps/{app}/domains/{hostname}",
             axum::routing::delete(remove_domain),
+        )
+        // Add-ons.
+        .route("/v1/addon-services", get(addons::services))
+        .route(
+            "/v1/apps/{app}/addons",
+            get(addons::list).post(addons::create),
+        )
+        .route(
+            "/v1/apps/{app}/addons/{addon}",
+            axum::routing::delete(addons::destroy),
+        )
+        .route("/v1/apps/{app}/addons/{addon}/rotate", post(addons::rotate))
+        .route(
+            "/v1/apps/{app}/addons/{addon}/backups",
+            get(addons::backups).post(addons::capture),
+        )
+        .route(
+            "/v1/apps/{app}/addons/{addon}/backups/{backup}/restore",
+            post(addons::restore),
+        )
+        .route("/v1/apps/{app}/attachments", post(addons::attach))
+        .route(
+            "/v1/apps/{app}/attachments/{attachment}",
+            axum::routing::delete(addons::detach),
         )
         .route("/v1/tokens", get(list_tokens).post(create_token))
         .route("/v1/tokens/{token}", axum::routing::delete(revoke_token))

@@ -144,6 +144,58 @@ pub const ROUTES: &[Route] = &[
         Need::Deploy,
         "domains:remove",
     ),
+    // Add-ons: an app's deploy token makes, rotates, backs up and destroys the app's own
+    // add-ons; attaching one to another app gives that app its data, so it needs admin.
+    route("GET", "/v1/addon-services", Need::Admin, "addons:services"),
+    route("GET", "/v1/apps/{app}/addons", Need::Read, "addons"),
+    route(
+        "POST",
+        "/v1/apps/{app}/addons",
+        Need::Deploy,
+        "addons:create",
+    ),
+    route(
+        "DELETE",
+        "/v1/apps/{app}/addons/{addon}",
+        Need::Deploy,
+        "addons:destroy",
+    ),
+    route(
+        "POST",
+        "/v1/apps/{app}/addons/{addon}/rotate",
+        Need::Deploy,
+        "addons:rotate",
+    ),
+    route(
+        "GET",
+        "/v1/apps/{app}/addons/{addon}/backups",
+        Need::Read,
+        "pg:backups",
+    ),
+    route(
+        "POST",
+        "/v1/apps/{app}/addons/{addon}/backups",
+        Need::Deploy,
+        "pg:backups:capture",
+    ),
+    route(
+        "POST",
+        "/v1/apps/{app}/addons/{addon}/backups/{backup}/restore",
+        Need::Deploy,
+        "pg:backups:restore",
+    ),
+    route(
+        "POST",
+        "/v1/apps/{app}/attachments",
+        Need::Admin,
+        "addons:attach",
+    ),
+    route(
+        "DELETE",
+        "/v1/apps/{app}/attachments/{attachment}",
+        Need::Deploy,
+        "addons:detach",
+    ),
     route("GET", "/v1/tokens", Need::Admin, "tokens"),
     route("POST", "/v1/tokens", Need::Admin, "tokens:create"),
     route("DELETE", "/v1/tokens/{token}", Need::Admin, "tokens:revoke"),
@@ -432,6 +484,7 @@ fn path_detail(action: &str, path: &str) -> Option<String> {
     match action {
         "domains:remove" => Some(format!(" hostname={}", audit::word(last))),
         "tokens:revoke" => Some(format!(" token={}", audit::word(last))),
+        "addons:destroy" | "addons:detach" => Some(format!(" name={}", audit::word(last))),
         _ => None,
     }
 }

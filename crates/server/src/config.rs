@@ -48,6 +48,9 @@ pub struct ServerConfig {
     /// `DOZEN_ALLOW_PLAIN_HTTP=1`: serve the API over plain HTTP on an address other machines
     /// reach (behind a TLS proxy, say); refused otherwise.
     pub allow_plain_http: bool,
+    /// `DOZEN_ADDON_POSTGRESQL_URL`, `DOZEN_ADDON_REDIS_URL`, `DOZEN_ADDON_MYSQL_URL`,
+    /// `DOZEN_ADDON_RABBITMQ_URL`: admin connections to the backing servers add-ons are made on.
+    pub addon_servers: dozen_addons::Servers,
 }
 
 /// The API's certificate and key files.
@@ -194,6 +197,7 @@ impl ServerConfig {
                 Some("1" | "true") => true,
                 Some(_) => return Err("DOZEN_ALLOW_PLAIN_HTTP must be 1 or 0".into()),
             },
+            addon_servers: dozen_addons::Servers::from_lookup(&lookup),
         })
     }
 }

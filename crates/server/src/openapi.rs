@@ -6,6 +6,10 @@
 #![allow(dead_code)]
 
 use dozen_api::{
+    Addon, AddonAttachment, AddonBackup, AddonRelease, AddonService, AttachAddon, CreateAddon,
+    RotatedAddon,
+};
+use dozen_api::{
     App, AppInfo, Build, BuildStatus, ConfigPatch, CreateApp, CreateToken, CreatedToken,
     DeployLine, DeployOutcome, Destroyed, DomainRequest, Domains, ErrorBody, ErrorDetail, Health,
     LogLine, ManifestProcessType, Process, Release, ReleaseDetail, ReleaseEntry, ReleaseStatus,
@@ -38,14 +42,18 @@ pub fn document() -> String {
         healthz, openapi_json, list_apps, create_app, app_info, destroy_app, get_config,
         patch_config, list_releases, release_info, release_config, release_slug, rollback,
         list_builds, create_build, get_formation, patch_formation, get_sizes, patch_sizes, ps, ps_restart, run, logs,
-        list_domains, add_domain, remove_domain, list_tokens, create_token, revoke_token
+        list_domains, add_domain, remove_domain, list_tokens, create_token, revoke_token,
+        addon_services, list_addons, create_addon, destroy_addon, rotate_addon, list_backups,
+        capture_backup, restore_backup, attach_addon, detach_addon
     ),
     components(schemas(
         App, AppInfo, Build, BuildStatus, ConfigPatch, CreateApp, CreateToken, CreatedToken,
         DeployLine, DeployOutcome, Destroyed, DomainRequest, Domains, ErrorBody, ErrorDetail,
         Health, LogLine, ManifestProcessType, Process, Release, ReleaseDetail, ReleaseEntry,
         ReleaseStatus, RestartRequest, RollbackRequest, RunExit, RunLine, RunRequest, RunStarted,
-        SizeInfo, Sizes, SlugManifest, Token
+        SizeInfo, Sizes, SlugManifest, Token,
+        Addon, AddonAttachment, AddonBackup, AddonRelease, AddonService, AttachAddon, CreateAddon,
+        RotatedAddon
     )),
     modifiers(&Bearer),
     security(("bearer" = []))
@@ -333,3 +341,97 @@ mod tests {
         }
     }
 }
+
+// Add-ons.
+
+#[utoipa::path(get, path = "/v1/addon-services", tag = "addons",
+    responses(
+        (status = 200, description = "The services dozen knows and whether this server offers each", body = Vec<AddonService>),
+        (status = 401, description = "No valid token", body = ErrorBody)))]
+fn addon_services() {}
+
+#[utoipa::path(get, path = "/v1/apps/{app}/addons", tag = "addons", params(("app" = String, Path)),
+    responses(
+        (status = 200, description = "The add-ons the app owns or is attached to (never their URLs)", body = Vec<Addon>),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 404, description = "No such app", body = ErrorBody)))]
+fn list_addons() {}
+
+#[utoipa::path(post, path = "/v1/apps/{app}/addons", tag = "addons", params(("app" = String, Path)),
+    request_body = CreateAddon,
+    responses(
+        (status = 201, description = "Provisioned, attached, and the release carrying its URL rolled out", body = AddonRelease),
+        (status = 400, description = "The body is not JSON", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 404, description = "No such app", body = ErrorBody),
+        (status = 409, description = "The config var is already set", body = ErrorBody),
+        (status = 415, description = "The body is not sent as application/json", body = ErrorBody),
+        (status = 422, description = "An unknown or unattached service, or the backing server failed (nothing is left behind)", body = ErrorBody)))]
+fn create_addon() {}
+
+#[utoipa::path(delete, path = "/v1/apps/{app}/addons/{addon}", tag = "addons",
+    params(("app" = String, Path), ("addon" = String, Path)),
+    responses(
+        (status = 200, description = "Detached, removed from its server and forgotten", body = Destroyed),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 404, description = "The app owns no such add-on", body = ErrorBody),
+        (status = 409, description = "It is attached to another app", body = ErrorBody),
+        (status = 422, description = "The backing server failed", body = ErrorBody)))]
+fn destroy_addon() {}
+
+#[utoipa::path(post, path = "/v1/apps/{app}/addons/{addon}/rotate", tag = "addons",
+    params(("app" = String, Path), ("addon" = String, Path)),
+    responses(
+        (status = 200, description = "A new password; every attached app re-released", body = RotatedAddon),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 404, description = "The app owns no such add-on", body = ErrorBody),
+        (status = 422, description = "The backing server failed", body = ErrorBody)))]
+fn rotate_addon() {}
+
+#[utoipa::path(get, path = "/v1/apps/{app}/addons/{addon}/backups", tag = "addons",
+    params(("app" = String, Path), ("addon" = String, Path)),
+    responses(
+        (status = 200, description = "Backups, oldest first", body = Vec<AddonBackup>),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 404, description = "The app owns no such add-on", body = ErrorBody),
+        (status = 422, description = "Not a postgresql add-on", body = ErrorBody)))]
+fn list_backups() {}
+
+#[utoipa::path(post, path = "/v1/apps/{app}/addons/{addon}/backups", tag = "addons",
+    params(("app" = String, Path), ("addon" = String, Path)),
+    responses(
+        (status = 201, description = "Captured (pg_dump custom format)", body = AddonBackup),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 404, description = "The app owns no such add-on", body = ErrorBody),
+        (status = 422, description = "Not a postgresql add-on, or pg_dump failed", body = ErrorBody)))]
+fn capture_backup() {}
+
+#[utoipa::path(post, path = "/v1/apps/{app}/addons/{addon}/backups/{backup}/restore", tag = "addons",
+    params(("app" = String, Path), ("addon" = String, Path), ("backup" = String, Path, description = "bNNN")),
+    responses(
+        (status = 200, description = "Restored into the add-on", body = AddonBackup),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 404, description = "No such add-on or backup", body = ErrorBody),
+        (status = 422, description = "Not a backup id, or pg_restore failed", body = ErrorBody)))]
+fn restore_backup() {}
+
+#[utoipa::path(post, path = "/v1/apps/{app}/attachments", tag = "addons", params(("app" = String, Path)),
+    request_body = AttachAddon,
+    responses(
+        (status = 201, description = "Attached; the release carrying its URL rolled out", body = AddonRelease),
+        (status = 400, description = "The body is not JSON", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 404, description = "No such app or add-on", body = ErrorBody),
+        (status = 409, description = "Already attached, or the config var is set", body = ErrorBody),
+        (status = 415, description = "The body is not sent as application/json", body = ErrorBody),
+        (status = 422, description = "A bad attachment name", body = ErrorBody)))]
+fn attach_addon() {}
+
+#[utoipa::path(delete, path = "/v1/apps/{app}/attachments/{attachment}", tag = "addons",
+    params(("app" = String, Path), ("attachment" = String, Path, description = "DATABASE or DATABASE_URL")),
+    responses(
+        (status = 200, description = "Detached; the release without it rolled out", body = AddonRelease),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 404, description = "No such app or attachment", body = ErrorBody),
+        (status = 409, description = "The app owns the add-on: destroy it instead", body = ErrorBody)))]
+fn detach_addon() {}

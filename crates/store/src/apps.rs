@@ -79,6 +79,7 @@ impl Store {
     pub async fn destroy_app(&self, name: &str) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await?;
         self.lock_app(&mut tx, name).await?;
+        crate::addons::release_app(&mut tx, name).await?;
         for sql in [
             "DELETE FROM domains WHERE app = $1",
             "DELETE FROM formation WHERE app = $1",

@@ -1,6 +1,6 @@
 //! All persistent state of `dozen server`, behind one interface: apps,
-//! config vars, releases, formation and process sizes, builds, slug records, domains and API
-//! tokens.
+//! config vars, releases, formation and process sizes, builds, slug records, domains, API
+//! tokens, and add-ons with their attachments and backups.
 //!
 //! The same code runs on an embedded SQLite file (the default,
 //! `<DOZEN_DATA_DIR>/dozen.db`) and on PostgreSQL (when `DATABASE_URL`
@@ -50,6 +50,7 @@
 //! # Ok(()) }
 //! ```
 
+mod addons;
 mod apps;
 mod builds;
 mod error;
@@ -62,6 +63,7 @@ mod store;
 mod tokens;
 mod validate;
 
+pub use addons::{Addon, AddonBackup, Attachment, MAX_ADDON_NAME_BYTES, NewAddon};
 pub use builds::INTERRUPTED;
 pub use error::{MIGRATE_HINT, StoreError};
 pub use ident::TOKEN_PREFIX;

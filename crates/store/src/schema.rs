@@ -118,6 +118,37 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         )"],
     },
     Migration {
+        version: 4,
+        description: "add-ons, their attachments to apps, and their backups",
+        statements: &[
+            "CREATE TABLE addons (
+            name TEXT PRIMARY KEY,
+            service TEXT NOT NULL,
+            plan TEXT NOT NULL,
+            app TEXT NOT NULL REFERENCES apps (name),
+            resource TEXT NOT NULL,
+            url TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        )",
+            "CREATE INDEX addons_by_app ON addons (app)",
+            "CREATE TABLE addon_attachments (
+            addon TEXT NOT NULL REFERENCES addons (name),
+            app TEXT NOT NULL REFERENCES apps (name),
+            var TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (addon, app),
+            UNIQUE (app, var)
+        )",
+            "CREATE TABLE addon_backups (
+            addon TEXT NOT NULL REFERENCES addons (name),
+            number BIGINT NOT NULL CHECK (number >= 1),
+            size BIGINT NOT NULL CHECK (size >= 0),
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (addon, number)
+        )",
+        ],
+    },
+    Migration {
         version: 6,
         description: "the git commit a release was built from (git push, deploy from a checkout)",
         statements: &[

@@ -7,7 +7,8 @@ use std::process::{Command, Stdio};
 
 use common::{Kind, TestDb};
 use dozen_store::{
-    Backend, BuildStatus, INTERRUPTED, NewRelease, ReleaseStatus, Scope, Store, StoreError,
+    Backend, BuildStatus, INTERRUPTED, NewAddon, NewRelease, ReleaseStatus, Scope, Store,
+    StoreError,
 };
 
 on_both_backends!(
@@ -35,12 +36,14 @@ on_both_backends!(
     free_text_and_lookups_behave_alike_on_both_backends,
     unused_slugs_can_be_forgotten,
     releases_remember_their_commit,
+    addons_attach_detach_and_rotate_as_releases,
+    addon_conflicts_write_nothing,
 );
 
 const SECRET: &str = "hunter2-very-secret-value";
 
 /// Every migration this build knows, oldest first.
-const ALL_MIGRATIONS: &[i64] = &[1, 2, 3, 6];
+const ALL_MIGRATIONS: &[i64] = &[1, 2, 3, 4, 6];
 
 fn kv(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs
@@ -1456,4 +1459,179 @@ async fn releases_remember_their_commit(db: &TestDb) {
         .await
         .expect("v4");
     assert_eq!(plain.commit, None);
+fn pg_addon<'a>(name: &'a str, app: &'a str, url: &'a str) -> NewAddon<'a> {
+    NewAddon {
+        name,
+        service: "postgresql",
+        plan: "shared",
+        app,
+        resource: name,
+        url,
+    }
+}
+
+async fn addons_attach_detach_and_rotate_as_releases(db: &TestDb) {
+    let s = db.ready().await;
+    s.create_app("shop").await.expect("create");
+    s.create_app("worker").await.expect("create");
+    s.set_config("shop", &kv(&[("A", "1")]), &[])
+        .await
+        .expect("config");
+    let name = s.next_addon_name("shop", "postgresql").await.expect("name");
+    assert_eq!(name, "shop-postgresql-1");
+    let url = format!("postgres://u:{SECRET}@127.0.0.1/db");
+    let (addon, v2) = s
+        .create_addon(pg_addon(&name, "shop", &url), "DATABASE_URL")
+        .await
+        .expect("create add-on");
+    assert_eq!(addon.app, "shop");
+    assert_eq!(addon.attachments.len(), 1);
+    assert_eq!(addon.attachments[0].var, "DATABASE_URL");
+    assert_eq!(v2.version, 2);
+    assert_eq!(v2.config.get("DATABASE_URL"), Some(&url));
+    assert_eq!(v2.config.get("A").map(String::as_str), Some("1"));
+    assert_eq!(v2.description, "Attach shop-postgresql-1 as DATABASE_URL");
+    assert!(!format!("{addon:?}").contains(SECRET));
+    assert_eq!(s.addon_url(&name).await.expect("url"), url);
+    assert_eq!(
+        s.next_addon_name("shop", "postgresql").await.expect("name"),
+        "shop-postgresql-2"
+    );
+
+    // The same database for a second app.
+    let w1 = s
+        .attach_addon(&name, "worker", "DATABASE_URL")
+        .await
+        .expect("attach");
+    assert_eq!(w1.version, 1);
+    assert_eq!(w1.config.get("DATABASE_URL"), Some(&url));
+    assert_conflict(s.attach_addon(&name, "worker", "OTHER_URL").await);
+    let listed = s.addons_of("worker").await.expect("list");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].attachments.len(), 2);
+
+    // Rotation: one release per attached app, each with the new URL.
+    let new_url = format!("postgres://u:{SECRET}-2@127.0.0.1/db");
+    let rotated = s.rotate_addon(&name, &new_url).await.expect("rotate");
+    let mut apps: Vec<(&str, i64)> = rotated
+        .iter()
+        .map(|r| (r.app.as_str(), r.version))
+        .collect();
+    apps.sort();
+    assert_eq!(apps, [("shop", 3), ("worker", 2)]);
+    for r in &rotated {
+        assert_eq!(r.config.get("DATABASE_URL"), Some(&new_url));
+    }
+    assert_eq!(
+        s.config("worker")
+            .await
+            .expect("config")
+            .get("DATABASE_URL"),
+        Some(&new_url)
+    );
+
+    // Destroying is refused while attached; the owner cannot detach, the other app can.
+    assert_conflict(s.delete_addon(&name).await);
+    assert_conflict(s.destroy_app("shop").await);
+    assert_conflict(s.detach_addon("shop", "DATABASE_URL", false).await);
+    let (detached, w3) = s
+        .detach_addon("worker", "DATABASE_URL", false)
+        .await
+        .expect("detach");
+    assert_eq!(detached, name);
+    assert!(!w3.config.contains_key("DATABASE_URL"));
+    assert_not_found(
+        s.detach_addon("worker", "DATABASE_URL", false).await,
+        "attachment",
+    );
+
+    // Backups are numbered per add-on.
+    assert_eq!(s.record_backup(&name, 10).await.expect("b1").number, 1);
+    assert_eq!(s.record_backup(&name, 20).await.expect("b2").number, 2);
+    let sizes: Vec<i64> = s
+        .backups(&name)
+        .await
+        .expect("backups")
+        .iter()
+        .map(|b| b.size)
+        .collect();
+    assert_eq!(sizes, [10, 20]);
+
+    s.detach_addon("shop", "DATABASE_URL", true)
+        .await
+        .expect("detach the owner (destroy)");
+    s.delete_addon(&name).await.expect("delete");
+    assert_not_found(s.addon(&name).await, "add-on");
+    assert!(s.addons_of("shop").await.expect("list").is_empty());
+    s.destroy_app("shop").await.expect("destroy app");
+}
+
+async fn addon_conflicts_write_nothing(db: &TestDb) {
+    let s = db.ready().await;
+    s.create_app("shop").await.expect("create");
+    s.create_app("api").await.expect("create");
+    s.set_config("shop", &kv(&[("DATABASE_URL", "by hand")]), &[])
+        .await
+        .expect("config");
+    let before = s.releases("shop").await.expect("releases").len();
+    // The var is set by hand: refused, nothing recorded.
+    assert_conflict(
+        s.create_addon(
+            pg_addon("shop-postgresql-1", "shop", "postgres://x"),
+            "DATABASE_URL",
+        )
+        .await,
+    );
+    assert_eq!(s.releases("shop").await.expect("releases").len(), before);
+    assert_not_found(s.addon("shop-postgresql-1").await, "add-on");
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM addons").await
+            + db.count("SELECT COUNT(*) FROM addon_attachments").await,
+        0
+    );
+    for bad in ["", "Shop-1", "1shop", "shop_pg", &"a".repeat(64)] {
+        assert_invalid(
+            s.create_addon(pg_addon(bad, "shop", "postgres://x"), "X_URL")
+                .await,
+        );
+    }
+    assert_invalid(
+        s.create_addon(pg_addon("shop-pg-1", "shop", "x"), "1BAD")
+            .await,
+    );
+    assert_not_found(
+        s.create_addon(pg_addon("nope-pg-1", "nope", "x"), "X_URL")
+            .await,
+        "app",
+    );
+    s.create_addon(pg_addon("shop-pg-1", "shop", "postgres://x"), "PG_URL")
+        .await
+        .expect("create");
+    // The name is taken; a var another attachment holds is refused.
+    assert_conflict(
+        s.create_addon(pg_addon("shop-pg-1", "api", "postgres://x"), "PG_URL")
+            .await,
+    );
+    s.create_addon(pg_addon("api-pg-1", "api", "postgres://y"), "PG_URL")
+        .await
+        .expect("create");
+    assert_conflict(s.attach_addon("api-pg-1", "shop", "PG_URL").await);
+    assert_not_found(s.attach_addon("nope-1", "shop", "Y_URL").await, "add-on");
+    // An app attached to another's add-on can be destroyed: the attachment goes with it.
+    s.attach_addon("api-pg-1", "shop", "API_URL")
+        .await
+        .expect("attach");
+    s.detach_addon("shop", "PG_URL", true)
+        .await
+        .expect("detach");
+    s.delete_addon("shop-pg-1").await.expect("delete");
+    s.destroy_app("shop").await.expect("destroy");
+    assert_eq!(
+        s.addon("api-pg-1")
+            .await
+            .expect("still there")
+            .attachments
+            .len(),
+        1
+    );
 }

@@ -76,6 +76,14 @@ pub fn details(action: &str, body: &Value) -> String {
         "ps:restart" => push("type", field("type")),
         "rollback" => push("to", field("version")),
         "domains:add" => push("hostname", field("hostname")),
+        "addons:create" => {
+            push("service", field("service"));
+            push("as", field("as"));
+        }
+        "addons:attach" => {
+            push("addon", field("addon"));
+            push("as", field("as"));
+        }
         "apps:create" | "tokens:create" => {
             push("name", field("name"));
             push("scope", field("scope"));

@@ -1,5 +1,5 @@
-//! The platform service: apps, config, releases and rollouts, formation, restarts, domains and
-//! one-offs, apart from HTTP.
+//! The platform service: apps, config, releases and rollouts, formation, restarts, domains,
+//! one-offs and add-ons, apart from HTTP.
 //!
 //! Every operation that changes an app runs in a task of its own ([`Platform::locked`]) that
 //! holds the app's lock: a caller that goes away (a client that disconnects) cannot cancel it
@@ -9,7 +9,9 @@
 //! a [`PlatformError`] to a status. Builds and rollouts are in [`crate::deploy`], the processes
 //! in [`crate::runtime`].
 
+mod addons;
 mod apps;
+mod backups;
 mod error;
 mod formation;
 mod one_off;
@@ -22,7 +24,9 @@ use std::sync::Arc;
 use dozen_store::{Release, Store};
 use tokio::sync::watch;
 
+pub use addons::attachment_var;
 pub use apps::AppSummary;
+pub use backups::backup_id;
 pub use error::PlatformError;
 pub use one_off::OneOff;
 pub(crate) use one_off::no_status;
