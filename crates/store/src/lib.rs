@@ -51,6 +51,7 @@
 //! ```
 
 mod apps;
+mod backup;
 mod builds;
 mod error;
 mod ident;
@@ -62,6 +63,7 @@ mod store;
 mod tokens;
 mod validate;
 
+pub use backup::{Snapshot, known_schema_version, restore_snapshot};
 pub use builds::INTERRUPTED;
 pub use error::{MIGRATE_HINT, StoreError};
 pub use ident::TOKEN_PREFIX;
