@@ -1,5 +1,5 @@
 //! Commands run on the server host itself: `dozen server`, and the one-off admin commands
-//! `dozen migrate` and `dozen tokens:*`, which work on the store directly (factor XII).
+//! `dozen migrate`, `dozen tokens:*` and `dozen backup:*`, which work on the store directly (factor XII).
 
 use std::process::ExitCode;
 
@@ -99,6 +99,43 @@ pub fn tokens(action: TokenAction) -> anyhow::Result<ExitCode> {
         store.close().await;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// `dozen backup:create FILE`.
+pub fn backup_create(file: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let config = config()?;
+    let manifest = runtime()?.block_on(dozen_server::backup::create(&config, file))?;
+    let size = std::fs::metadata(file).map_or(0, |m| m.len());
+    println!(
+        "backed up {} app(s), {} slug(s) and the {} store (schema {}) to {} ({size} bytes)",
+        manifest.apps,
+        manifest.slugs.len(),
+        manifest.store,
+        manifest.schema_version,
+        file.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `dozen backup:restore FILE`.
+pub fn backup_restore(file: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let config = config()?;
+    let restored = runtime()?.block_on(dozen_server::backup::restore(&config, file))?;
+    let m = &restored.manifest;
+    println!(
+        "restored {} app(s) and {} slug(s) from {} (made {} by dozen {})",
+        m.apps,
+        m.slugs.len(),
+        file.display(),
+        m.created_at,
+        m.dozen_version
+    );
+    if restored.pending_migrations {
+        println!(
+            "the backup's store is older than this dozen: run `dozen migrate` before `dozen server`"
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// What `tokens` does.

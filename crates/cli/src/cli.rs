@@ -16,6 +16,15 @@ pub struct Cli {
     command: Command,
 }
 
+/// `dozen backup create|restore FILE`, the spelled-out form of `backup:create` and `backup:restore`.
+#[derive(Debug, Subcommand)]
+enum BackupAction {
+    /// Same as `backup:create FILE`.
+    Create { file: std::path::PathBuf },
+    /// Same as `backup:restore FILE`.
+    Restore { file: std::path::PathBuf },
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the Procfile's processes with the .env environment; all of them, or the named types.
@@ -50,6 +59,19 @@ enum Command {
     /// Revoke an API token by id or name (on the server host).
     #[command(name = "tokens:revoke")]
     TokensRevoke { token: String },
+    /// Write a backup of the server's state (store and slugs) to FILE, while it runs (on the
+    /// server host).
+    #[command(name = "backup:create")]
+    BackupCreate { file: std::path::PathBuf },
+    /// Restore a backup made by backup:create into an empty data directory (and, with
+    /// DATABASE_URL, an empty database), on the server host.
+    #[command(name = "backup:restore")]
+    BackupRestore { file: std::path::PathBuf },
+    /// Backups of the server's state: `backup create FILE`, `backup restore FILE`.
+    Backup {
+        #[command(subcommand)]
+        action: BackupAction,
+    },
 
     /// List apps.
     Apps(AppArgs),
@@ -443,6 +465,14 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             admin::tokens(TokenAction::Create { name, app, scope })
         }
         Command::TokensRevoke { token } => admin::tokens(TokenAction::Revoke(token)),
+        Command::BackupCreate { file }
+        | Command::Backup {
+            action: BackupAction::Create { file },
+        } => admin::backup_create(&file),
+        Command::BackupRestore { file }
+        | Command::Backup {
+            action: BackupAction::Restore { file },
+        } => admin::backup_restore(&file),
         Command::Apps(args) => remote::apps(args),
         Command::AppsCreate { name, args } => remote::apps_create(&name, args),
         Command::AppsDestroy { confirm, args } => remote::apps_destroy(confirm.as_deref(), args),

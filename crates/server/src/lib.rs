@@ -29,6 +29,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod backup;
 pub mod config;
 pub mod deploy;
 pub mod error;

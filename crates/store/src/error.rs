@@ -82,6 +82,14 @@ pub enum StoreError {
     /// driver's, which never includes bound values (all values are bound).
     #[error("database error: {0}")]
     Database(#[source] sqlx::Error),
+    /// A PostgreSQL client tool (`pg_dump`, `pg_restore`) failed; the message is its own.
+    #[error("{tool}: {message}")]
+    Tool {
+        /// The tool.
+        tool: &'static str,
+        /// What it said.
+        message: String,
+    },
     /// A stored row could not be read back (a JSON column that does not
     /// parse, an unknown status). Means someone edited the database by hand.
     #[error("corrupt {what} in the store: {message}")]
@@ -130,6 +138,7 @@ impl StoreError {
             StoreError::Io { .. }
             | StoreError::Random(_)
             | StoreError::Database(_)
+            | StoreError::Tool { .. }
             | StoreError::Corrupt { .. } => 500,
         }
     }

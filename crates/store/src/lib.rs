@@ -52,6 +52,7 @@
 
 mod addons;
 mod apps;
+mod backup;
 mod builds;
 mod error;
 mod ident;
@@ -64,6 +65,7 @@ mod tokens;
 mod validate;
 
 pub use addons::{Addon, AddonBackup, Attachment, MAX_ADDON_NAME_BYTES, NewAddon};
+pub use backup::{Snapshot, known_schema_version, restore_snapshot};
 pub use builds::INTERRUPTED;
 pub use error::{MIGRATE_HINT, StoreError};
 pub use ident::TOKEN_PREFIX;

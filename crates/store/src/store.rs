@@ -238,7 +238,7 @@ impl Store {
     }
 
     /// Versions recorded as applied; empty when the table does not exist yet.
-    async fn applied(&self) -> Result<Vec<i64>, StoreError> {
+    pub(crate) async fn applied(&self) -> Result<Vec<i64>, StoreError> {
         let exists_sql = match self.backend {
             Backend::Sqlite => {
                 "SELECT COUNT(*) FROM sqlite_master \

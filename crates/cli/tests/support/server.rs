@@ -112,10 +112,18 @@ impl Server {
     }
 
     fn launch(env: &[(&str, &str)], stderr: Stdio) -> (Server, Option<std::process::ChildStderr>) {
+        let mut s = Server::unstarted(env);
+        let stderr = s.boot(stderr);
+        (s, stderr)
+    }
+
+    /// A server's data directory and environment, not started yet (for admin one-offs that
+    /// work before the first start, like `backup:restore`); [`Server::boot`] starts it.
+    pub fn unstarted(env: &[(&str, &str)]) -> Server {
         let data = tempfile::tempdir().expect("tmp");
         let port = free_port();
         let tls = env.iter().any(|(k, _)| *k == "DOZEN_API_TLS_CERT");
-        let mut s = Server {
+        Server {
             child: None,
             port,
             router_port: free_port(),
@@ -131,14 +139,18 @@ impl Server {
             } else {
                 format!("http://127.0.0.1:{port}")
             },
-        };
-        let migrate = s.admin(&["migrate"]).output().expect("migrate");
+        }
+    }
+
+    /// `dozen migrate`, then start the server and wait until it listens.
+    pub fn boot(&mut self, stderr: Stdio) -> Option<std::process::ChildStderr> {
+        let migrate = self.admin(&["migrate"]).output().expect("migrate");
         assert!(
             migrate.status.success(),
             "migrate: {}",
             String::from_utf8_lossy(&migrate.stderr)
         );
-        let mut child = s
+        let mut child = self
             .admin(&["server"])
             .stdout(Stdio::piped())
             .stderr(stderr)
@@ -146,19 +158,28 @@ impl Server {
             .expect("server");
         let rx = line_reader(child.stdout.take().expect("stdout"));
         let stderr = child.stderr.take();
-        s.child = Some(child);
-        s.lines = rx;
+        self.child = Some(child);
+        self.lines = rx;
         loop {
-            match s.lines.recv_timeout(HANG) {
+            match self.lines.recv_timeout(HANG) {
                 Ok(l) if l.contains("listening") => {
-                    s.startup.push(l);
+                    self.startup.push(l);
                     break;
                 }
-                Ok(l) => s.startup.push(l),
+                Ok(l) => self.startup.push(l),
                 Err(e) => panic!("the server never said it was listening: {e}"),
             }
         }
-        (s, stderr)
+        stderr
+    }
+
+    /// Stop the server (SIGTERM, then wait); its data directory stays.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let _ = c.wait();
+        }
     }
 
     /// What this server names its apps' system users when it runs as root: `<prefix><app>`,
@@ -293,11 +314,7 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            // SAFETY: signalling our own child.
-            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
-            let _ = c.wait();
-        }
+        self.stop();
     }
 }
 
