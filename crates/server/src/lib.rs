@@ -15,6 +15,7 @@
 //!   recent lines, kept across restarts in a history per app, and live tails ([`loghub`]);
 //! - **recovery**: after a crash, interrupted builds and releases are marked failed and what
 //!   they left under the data directory is removed before anything runs ([`recover`]);
+//! - **dashboard**: the same API in a browser, at `/` on the API's port ([`dashboard`]);
 //! - **tenancy**: run as root, each app builds and runs as a system user of its own, confined
 //!   to its own files, `/tmp` and processes ([`tenancy`]).
 //!
@@ -28,6 +29,7 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod dashboard;
 pub mod deploy;
 pub mod error;
 pub mod frames;
