@@ -27,7 +27,7 @@ use crate::platform::{Platform, PlatformError, parse_version};
 use crate::runtime::Runtime;
 
 mod addons;
-mod extract;
+pub(crate) mod extract;
 mod run;
 mod views;
 
@@ -142,14 +142,16 @@ pub fn router(state: AppState, guard: crate::auth::Guard) -> Router {
         )
         .route("/v1/tokens", get(list_tokens).post(create_token))
         .route("/v1/tokens/{token}", axum::routing::delete(revoke_token))
+        .merge(crate::dashboard::authed_routes())
         .layer(middleware::from_fn_with_state(
-            guard,
+            guard.clone(),
             crate::auth::authenticate,
         ));
     Router::new()
         .route("/openapi.json", get(openapi))
         .route("/healthz", get(|| async { Json(api::Health { ok: true }) }))
         .merge(authed)
+        .merge(crate::dashboard::routes(guard))
         .with_state(state)
         .merge(git)
 }

@@ -10,9 +10,13 @@
 //! ([`Scope`]). A method and route missing from [`ROUTES`] needs admin, so a new route stays
 //! closed to app tokens until someone decides what it needs. `GET /v1/apps` answers an app token
 //! with its own app only.
+//!
+//! The dashboard's browsers present a session cookie instead of the bearer token ([`session`]);
+//! the same scope checks apply, and a state change must also carry the session's CSRF secret.
 
 mod audit;
 mod limit;
+pub mod session;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -208,7 +212,10 @@ pub fn lookup(method: &Method, path: &str) -> Option<&'static Route> {
     } else {
         method.as_str()
     };
-    ROUTES.iter().find(|r| r.method == method && r.path == path)
+    ROUTES
+        .iter()
+        .chain(session::DASHBOARD_ROUTES)
+        .find(|r| r.method == method && r.path == path)
 }
 
 /// Whether `token` may do what `need` asks on `app` (the route's app, if it has one).
@@ -266,6 +273,7 @@ struct Inner {
     store: Store,
     bad: Mutex<BadTokens>,
     log: Option<LogSender>,
+    sessions: session::Sessions,
 }
 
 impl Guard {
@@ -276,6 +284,7 @@ impl Guard {
                 store,
                 bad: Mutex::new(BadTokens::default()),
                 log,
+                sessions: session::Sessions::default(),
             }),
         }
     }
@@ -375,8 +384,19 @@ pub async fn authenticate(State(guard): State<Guard>, request: Request, next: Ne
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .map(str::to_owned);
-    let Some(presented) = presented else {
-        return ApiError::Unauthorized.into_response();
+    // Without a bearer token, the dashboard's session cookie; its requests that change state
+    // must carry the session's CSRF secret too.
+    let (presented, csrf_ok) = match presented {
+        Some(p) => (p, true),
+        None => match session::cookie_value(request.headers())
+            .and_then(|id| guard.inner.sessions.get(id))
+        {
+            Some(s) => {
+                let ok = s.csrf_matches(request.headers());
+                (s.token, ok)
+            }
+            None => return ApiError::Unauthorized.into_response(),
+        },
     };
     if let Some(wait) = guard.bad().refused_for(peer, Instant::now()) {
         return ApiError::TooManyRequests(wait.as_secs().max(1)).into_response();
@@ -429,6 +449,17 @@ pub async fn authenticate(State(guard): State<Guard>, request: Request, next: Ne
             .unwrap_or_default()
     );
 
+    let changes_state = method != Method::GET && method != Method::HEAD;
+    if changes_state && !csrf_ok {
+        guard
+            .say(EventKind::Error, format!("{who} csrf=missing status=403"))
+            .await;
+        return ApiError::Forbidden(format!(
+            "{method} {path} from a dashboard session needs the session's CSRF token in the {} header",
+            session::CSRF_HEADER
+        ))
+        .into_response();
+    }
     if !allows(&token, need, app.as_deref()) {
         guard
             .say(EventKind::Error, format!("{who} status=403"))
@@ -437,7 +468,6 @@ pub async fn authenticate(State(guard): State<Guard>, request: Request, next: Ne
             .into_response();
     }
 
-    let changes_state = method != Method::GET && method != Method::HEAD;
     let reads_secrets = matches!(action, "config" | "releases:config");
     // The details of an audited JSON request come from its body, read here and handed on.
     let mut details = String::new();

@@ -17,6 +17,7 @@
 //!   they left under the data directory is removed before anything runs ([`recover`]);
 //! - **git push**: the API port speaks git's smart HTTP at `/git/<app>.git`; a push to `main`
 //!   builds the pushed commit and releases it, and a failed build refuses the push ([`git`]);
+//! - **dashboard**: the same API in a browser, at `/` on the API's port ([`dashboard`]);
 //! - **tenancy**: run as root, each app builds and runs as a system user of its own, confined
 //!   to its own files, `/tmp` and processes ([`tenancy`]).
 //!
@@ -31,6 +32,7 @@ pub mod api;
 pub mod auth;
 pub mod backup;
 pub mod config;
+pub mod dashboard;
 pub mod deploy;
 pub mod error;
 pub mod frames;

@@ -1,0 +1,181 @@
+//! An app's log stream as Server-Sent Events, for the dashboard's log and deploy pages.
+//!
+//! Each event's data is one log entry's JSON, as `GET /v1/apps/{app}/logs` sends it. The stream
+//! starts with the recent entries that pass the filter, then follows live ones until the client
+//! goes or the server stops; a browser's `EventSource` then reconnects by itself (after
+//! [`RETRY_MS`]) and starts again from the recent entries, so the page replaces what it shows.
+//!
+//! Bounds: a client that falls more than [`crate::loghub::TAIL_BACKLOG`] entries behind is sent
+//! a note of how many it missed instead; at most [`MAX_RECENT`] recent entries are sent.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::api::AppState;
+use crate::api::extract::{Path, Query};
+use crate::error::ApiError;
+use crate::loghub::{Entry, Filter};
+
+/// How long a browser waits before it reconnects.
+pub const RETRY_MS: u64 = 1000;
+/// The most recent entries sent when a stream starts.
+pub const MAX_RECENT: usize = 1500;
+/// A comment is sent this often when nothing else is, so a dead connection is noticed.
+const KEEPALIVE: Duration = Duration::from_secs(15);
+
+/// The query of the stream.
+#[derive(Debug, Deserialize, Default)]
+pub struct EventsQuery {
+    /// Only this process (`web.1`) or type (`web`).
+    ps: Option<String>,
+    /// `app` (process output), `dozen` (platform events) or `deploy` (builds, the release
+    /// phase and platform events: what a deploy shows).
+    source: Option<String>,
+    /// How many recent entries to start with (at most [`MAX_RECENT`]; 200 by default).
+    lines: Option<usize>,
+}
+
+/// Which entries a stream sends.
+struct Which {
+    filter: Filter,
+    deploy_only: bool,
+}
+
+impl Which {
+    fn accepts(&self, e: &Entry) -> bool {
+        if self.deploy_only {
+            let name = e.proc_name.as_ref();
+            let deploy = name == "dozen"
+                || name == "build"
+                || name == "release"
+                || name.starts_with("release.");
+            if !deploy {
+                return false;
+            }
+        }
+        self.filter.accepts(e)
+    }
+}
+
+fn event(json: &str) -> Bytes {
+    // An entry's JSON is one line; a stray line break would end the event early, so the data
+    // is split on line breaks as the format asks.
+    let mut out = String::with_capacity(json.len() + 8);
+    for line in json.split(['\n', '\r']) {
+        out.push_str("data: ");
+        out.push_str(line);
+        out.push('\n');
+    }
+    out.push('\n');
+    Bytes::from(out)
+}
+
+/// `GET /dashboard/apps/{app}/logs`.
+pub async fn events(
+    State(s): State<AppState>,
+    Path(app): Path<String>,
+    Query(q): Query<EventsQuery>,
+) -> Result<Response, ApiError> {
+    s.platform.app(&app).await?;
+    let deploy_only = q.source.as_deref() == Some("deploy");
+    let source = match q.source.as_deref() {
+        None | Some("" | "deploy") => None,
+        Some("app" | "dozen") => q.source.clone(),
+        Some(other) => {
+            return Err(ApiError::Invalid(format!(
+                "source `{other}`: use app, dozen or deploy"
+            )));
+        }
+    };
+    let which = Which {
+        filter: Filter {
+            ps: q.ps.filter(|p| !p.is_empty()),
+            source,
+        },
+        deploy_only,
+    };
+    let log = s.runtime.log(&app);
+    let mut live = log.subscribe();
+    // The ring is filtered on the way out: ask for all of it, keep the last `lines` that pass.
+    let wanted = q.lines.unwrap_or(200).min(MAX_RECENT);
+    let mut recent: Vec<Entry> = log
+        .recent(usize::MAX, &which.filter)
+        .into_iter()
+        .filter(|e| which.accepts(e))
+        .collect();
+    let skip = recent.len().saturating_sub(wanted);
+    recent.drain(..skip);
+    let mut down = s.shutting_down.clone();
+    let (tx, rx) = mpsc::channel::<Result<Bytes, Infallible>>(64);
+    tokio::spawn(async move {
+        if tx
+            .send(Ok(Bytes::from(format!("retry: {RETRY_MS}\n\n"))))
+            .await
+            .is_err()
+        {
+            return;
+        }
+        for e in recent {
+            if tx.send(Ok(event(&e.json))).await.is_err() {
+                return;
+            }
+        }
+        let mut keepalive = tokio::time::interval(KEEPALIVE);
+        keepalive.tick().await;
+        loop {
+            let out = tokio::select! {
+                r = down.wait_for(|d| *d) => {
+                    // Stopping (or the flag is gone): end the stream; the browser reconnects.
+                    let _ = r;
+                    return;
+                }
+                _ = keepalive.tick() => Bytes::from_static(b": keepalive\n\n"),
+                entry = live.recv() => match entry {
+                    Ok(e) if which.accepts(&e) => event(&e.json),
+                    Ok(_) => continue,
+                    Err(RecvError::Lagged(n)) => {
+                        let note = serde_json::json!({
+                            "proc": "dozen",
+                            "stream": "event",
+                            "line": format!("{n} lines skipped: this page fell behind"),
+                        });
+                        event(&note.to_string())
+                    }
+                    Err(RecvError::Closed) => return,
+                },
+            };
+            if tx.send(Ok(out)).await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut response = Body::from_stream(ReceiverStream::new(rx)).into_response();
+    *response.status_mut() = StatusCode::OK;
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_is_one_data_line_per_line_of_its_text() {
+        assert_eq!(&event("{\"a\":1}")[..], b"data: {\"a\":1}\n\n");
+        assert_eq!(&event("x\ny")[..], b"data: x\ndata: y\n\n");
+    }
+}
