@@ -1,6 +1,6 @@
 //! All persistent state of `dozen server`, behind one interface: apps,
-//! config vars, releases, formation and process sizes, builds, slug records, domains and API
-//! tokens.
+//! config vars, releases, formation and process sizes, builds, slug records, domains, log
+//! drains and API tokens.
 //!
 //! The same code runs on an embedded SQLite file (the default,
 //! `<DOZEN_DATA_DIR>/dozen.db`) and on PostgreSQL (when `DATABASE_URL`
@@ -52,6 +52,7 @@
 
 mod apps;
 mod builds;
+mod drains;
 mod error;
 mod ident;
 mod model;
@@ -63,6 +64,7 @@ mod tokens;
 mod validate;
 
 pub use builds::INTERRUPTED;
+pub use drains::{DrainRecord, MAX_DRAIN_URL, MAX_DRAINS_PER_APP};
 pub use error::{MIGRATE_HINT, StoreError};
 pub use ident::TOKEN_PREFIX;
 pub use model::{

@@ -117,6 +117,19 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
             PRIMARY KEY (app, process_type)
         )"],
     },
+    Migration {
+        version: 5,
+        description: "log drains (drains:add)",
+        statements: &[
+            "CREATE TABLE drains (
+            id TEXT PRIMARY KEY,
+            app TEXT NOT NULL REFERENCES apps (name) ON DELETE CASCADE,
+            url TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        )",
+            "CREATE INDEX drains_by_app ON drains (app)",
+        ],
+    },
 ];
 
 /// Highest version this build knows.
