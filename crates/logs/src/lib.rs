@@ -18,9 +18,9 @@
 //!   blocks, the channel fills, senders wait, the pipe readers stop reading, and the processes
 //!   block in `write(2)`. Nothing is dropped.
 //!
-//! It is not a log store or a drain: it moves events from pipes to one output. [`History`] is
-//! the one piece that keeps records: a bounded, checksummed file per stream that a server
-//! reloads after a restart.
+//! Beyond the terminal: [`History`] keeps records, a bounded, checksummed file per stream that
+//! a server reloads after a restart, and [`drains`] send a stream to syslog receivers and HTTPS
+//! endpoints through a bounded queue on disk per drain.
 //!
 //! ```
 //! use dozen_logs::{Format, LineBatch, LineFramer, Label, Stream};
@@ -39,6 +39,7 @@
 //! assert!(String::from_utf8(out).unwrap().contains(r#""proc":"web.1","stream":"stdout","line":"hello""#));
 //! ```
 
+pub mod drains;
 mod event;
 mod format;
 mod framer;

@@ -58,6 +58,11 @@ pub(crate) fn token_id() -> Result<String, StoreError> {
     Ok(format!("tok_{}", hex(&random_bytes::<8>()?)))
 }
 
+/// A drain id: `drn_` + 16 hex digits.
+pub(crate) fn drain_id() -> Result<String, StoreError> {
+    Ok(format!("drn_{}", hex(&random_bytes::<8>()?)))
+}
+
 /// Prefix of every token dozen generates, so secret scanners can spot them.
 pub const TOKEN_PREFIX: &str = "dzn_";
 

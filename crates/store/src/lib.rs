@@ -1,6 +1,6 @@
 //! All persistent state of `dozen server`, behind one interface: apps,
-//! config vars, releases, formation and process sizes, builds, slug records, domains, API
-//! tokens, and add-ons with their attachments and backups.
+//! config vars, releases, formation and process sizes, builds, slug records, domains, log
+//! drains, API tokens, and add-ons with their attachments and backups.
 //!
 //! The same code runs on an embedded SQLite file (the default,
 //! `<DOZEN_DATA_DIR>/dozen.db`) and on PostgreSQL (when `DATABASE_URL`
@@ -54,6 +54,7 @@ mod addons;
 mod apps;
 mod backup;
 mod builds;
+mod drains;
 mod error;
 mod ident;
 mod model;
@@ -67,6 +68,7 @@ mod validate;
 pub use addons::{Addon, AddonBackup, Attachment, MAX_ADDON_NAME_BYTES, NewAddon};
 pub use backup::{Snapshot, known_schema_version, restore_snapshot};
 pub use builds::INTERRUPTED;
+pub use drains::{DrainRecord, MAX_DRAIN_URL, MAX_DRAINS_PER_APP};
 pub use error::{MIGRATE_HINT, StoreError};
 pub use ident::TOKEN_PREFIX;
 pub use model::{

@@ -149,6 +149,19 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         ],
     },
     Migration {
+        version: 5,
+        description: "log drains (drains:add)",
+        statements: &[
+            "CREATE TABLE drains (
+            id TEXT PRIMARY KEY,
+            app TEXT NOT NULL REFERENCES apps (name) ON DELETE CASCADE,
+            url TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        )",
+            "CREATE INDEX drains_by_app ON drains (app)",
+        ],
+    },
+    Migration {
         version: 6,
         description: "the git commit a release was built from (git push, deploy from a checkout)",
         statements: &[

@@ -25,6 +25,7 @@ on_both_backends!(
     release_status_and_activation,
     formation_scales_within_bounds,
     sizes_are_kept_per_process_type,
+    drains_are_kept_per_app_and_go_with_it,
     builds_finish_once_and_recover_after_crash,
     domains_belong_to_one_app,
     destroying_an_app_removes_everything_it_owns,
@@ -43,7 +44,7 @@ on_both_backends!(
 const SECRET: &str = "hunter2-very-secret-value";
 
 /// Every migration this build knows, oldest first.
-const ALL_MIGRATIONS: &[i64] = &[1, 2, 3, 4, 6];
+const ALL_MIGRATIONS: &[i64] = &[1, 2, 3, 4, 5, 6];
 
 fn kv(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs
@@ -753,6 +754,47 @@ async fn sizes_are_kept_per_process_type(db: &TestDb) {
             .expect("sizes of the new app")
             .is_empty()
     );
+}
+
+async fn drains_are_kept_per_app_and_go_with_it(db: &TestDb) {
+    let s = db.ready().await;
+    s.create_app("shop").await.expect("create");
+    s.create_app("blog").await.expect("create");
+    assert!(s.drains("shop").await.expect("drains").is_empty());
+    let url = format!("https://user:{SECRET}@logs.example.com/in");
+    let a = s.add_drain("shop", &url).await.expect("add");
+    assert!(a.id.starts_with("drn_"), "{a:?}");
+    assert!(!format!("{a:?}").contains(SECRET), "{a:?}");
+    let b = s
+        .add_drain("shop", "syslog+tls://logs.example.com:6514")
+        .await
+        .expect("add");
+    // The same URL twice on one app is a conflict that names the drain, not the URL.
+    let e = assert_conflict(s.add_drain("shop", &url).await);
+    assert!(
+        e.to_string().contains(&a.id) && !e.to_string().contains(SECRET),
+        "{e}"
+    );
+    // Another app may have the same URL.
+    s.add_drain("blog", &url).await.expect("add to blog");
+    assert_invalid(s.add_drain("shop", "").await);
+    assert_not_found(s.add_drain("nope", &url).await, "app");
+    let listed = s.drains("shop").await.expect("drains");
+    assert_eq!(listed, vec![a.clone(), b.clone()]);
+    assert_eq!(s.all_drains().await.expect("all").len(), 3);
+    assert_eq!(s.remove_drain("shop", &a.id).await.expect("remove"), a);
+    assert_not_found(s.remove_drain("shop", &a.id).await, "drain");
+    assert_not_found(s.remove_drain("blog", &b.id).await, "drain");
+    assert_eq!(s.drains("shop").await.expect("drains"), vec![b]);
+    for n in 1..dozen_store::MAX_DRAINS_PER_APP {
+        s.add_drain("shop", &format!("syslog://h{n}.example.com:514"))
+            .await
+            .expect("add");
+    }
+    assert_invalid(s.add_drain("shop", "syslog://one-more.example.com").await);
+    s.destroy_app("shop").await.expect("destroy");
+    assert_not_found(s.drains("shop").await, "app");
+    assert_eq!(s.all_drains().await.expect("all").len(), 1);
 }
 
 async fn builds_finish_once_and_recover_after_crash(db: &TestDb) {
