@@ -178,9 +178,9 @@ async fn config_release(
     }
     let config = apps::read_config(&mut *conn, app).await?;
     let latest = releases::latest_usable_release(&mut *conn, app).await?;
-    let (slug, process_types) = match latest {
-        Some(r) => (r.slug, r.process_types),
-        None => (None, BTreeMap::new()),
+    let (slug, process_types, commit) = match latest {
+        Some(r) => (r.slug, r.process_types, r.commit),
+        None => (None, BTreeMap::new(), None),
     };
     releases::insert_release(
         conn,
@@ -191,6 +191,7 @@ async fn config_release(
             process_types,
             description,
             build_id: None,
+            commit,
         },
     )
     .await

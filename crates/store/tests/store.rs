@@ -1501,6 +1501,8 @@ async fn releases_remember_their_commit(db: &TestDb) {
         .await
         .expect("v4");
     assert_eq!(plain.commit, None);
+}
+
 fn pg_addon<'a>(name: &'a str, app: &'a str, url: &'a str) -> NewAddon<'a> {
     NewAddon {
         name,
