@@ -3,8 +3,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Everything `dozen server` is configured with.
-#[derive(Debug, Clone)]
+/// Everything `dozen server` is configured with. Its `Debug` hides the secrets
+/// (`DATABASE_URL`, `DOZEN_API_TOKEN`): it says only whether they are set.
+#[derive(Clone)]
 pub struct ServerConfig {
     /// `PORT`: where the API listens (default 5050).
     pub port: u16,
@@ -51,6 +52,34 @@ pub struct ServerConfig {
     /// `DOZEN_ADDON_POSTGRESQL_URL`, `DOZEN_ADDON_REDIS_URL`, `DOZEN_ADDON_MYSQL_URL`,
     /// `DOZEN_ADDON_RABBITMQ_URL`: admin connections to the backing servers add-ons are made on.
     pub addon_servers: dozen_addons::Servers,
+}
+
+impl std::fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set = |v: &Option<String>| if v.is_some() { "(set)" } else { "(unset)" };
+        f.debug_struct("ServerConfig")
+            .field("port", &self.port)
+            .field("database_url", &set(&self.database_url))
+            .field("data_dir", &self.data_dir)
+            .field("api_token", &set(&self.api_token))
+            .field("max_upload", &self.max_upload)
+            .field("log_lines", &self.log_lines)
+            .field("log_history", &self.log_history)
+            .field("app_user_prefix", &self.app_user_prefix)
+            .field("build_timeout", &self.build_timeout)
+            .field("build_memory", &self.build_memory)
+            .field("build_disk", &self.build_disk)
+            .field("router_port", &self.router_port)
+            .field("domain", &self.domain)
+            .field("boot_timeout", &self.boot_timeout)
+            .field("router_tls_port", &self.router_tls_port)
+            .field("tls_certs", &self.tls_certs)
+            .field("bind", &self.bind)
+            .field("api_tls", &self.api_tls)
+            .field("allow_plain_http", &self.allow_plain_http)
+            .field("addon_servers", &self.addon_servers)
+            .finish()
+    }
 }
 
 /// The API's certificate and key files.
