@@ -25,9 +25,7 @@ impl CgroupRoot {
         if std::env::var_os("DOZEN_CGROUPS").is_some_and(|v| v == "off" || v == "0") {
             return None;
         }
-        let mount = cgroup2_mount()?;
-        let own = own_cgroup()?;
-        let parent = mount.join(own.trim_start_matches('/'));
+        let parent = base_cgroup()?;
         // One directory per supervisor: a process that hosts several (tests do) keeps them apart.
         static SUPERVISORS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = SUPERVISORS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -163,6 +161,94 @@ fn kill_tree(dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// The cgroup every supervisor of this process makes its `dozen.<pid>` directory in: the one
+/// dozen started in, found once. If that cgroup was delegated to dozen (a systemd unit with
+/// `Delegate=yes`) and holds no process but dozen, dozen first moves itself into a leaf of it,
+/// `dozen.<pid>.server`, so that the memory, cpu and pids controllers can be handed on to the
+/// processes' cgroups: cgroup v2 lets a cgroup other than the root give controllers to its
+/// children only while no process lives in it.
+fn base_cgroup() -> Option<PathBuf> {
+    static BASE: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    BASE.get_or_init(|| {
+        let mount = cgroup2_mount()?;
+        let own = own_cgroup()?;
+        let parent = mount.join(own.trim_start_matches('/'));
+        if parent != mount {
+            let _ = hand_on_controllers(&parent);
+        }
+        Some(parent)
+    })
+    .clone()
+}
+
+/// The controllers dozen wants for its processes' cgroups.
+const WANTED: [&str; 3] = ["memory", "cpu", "pids"];
+
+/// What [`hand_on_controllers`] should do, from the files of dozen's cgroup.
+#[derive(Debug, PartialEq, Eq)]
+enum Handover {
+    /// The children get the controllers already, or the cgroup has none to give.
+    Nothing,
+    /// Another process shares the cgroup: moving it, or leaving it, is not dozen's to decide.
+    Shared,
+    /// Move dozen into a leaf, then enable these for the children.
+    MoveThenEnable(Vec<&'static str>),
+}
+
+fn handover(controllers: &str, subtree: &str, procs: &str, own_pid: u32) -> Handover {
+    let listed = |list: &str, c: &str| list.split_whitespace().any(|x| x == c);
+    if !listed(controllers, "memory") || listed(subtree, "memory") {
+        return Handover::Nothing;
+    }
+    if procs
+        .lines()
+        .filter_map(|l| l.trim().parse::<u32>().ok())
+        .any(|pid| pid != own_pid)
+    {
+        return Handover::Shared;
+    }
+    Handover::MoveThenEnable(
+        WANTED
+            .into_iter()
+            .filter(|c| listed(controllers, c))
+            .collect(),
+    )
+}
+
+/// Move dozen into `parent/dozen.<pid>.server` and enable the wanted controllers in `parent`'s
+/// `cgroup.subtree_control`; on failure, move back and leave things as they were.
+fn hand_on_controllers(parent: &Path) -> io::Result<()> {
+    let read = |f: &str| fs::read_to_string(parent.join(f)).unwrap_or_default();
+    let pid = std::process::id();
+    let enable = match handover(
+        &read("cgroup.controllers"),
+        &read("cgroup.subtree_control"),
+        &read("cgroup.procs"),
+        pid,
+    ) {
+        Handover::MoveThenEnable(c) => c,
+        Handover::Nothing | Handover::Shared => return Ok(()),
+    };
+    let leaf = parent.join(format!("dozen.{pid}.server"));
+    match fs::create_dir(&leaf) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
+    fs::write(leaf.join("cgroup.procs"), pid.to_string())?;
+    let subtree = parent.join("cgroup.subtree_control");
+    let mut enabled = false;
+    for c in enable {
+        enabled |= fs::write(&subtree, format!("+{c}")).is_ok() && c == "memory";
+    }
+    if !enabled {
+        let _ = fs::write(parent.join("cgroup.procs"), pid.to_string());
+        let _ = fs::remove_dir(&leaf);
+        return Err(io::Error::other("memory controller could not be enabled"));
+    }
+    Ok(())
+}
+
 /// Where the cgroup v2 hierarchy is mounted, from `/proc/self/mountinfo`.
 fn cgroup2_mount() -> Option<PathBuf> {
     let info = fs::read_to_string("/proc/self/mountinfo").ok()?;
@@ -188,4 +274,39 @@ fn own_cgroup() -> Option<String> {
 #[allow(dead_code)]
 pub(crate) fn c_path(p: &Path) -> Option<CString> {
     CString::new(p.as_os_str().as_encoded_bytes()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_delegated_cgroup_holding_only_dozen_is_handed_on() {
+        assert_eq!(
+            handover("cpuset cpu io memory pids", "", "4242\n", 4242),
+            Handover::MoveThenEnable(vec!["memory", "cpu", "pids"])
+        );
+        assert_eq!(
+            handover("memory pids", "", "", 4242),
+            Handover::MoveThenEnable(vec!["memory", "pids"])
+        );
+    }
+
+    #[test]
+    fn nothing_moves_without_memory_or_when_the_children_have_it() {
+        assert_eq!(handover("cpu pids", "", "4242\n", 4242), Handover::Nothing);
+        assert_eq!(
+            handover("memory cpu pids", "memory pids", "", 4242),
+            Handover::Nothing
+        );
+    }
+
+    #[test]
+    fn a_cgroup_shared_with_other_processes_is_left_alone() {
+        // A login shell's scope: dozen does not move the shell or its siblings.
+        assert_eq!(
+            handover("memory cpu pids", "", "4242\n977\n", 4242),
+            Handover::Shared
+        );
+    }
 }
