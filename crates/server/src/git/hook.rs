@@ -235,7 +235,11 @@ async fn serve(
             return;
         }
     };
-    let mut out = Output { write, gone: false };
+    let mut out = Output {
+        write,
+        gone: false,
+        stall: p.config.git_stall_timeout,
+    };
     let (result, lock) = push::deploy_push(&p, &app, &repo, &request, &mut out).await;
     let last = match result {
         Ok(()) => "ok".to_string(),
@@ -250,10 +254,12 @@ async fn serve(
 }
 
 /// Where a push's output goes: the hook's socket. A hook that has gone away (the pusher hung
-/// up) gets nothing more, and the deploy goes on.
+/// up), or that takes more than `DOZEN_GIT_STALL_TIMEOUT` to take a line (the pusher reads
+/// nothing), gets nothing more, and the deploy goes on.
 pub(crate) struct Output {
     write: OwnedWriteHalf,
     gone: bool,
+    stall: std::time::Duration,
 }
 
 impl Output {
@@ -268,8 +274,9 @@ impl Output {
     }
 
     async fn line(&mut self, text: &str) {
-        if !self.gone && send(&mut self.write, text).await.is_err() {
-            self.gone = true;
+        if !self.gone {
+            let sent = tokio::time::timeout(self.stall, send(&mut self.write, text)).await;
+            self.gone = !matches!(sent, Ok(Ok(())));
         }
     }
 }
