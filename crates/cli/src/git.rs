@@ -103,8 +103,22 @@ pub fn remote(name: &str, args: AppArgs) -> anyhow::Result<ExitCode> {
         "{} remote {name}: {url}",
         if exists { "updated" } else { "added" }
     );
-    println!("deploy with: git push {name} main");
+    println!("deploy with: {}", push_hint(name));
     Ok(ExitCode::SUCCESS)
+}
+
+/// The push that deploys this checkout's branch: `git push dozen master` on `master`, since
+/// a push to either deploy branch deploys; `BRANCH:main` on another branch.
+fn push_hint(remote: &str) -> String {
+    let branch = git(&["symbolic-ref", "--quiet", "--short", "HEAD"])
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    match branch.as_deref() {
+        Some(b @ ("main" | "master")) => format!("git push {remote} {b}"),
+        Some(b) if !b.is_empty() => format!("git push {remote} {b}:main"),
+        _ => format!("git push {remote} HEAD:main"),
+    }
 }
 
 /// `dozen git:credentials get`: git's credential helper protocol (key=value lines on stdin,

@@ -86,4 +86,20 @@ fn deploy_from_a_checkout_records_its_head_unless_it_has_changes() {
     );
     assert_eq!(page(&server, "shop"), "the site's page");
     assert!(releases(&server, "shop")[0].get("commit").is_none());
+
+    // git:remote names the push that deploys the branch checked out: master deploys as main
+    // does, another branch goes to main.
+    let hint = |c: &Checkout| {
+        let out = c.dozen(&["git:remote", "-a", "shop"]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    c.git_ok(&["checkout", "--quiet", "-b", "master"]);
+    assert!(hint(&c).contains("git push dozen master\n"), "{}", hint(&c));
+    c.git_ok(&["checkout", "--quiet", "-b", "feature"]);
+    assert!(
+        hint(&c).contains("git push dozen feature:main"),
+        "{}",
+        hint(&c)
+    );
 }

@@ -188,8 +188,9 @@ pub(crate) fn prepare(
     }
     let listener = tokio::net::UnixListener::bind(&socket)
         .map_err(|e| PlatformError::internal("receiving a git push", format!("{path}: {e}")))?;
-    let exe =
-        std::env::current_exe().map_err(|e| PlatformError::internal("receiving a git push", e))?;
+    let exe = hook_exe(
+        std::env::current_exe().map_err(|e| PlatformError::internal("receiving a git push", e))?,
+    );
     let env = vec![
         (HOOK_EXE_VAR.to_string(), exe.to_string_lossy().into_owned()),
         (SOCKET_VAR.to_string(), path),
@@ -210,6 +211,18 @@ pub(crate) fn prepare(
         serve(p, app, repo, secret, stream, ended).await;
     });
     Ok(Prepared { env })
+}
+
+/// The binary the hook runs: the server's own. When that file is gone (a package upgrade
+/// replaced it while the server runs, and Linux names it `... (deleted)`), the running binary
+/// is still reachable as `/proc/<pid>/exe` for as long as the server lives, which is as long as
+/// a push needs it, and it speaks this server's protocol.
+fn hook_exe(current: PathBuf) -> PathBuf {
+    if current.is_file() {
+        current
+    } else {
+        PathBuf::from(format!("/proc/{}/exe", std::process::id()))
+    }
 }
 
 async fn serve(
@@ -334,6 +347,20 @@ mod tests {
             .map(|i| format!("{Z} {A} refs/heads/b{i}\n"))
             .collect();
         assert!(parse_updates(&many).unwrap_err().contains("at most"));
+    }
+
+    #[test]
+    fn a_replaced_binary_is_run_as_the_server_runs_it() {
+        let here = std::env::current_exe().expect("exe");
+        assert_eq!(hook_exe(here.clone()), here);
+        let mut gone = here.into_os_string();
+        gone.push(" (deleted)");
+        let proc = hook_exe(PathBuf::from(gone));
+        assert_eq!(
+            proc,
+            PathBuf::from(format!("/proc/{}/exe", std::process::id()))
+        );
+        assert!(proc.is_file());
     }
 
     #[test]
