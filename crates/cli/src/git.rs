@@ -87,13 +87,38 @@ pub fn remote(name: &str, args: AppArgs) -> anyhow::Result<ExitCode> {
             &format!("http.{origin}.sslCAInfo"),
             &ca.to_string_lossy(),
         ])?;
+        // git takes GIT_SSL_CAINFO over every http.sslCAInfo setting.
+        if let Some(env) = std::env::var_os("GIT_SSL_CAINFO").filter(|v| !v.is_empty()) {
+            if std::path::Path::new(&env) != ca {
+                eprintln!(
+                    "note: GIT_SSL_CAINFO={} is set here, and git uses it instead of {} for every server: unset it, or push with GIT_SSL_CAINFO={}",
+                    std::path::Path::new(&env).display(),
+                    ca.display(),
+                    ca.display()
+                );
+            }
+        }
     }
     println!(
         "{} remote {name}: {url}",
         if exists { "updated" } else { "added" }
     );
-    println!("deploy with: git push {name} main");
+    println!("deploy with: {}", push_hint(name));
     Ok(ExitCode::SUCCESS)
+}
+
+/// The push that deploys this checkout's branch: `git push dozen master` on `master`, since
+/// a push to either deploy branch deploys; `BRANCH:main` on another branch.
+fn push_hint(remote: &str) -> String {
+    let branch = git(&["symbolic-ref", "--quiet", "--short", "HEAD"])
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    match branch.as_deref() {
+        Some(b @ ("main" | "master")) => format!("git push {remote} {b}"),
+        Some(b) if !b.is_empty() => format!("git push {remote} {b}:main"),
+        _ => format!("git push {remote} HEAD:main"),
+    }
 }
 
 /// `dozen git:credentials get`: git's credential helper protocol (key=value lines on stdin,
@@ -145,6 +170,56 @@ fn same_origin(a: &str, b: &str) -> bool {
             .to_string()
     }
     normal(a) == normal(b)
+}
+
+/// What `dozen deploy` can say of the directory it packs, as a git checkout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Checkout {
+    /// Not in a git checkout (or git is not installed).
+    None,
+    /// The top of a checkout with nothing to commit: the upload is HEAD's tree.
+    Clean(String),
+    /// The top of a checkout at HEAD with changes not committed (untracked files too, which the
+    /// upload includes).
+    Dirty(String),
+    /// A directory below the top of the checkout at `top`: its commit is the whole tree's.
+    Below { top: std::path::PathBuf },
+    /// A checkout without a commit yet.
+    Unborn,
+}
+
+/// What `dir` is as a git checkout. Runs `git` with `std::process::Command` (the CLI has no
+/// process reaper).
+pub fn checkout_of(dir: &std::path::Path) -> Checkout {
+    let run = |args: &[&str]| {
+        Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim_end().to_string())
+    };
+    let Some(top) = run(&["rev-parse", "--show-toplevel"]) else {
+        return Checkout::None;
+    };
+    let top = std::path::PathBuf::from(top);
+    let same = match (top.canonicalize(), dir.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    if !same {
+        return Checkout::Below { top };
+    }
+    let Some(head) = run(&["rev-parse", "--verify", "--quiet", "HEAD^{commit}"]) else {
+        return Checkout::Unborn;
+    };
+    match run(&["status", "--porcelain", "--untracked-files=normal"]) {
+        Some(changes) if changes.is_empty() => Checkout::Clean(head),
+        _ => Checkout::Dirty(head),
+    }
 }
 
 /// `dozen git-hook pre-receive`, run by git in a push to the server.

@@ -249,14 +249,17 @@ fn release_rows(list: &Vec<dozen_api::ReleaseEntry>) {
         "".into(),
         "RELEASE".into(),
         "STATUS".into(),
+        "COMMIT".into(),
         "DESCRIPTION".into(),
         "CREATED".into(),
     ]];
     for r in list {
+        let commit = r.release.commit.as_deref().map(|c| &c[..c.len().min(7)]);
         rows.push(vec![
             if r.current { "*".into() } else { "".into() },
             format!("v{}", r.release.version),
             status_word(r.release.status).into(),
+            commit.unwrap_or("-").into(),
             r.release.description.clone(),
             r.release.created_at.clone(),
         ]);
@@ -352,6 +355,31 @@ fn show_json(e: &impl serde::Serialize) {
     println!("{}", serde_json::to_string(e).unwrap_or_default());
 }
 
+/// The query that tells the server which commit `dir` is (`?commit=SHA`, with `&dirty=true`
+/// when the checkout has changes not committed), saying on stderr when none is recorded.
+fn commit_query(dir: &std::path::Path) -> String {
+    match crate::git::checkout_of(dir) {
+        crate::git::Checkout::Clean(head) => format!("?commit={head}"),
+        crate::git::Checkout::Dirty(head) => {
+            eprintln!(
+                "note: {} has changes not committed: the release is named {}-dirty and records no commit (commit first, or push with git)",
+                dir.display(),
+                &head[..head.len().min(7)]
+            );
+            format!("?commit={head}&dirty=true")
+        }
+        crate::git::Checkout::Below { top } => {
+            eprintln!(
+                "note: {} is inside the git checkout {}: the release records no commit (a commit is the whole checkout's tree)",
+                dir.display(),
+                top.display()
+            );
+            String::new()
+        }
+        crate::git::Checkout::None | crate::git::Checkout::Unborn => String::new(),
+    }
+}
+
 pub fn deploy(dir: Option<PathBuf>, args: AppArgs) -> anyhow::Result<ExitCode> {
     let app = args.app()?.to_string();
     let dir = dir.unwrap_or_else(|| PathBuf::from("."));
@@ -375,7 +403,8 @@ pub fn deploy(dir: Option<PathBuf>, args: AppArgs) -> anyhow::Result<ExitCode> {
         Some(b) => Box::new(b.wrap_read(file)),
         None => Box::new(file),
     };
-    let lines = client.upload::<dozen_api::DeployLine>(&path(&app, "/builds"), reader, len)?;
+    let target = path(&app, &format!("/builds{}", commit_query(&dir)));
+    let lines = client.upload::<dozen_api::DeployLine>(&target, reader, len)?;
     if let Some(b) = bar {
         b.finish_and_clear();
     }

@@ -127,10 +127,12 @@ fn every_route_answers_as_its_openapi_schema_says() {
         json!({}),
         422,
     );
+    // The source says which commit it is (as `dozen deploy` from a clean checkout does).
+    let commit = "0123456789abcdef0123456789abcdef01234567";
     let deploy = r.call(
         "POST",
         "/v1/apps/{app}/builds",
-        "/v1/apps/shop/builds",
+        &format!("/v1/apps/shop/builds?commit={commit}"),
         &[AUTH, ("Content-Type", "application/zstd")],
         &archive,
         200,
@@ -140,6 +142,27 @@ fn every_route_answers_as_its_openapi_schema_says() {
         "{}",
         deploy.text()
     );
+    assert!(deploy.text().contains(commit), "{}", deploy.text());
+    for (query, status) in [
+        ("?commit=HEAD", 422),
+        ("?dirty=true", 422),
+        (&format!("?commit={commit}&dirty=maybe") as &str, 400),
+    ] {
+        let bad = r.call(
+            "POST",
+            "/v1/apps/{app}/builds",
+            &format!("/v1/apps/shop/builds{query}"),
+            &[AUTH, ("Content-Type", "application/zstd")],
+            &archive,
+            status,
+        );
+        let word = if query.contains("maybe") {
+            "dirty"
+        } else {
+            query[1..].split('=').next().unwrap_or_default()
+        };
+        assert!(bad.text().contains(word), "{query}: {}", bad.text());
+    }
     r.call(
         "POST",
         "/v1/apps/{app}/builds",

@@ -4,52 +4,12 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
-};
+use support::certs::Certs;
 use support::server::{Server, TOKEN};
 use support::{dozen_bin, free_port, line_reader};
-
-/// A CA, and a certificate it signed for `localhost` and 127.0.0.1, as PEM files.
-struct Certs {
-    dir: tempfile::TempDir,
-}
-
-impl Certs {
-    fn make() -> Certs {
-        let dir = tempfile::tempdir().expect("tmp");
-        let mut ca = CertificateParams::new(Vec::<String>::new()).expect("params");
-        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca.distinguished_name
-            .push(DnType::CommonName, "dozen test CA");
-        ca.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().expect("key"))
-            .expect("CA certificate");
-        let key = KeyPair::generate().expect("key");
-        let leaf = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-            .expect("params")
-            .signed_by(&key, &ca)
-            .expect("server certificate");
-        std::fs::write(dir.path().join("ca.pem"), ca.pem()).expect("write");
-        std::fs::write(dir.path().join("cert.pem"), leaf.pem()).expect("write");
-        std::fs::write(dir.path().join("key.pem"), key.serialize_pem()).expect("write");
-        Certs { dir }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn str(&self, name: &str) -> String {
-        self.path(name).to_str().expect("utf-8 path").to_string()
-    }
-}
 
 #[test]
 fn the_cli_talks_to_the_api_over_tls_with_the_ca_it_is_given() {

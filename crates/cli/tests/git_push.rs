@@ -4,6 +4,14 @@
 
 mod support;
 
+// More of the workflow, each beside the helpers here.
+#[path = "git_push/deploy_head.rs"]
+mod deploy_head;
+#[path = "git_push/over_tls.rs"]
+mod over_tls;
+#[path = "git_push/stalls.rs"]
+mod stalls;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::Receiver;
@@ -18,16 +26,24 @@ struct Checkout {
     home: tempfile::TempDir,
     url: String,
     token: String,
+    /// `DOZEN_CA_CERT` for the server's TLS, when it serves HTTPS.
+    ca: Option<PathBuf>,
 }
 
 impl Checkout {
     /// A new checkout with `files`, committed, and `dozen git:remote -a APP` run in it.
     fn new(server: &Server, app: &str, files: &[(&str, &str)]) -> Checkout {
+        Checkout::trusting(server, app, files, None)
+    }
+
+    /// [`Checkout::new`] with `DOZEN_CA_CERT=ca` in the environment of `dozen`.
+    fn trusting(server: &Server, app: &str, files: &[(&str, &str)], ca: Option<&Path>) -> Checkout {
         let c = Checkout {
             dir: tempfile::tempdir().expect("tmp"),
             home: tempfile::tempdir().expect("tmp"),
             url: server.url.clone(),
             token: TOKEN.to_string(),
+            ca: ca.map(Path::to_path_buf),
         };
         c.git_ok(&["init", "--quiet", "--initial-branch=main"]);
         c.commit(files, "first");
@@ -44,6 +60,7 @@ impl Checkout {
             home: tempfile::tempdir().expect("tmp"),
             url: server.url.clone(),
             token: token.to_string(),
+            ca: None,
         };
         let helper = format!("credential.helper=!{} git:credentials", dozen_bin());
         let url = format!("{}/git/{app}.git", server.url);
@@ -60,14 +77,20 @@ impl Checkout {
             .env("HOME", self.home.path())
             .env("GIT_CONFIG_NOSYSTEM", "1")
             .env("GIT_TERMINAL_PROMPT", "0")
+            // The host's own CA settings for git would override the checkout's.
+            .env_remove("GIT_SSL_CAINFO")
+            .env_remove("GIT_SSL_CAPATH")
             .env("GIT_AUTHOR_NAME", "Test")
             .env("GIT_AUTHOR_EMAIL", "test@example.com")
             .env("GIT_COMMITTER_NAME", "Test")
             .env("GIT_COMMITTER_EMAIL", "test@example.com")
             .env("DOZEN_URL", &self.url)
             .env("DOZEN_API_TOKEN", &self.token)
-            .env_remove("DOZEN_CA_CERT")
             .env("NO_COLOR", "1");
+        match &self.ca {
+            Some(ca) => c.env("DOZEN_CA_CERT", ca),
+            None => c.env_remove("DOZEN_CA_CERT"),
+        };
     }
 
     fn git_command(&self, args: &[&str]) -> Command {

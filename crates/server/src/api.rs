@@ -16,17 +16,16 @@ use dozen_store::Store;
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
-use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::config::ServerConfig;
-use crate::deploy;
 use crate::error::ApiError;
 use crate::loghub::{Entry, Filter};
 use crate::platform::{Platform, PlatformError, parse_version};
 use crate::runtime::Runtime;
 
 mod addons;
+mod builds;
 pub(crate) mod extract;
 mod run;
 mod views;
@@ -95,8 +94,8 @@ pub fn router(state: AppState, guard: crate::auth::Guard) -> Router {
         .route("/v1/apps/{app}/rollback", post(rollback))
         .route(
             "/v1/apps/{app}/builds",
-            get(list_builds)
-                .post(create_build)
+            get(builds::list_builds)
+                .post(builds::create_build)
                 .layer(DefaultBodyLimit::max(max_upload)),
         )
         .route(
@@ -314,55 +313,6 @@ async fn rollback(
         .transpose()?;
     let release = s.platform.rollback(&app, target).await?;
     Ok(Json(views::release(&release)))
-}
-
-async fn list_builds(
-    State(s): State<AppState>,
-    Path(app): Path<String>,
-) -> ApiResult<Json<Vec<api::Build>>> {
-    let builds = s.platform.builds(&app).await?;
-    Ok(Json(builds.into_iter().map(views::build).collect()))
-}
-
-/// Upload a source archive (`tar.zst`) and stream the build and release as NDJSON.
-async fn create_build(
-    State(s): State<AppState>,
-    Path(app): Path<String>,
-    body: Body,
-) -> ApiResult<Response> {
-    s.platform.app(&app).await?;
-    s.platform.check_not_shutting_down()?;
-    // The body limit of this route (DefaultBodyLimit) shows as an error saying "length limit".
-    let chunks = body.into_data_stream().map(|chunk| {
-        chunk.map_err(|e| {
-            let kind = if e.to_string().contains("length limit") {
-                std::io::ErrorKind::FileTooLarge
-            } else {
-                std::io::ErrorKind::Other
-            };
-            std::io::Error::new(kind, e)
-        })
-    });
-    let upload = deploy::receive_upload(&s.platform, &app, chunks).await?;
-    let live = s.runtime.log(&app).subscribe();
-    let done_rx = deploy::start(&s.platform, &app, upload);
-    let filter = Filter {
-        ps: None,
-        source: None,
-    };
-    Ok(stream_until_done(
-        s,
-        app,
-        live,
-        filter,
-        done_rx,
-        |result| match result {
-            Ok(release) => api::DeployOutcome::Succeeded {
-                release: views::release(&release),
-            },
-            Err(e) => api::DeployOutcome::Failed { error: e.report() },
-        },
-    ))
 }
 
 /// Stream the app's log entries that pass `filter` until `done` resolves; then a final JSON

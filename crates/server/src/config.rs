@@ -36,6 +36,9 @@ pub struct ServerConfig {
     pub domain: String,
     /// `DOZEN_BOOT_TIMEOUT`: seconds a new web process gets to become healthy (default 60).
     pub boot_timeout: Duration,
+    /// `DOZEN_GIT_STALL_TIMEOUT`: seconds a git client may leave its request unsent, or the
+    /// answer unread, before its `git http-backend` is stopped (default 120).
+    pub git_stall_timeout: Duration,
     /// `DOZEN_ROUTER_TLS_PORT`: where app traffic is served over TLS (unset: no TLS).
     pub router_tls_port: Option<u16>,
     /// `DOZEN_TLS_CERTS`: a directory of `<domain>.crt` + `<domain>.key` PEM pairs
@@ -72,6 +75,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("router_port", &self.router_port)
             .field("domain", &self.domain)
             .field("boot_timeout", &self.boot_timeout)
+            .field("git_stall_timeout", &self.git_stall_timeout)
             .field("router_tls_port", &self.router_tls_port)
             .field("tls_certs", &self.tls_certs)
             .field("bind", &self.bind)
@@ -189,6 +193,9 @@ impl ServerConfig {
                 .filter(|d| !d.is_empty())
                 .unwrap_or_else(|| "localhost".into()),
             boot_timeout: Duration::from_secs(number(&lookup, "DOZEN_BOOT_TIMEOUT", 60)?),
+            git_stall_timeout: Duration::from_secs(
+                number(&lookup, "DOZEN_GIT_STALL_TIMEOUT", 120)?.max(1),
+            ),
             router_tls_port: match lookup("DOZEN_ROUTER_TLS_PORT").filter(|v| !v.trim().is_empty())
             {
                 Some(v) => Some(

@@ -20,6 +20,9 @@ pub struct Upload {
     size: u64,
     /// The git commit the source is a tree of, when known (a push, a deploy from a checkout).
     commit: Option<String>,
+    /// The commit a checkout with uncommitted changes was at: named in the release's
+    /// description only, never recorded as its commit (the source is not that commit's tree).
+    dirty_base: Option<String>,
 }
 
 impl Upload {
@@ -30,6 +33,7 @@ impl Upload {
             digest,
             size,
             commit: None,
+            dirty_base: None,
         }
     }
 
@@ -37,6 +41,25 @@ impl Upload {
     pub fn of_commit(mut self, commit: Option<String>) -> Upload {
         self.commit = commit;
         self
+    }
+
+    /// The same upload, the work tree of a checkout at `commit` with changes not committed.
+    pub fn of_dirty_checkout(mut self, commit: String) -> Upload {
+        self.commit = None;
+        self.dirty_base = Some(commit);
+        self
+    }
+
+    /// What a release of this upload is called: `Deploy` and the commit (`1a2b3c4`,
+    /// `1a2b3c4-dirty` for a checkout with uncommitted changes, as `git describe --dirty`
+    /// says), else the digest of the slug it built.
+    fn description(&self, slug: &str) -> String {
+        let short = |s: &str| s[..s.len().min(7)].to_string();
+        match (&self.commit, &self.dirty_base) {
+            (Some(c), _) => format!("Deploy {}", short(c)),
+            (None, Some(c)) => format!("Deploy {}-dirty", short(c)),
+            (None, None) => format!("Deploy {}", short(slug)),
+        }
     }
 }
 
@@ -104,6 +127,7 @@ where
         digest: hasher.finalize().to_hex().to_string(),
         size,
         commit: None,
+        dirty_base: None,
     })
 }
 
@@ -204,10 +228,7 @@ pub async fn deploy_locked(
             NewRelease {
                 slug: Some(digest.clone()),
                 process_types,
-                description: match &upload.commit {
-                    Some(c) => format!("Deploy {}", &c[..c.len().min(7)]),
-                    None => format!("Deploy {}", &digest[..digest.len().min(7)]),
-                },
+                description: upload.description(&digest),
                 build_id: Some(build.id.clone()),
                 commit: upload.commit.clone(),
             },

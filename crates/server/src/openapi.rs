@@ -176,14 +176,19 @@ fn rollback() {}
         (status = 404, description = "No such app", body = ErrorBody)))]
 fn list_builds() {}
 
-#[utoipa::path(post, path = "/v1/apps/{app}/builds", tag = "builds", params(("app" = String, Path)),
+#[utoipa::path(post, path = "/v1/apps/{app}/builds", tag = "builds",
+    params(
+        ("app" = String, Path),
+        ("commit" = Option<String>, Query, description = "The git commit the source was packed from (40 or 64 hex digits): the release records it, and a later push of it reuses the slug"),
+        ("dirty" = Option<bool>, Query, description = "With commit: the checkout had changes not committed, so the release names the commit in its description only")),
     request_body(content = Binary, content_type = "application/zstd", description = "The source as tar.zst"),
     responses(
         (status = 200, description = "The build and rollout log, then the outcome: one object per line", body = DeployLine, content_type = "application/x-ndjson"),
+        (status = 400, description = "A query value of the wrong type", body = ErrorBody),
         (status = 401, description = "No valid token", body = ErrorBody),
         (status = 404, description = "No such app", body = ErrorBody),
         (status = 413, description = "Larger than DOZEN_MAX_UPLOAD_MB", body = ErrorBody),
-        (status = 422, description = "An empty or unreadable upload", body = ErrorBody),
+        (status = 422, description = "An empty or unreadable upload, or a commit that is not a commit id", body = ErrorBody),
         (status = 503, description = "The server is shutting down", body = ErrorBody)))]
 fn create_build() {}
 

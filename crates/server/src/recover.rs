@@ -12,7 +12,13 @@
 //!   releases that no longer run, and those of destroyed apps: only each app's live release is
 //!   kept (another is extracted again from its slug when a rollback or a one-off needs it);
 //! - the build cache (`cache/<app>`) and log history (`logs/<app>`) of an app destroyed just
-//!   before the kill.
+//!   before the kill;
+//! - under `git/`: a repository being made or removed (`.<app>.git.partial-*`,
+//!   `.<app>.git.removed-*`), a push's socket (`.push-*.sock`), the repository of a destroyed
+//!   app, and inside each repository what a killed `git receive-pack` leaves: the quarantine of
+//!   a push's objects (`objects/tmp_objdir-*`), packs being written (`objects/pack/tmp_*`) and
+//!   lock files (`*.lock`), which would refuse every later push of the app. No git runs at start,
+//!   so no lock is anyone's.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -84,6 +90,61 @@ pub async fn sweep(store: &Store, data_dir: &Path) -> Result<usize, ServerError>
             }
         }
     }
+    removed += sweep_git(&live, data_dir)?;
+    Ok(removed)
+}
+
+/// The git repositories' part of [`sweep`].
+fn sweep_git(live: &BTreeMap<String, Option<i64>>, data_dir: &Path) -> io::Result<usize> {
+    let mut removed = 0;
+    for entry in entries(&crate::git::repo::repos_dir(data_dir))? {
+        let name = file_name(&entry);
+        let app = name.strip_suffix(".git").filter(|_| !name.starts_with('.'));
+        match app {
+            Some(app) if live.contains_key(app) => removed += sweep_repo(&entry)?,
+            _ => removed += remove(&entry)?,
+        }
+    }
+    Ok(removed)
+}
+
+/// What a killed git left inside one bare repository.
+fn sweep_repo(repo: &Path) -> io::Result<usize> {
+    let mut removed = 0;
+    for entry in entries(&repo.join("objects"))? {
+        if file_name(&entry).starts_with("tmp_objdir-") {
+            removed += remove(&entry)?;
+        }
+    }
+    for entry in entries(&repo.join("objects").join("pack"))? {
+        if file_name(&entry).starts_with("tmp_") {
+            removed += remove(&entry)?;
+        }
+    }
+    removed += remove_locks(repo, 0)?;
+    Ok(removed)
+}
+
+/// The `*.lock` files in `dir` (the repository's own: `HEAD.lock`, `config.lock`,
+/// `packed-refs.lock`) and in its `refs/` and `logs/` trees, to a bounded depth.
+fn remove_locks(dir: &Path, depth: usize) -> io::Result<usize> {
+    let mut removed = 0;
+    for entry in entries(dir)? {
+        let name = file_name(&entry);
+        let is_dir = std::fs::symlink_metadata(&entry).is_ok_and(|m| m.is_dir());
+        if is_dir {
+            let walk = if depth == 0 {
+                name == "refs" || name == "logs"
+            } else {
+                depth < 32
+            };
+            if walk {
+                removed += remove_locks(&entry, depth + 1)?;
+            }
+        } else if name.ends_with(".lock") {
+            removed += remove(&entry)?;
+        }
+    }
     Ok(removed)
 }
 
@@ -149,9 +210,25 @@ mod tests {
         mk("cache/gone");
         mk("logs/shop");
         mk("logs/gone");
+        // A push killed in its pre-receive hook, and one killed while moving the branch.
+        mk("git/shop.git/objects/tmp_objdir-incoming-Ab12/pack");
+        mk("git/shop.git/objects/pack");
+        touch("git/shop.git/objects/pack/tmp_pack_Xy9");
+        touch("git/shop.git/objects/pack/pack-1.pack");
+        mk("git/shop.git/refs/heads");
+        touch("git/shop.git/refs/heads/main");
+        touch("git/shop.git/refs/heads/main.lock");
+        mk("git/shop.git/logs/refs/heads");
+        touch("git/shop.git/logs/refs/heads/main.lock");
+        touch("git/shop.git/HEAD");
+        touch("git/shop.git/HEAD.lock");
+        mk("git/.blog.git.partial-77");
+        mk("git/.shop.git.removed-78");
+        touch("git/.push-0123456789abcdef.sock");
+        mk("git/gone.git");
         // v1 is live; v2 failed or was replaced.
         let removed = sweep(&store, d).await.unwrap();
-        assert_eq!(removed, 9);
+        assert_eq!(removed, 9 + 9);
         for gone in [
             "builds/20261202-abc",
             "uploads/shop-1.tar.zst",
@@ -161,11 +238,28 @@ mod tests {
             "releases/gone",
             "cache/gone",
             "logs/gone",
+            "git/shop.git/objects/tmp_objdir-incoming-Ab12",
+            "git/shop.git/objects/pack/tmp_pack_Xy9",
+            "git/shop.git/refs/heads/main.lock",
+            "git/shop.git/logs/refs/heads/main.lock",
+            "git/shop.git/HEAD.lock",
+            "git/.blog.git.partial-77",
+            "git/.shop.git.removed-78",
+            "git/.push-0123456789abcdef.sock",
+            "git/gone.git",
         ] {
             assert!(!d.join(gone).exists(), "{gone} is left");
         }
         assert!(!d.join(format!("slugs/{digest}.tar.zst")).exists());
-        for kept in ["cache/shop", "logs/shop", "builds", "releases/shop/v1"] {
+        for kept in [
+            "cache/shop",
+            "logs/shop",
+            "builds",
+            "releases/shop/v1",
+            "git/shop.git/HEAD",
+            "git/shop.git/refs/heads/main",
+            "git/shop.git/objects/pack/pack-1.pack",
+        ] {
             assert!(d.join(kept).exists(), "{kept} was removed");
         }
         store.close().await;

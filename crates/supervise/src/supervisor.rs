@@ -962,8 +962,13 @@ impl Running {
         let mut killed = now;
         loop {
             if status.is_none() {
-                if let Ok(s) = exit.try_recv() {
-                    status = Some(s);
+                // A closed channel (no waiter: `clean_leftovers`) must not be polled again.
+                match exit.try_recv() {
+                    Ok(s) => status = Some(s),
+                    Err(tokio::sync::oneshot::error::TryRecvError::Closed) => {
+                        status = Some(ExitStatus::Code(-1))
+                    }
+                    Err(tokio::sync::oneshot::error::TryRecvError::Empty) => {}
                 }
             }
             let members_now: HashSet<i32> = members.union(&self.members()).copied().collect();

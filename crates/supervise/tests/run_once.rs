@@ -288,3 +288,31 @@ async fn attached_output_is_byte_exact_and_kept_apart() {
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_process_left_behind_is_stopped_after_the_main_one_exits() {
+    let out = Shared::default();
+    let (writer, log) =
+        LogWriter::spawn(Format::json(), Output::Writer(Box::new(out.clone()))).expect("writer");
+    let sup = Supervisor::new(Policy::default(), log, false).expect("supervisor");
+    let (_tx, rx) = watch::channel(Stop::Running);
+    // The step exits at once and leaves `sleep` running, as a CGI program's child may.
+    let pid_file = std::env::temp_dir().join(format!("dozen-left-behind-{}", std::process::id()));
+    let command = format!("sleep 300 & echo $! > '{}'; exit 3", pid_file.display());
+    let status = sup.run_once(spec(&command, vec![], false), rx).await;
+    assert_eq!(status, ExitStatus::Code(3));
+    sup.shutdown().await;
+    drop(sup);
+    writer.finish().expect("finish");
+    let text = String::from_utf8(out.0.lock().expect("lock").clone()).expect("utf8");
+    assert!(text.contains("left 1 process(es) running"), "{text}");
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .expect("the pid of sleep")
+        .trim()
+        .parse()
+        .expect("a pid");
+    let _ = std::fs::remove_file(&pid_file);
+    // SAFETY: signal 0 only asks whether the process exists.
+    let alive = unsafe { libc::kill(pid, 0) } == 0;
+    assert!(!alive, "sleep ({pid}) still runs: {text}");
+}

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod api;
+pub mod certs;
 pub mod server;
 
 use std::io::{BufRead, BufReader, Read};

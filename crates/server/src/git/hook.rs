@@ -188,8 +188,9 @@ pub(crate) fn prepare(
     }
     let listener = tokio::net::UnixListener::bind(&socket)
         .map_err(|e| PlatformError::internal("receiving a git push", format!("{path}: {e}")))?;
-    let exe =
-        std::env::current_exe().map_err(|e| PlatformError::internal("receiving a git push", e))?;
+    let exe = hook_exe(
+        std::env::current_exe().map_err(|e| PlatformError::internal("receiving a git push", e))?,
+    );
     let env = vec![
         (HOOK_EXE_VAR.to_string(), exe.to_string_lossy().into_owned()),
         (SOCKET_VAR.to_string(), path),
@@ -210,6 +211,18 @@ pub(crate) fn prepare(
         serve(p, app, repo, secret, stream, ended).await;
     });
     Ok(Prepared { env })
+}
+
+/// The binary the hook runs: the server's own. When that file is gone (a package upgrade
+/// replaced it while the server runs, and Linux names it `... (deleted)`), the running binary
+/// is still reachable as `/proc/<pid>/exe` for as long as the server lives, which is as long as
+/// a push needs it, and it speaks this server's protocol.
+fn hook_exe(current: PathBuf) -> PathBuf {
+    if current.is_file() {
+        current
+    } else {
+        PathBuf::from(format!("/proc/{}/exe", std::process::id()))
+    }
 }
 
 async fn serve(
@@ -235,7 +248,11 @@ async fn serve(
             return;
         }
     };
-    let mut out = Output { write, gone: false };
+    let mut out = Output {
+        write,
+        gone: false,
+        stall: p.config.git_stall_timeout,
+    };
     let (result, lock) = push::deploy_push(&p, &app, &repo, &request, &mut out).await;
     let last = match result {
         Ok(()) => "ok".to_string(),
@@ -250,10 +267,12 @@ async fn serve(
 }
 
 /// Where a push's output goes: the hook's socket. A hook that has gone away (the pusher hung
-/// up) gets nothing more, and the deploy goes on.
+/// up), or that takes more than `DOZEN_GIT_STALL_TIMEOUT` to take a line (the pusher reads
+/// nothing), gets nothing more, and the deploy goes on.
 pub(crate) struct Output {
     write: OwnedWriteHalf,
     gone: bool,
+    stall: std::time::Duration,
 }
 
 impl Output {
@@ -268,8 +287,9 @@ impl Output {
     }
 
     async fn line(&mut self, text: &str) {
-        if !self.gone && send(&mut self.write, text).await.is_err() {
-            self.gone = true;
+        if !self.gone {
+            let sent = tokio::time::timeout(self.stall, send(&mut self.write, text)).await;
+            self.gone = !matches!(sent, Ok(Ok(())));
         }
     }
 }
@@ -327,6 +347,20 @@ mod tests {
             .map(|i| format!("{Z} {A} refs/heads/b{i}\n"))
             .collect();
         assert!(parse_updates(&many).unwrap_err().contains("at most"));
+    }
+
+    #[test]
+    fn a_replaced_binary_is_run_as_the_server_runs_it() {
+        let here = std::env::current_exe().expect("exe");
+        assert_eq!(hook_exe(here.clone()), here);
+        let mut gone = here.into_os_string();
+        gone.push(" (deleted)");
+        let proc = hook_exe(PathBuf::from(gone));
+        assert_eq!(
+            proc,
+            PathBuf::from(format!("/proc/{}/exe", std::process::id()))
+        );
+        assert!(proc.is_file());
     }
 
     #[test]

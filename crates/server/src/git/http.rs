@@ -305,6 +305,11 @@ fn cgi_env(
 /// Run `git http-backend` with `env`, the request body on its stdin (at most
 /// `DOZEN_MAX_UPLOAD_MB`: past it the body is cut, which fails the push), and answer with what
 /// it writes, streamed. `ended` is sent when the process has ended.
+///
+/// A client that sends nothing of its request body, or reads nothing of the answer, for
+/// `DOZEN_GIT_STALL_TIMEOUT` has stalled: the process is stopped (SIGTERM, so git removes its
+/// quarantine), which ends the request and, for a push, lets the app's lock go. A server that
+/// is quiet while a build runs is not a stall: only the client's side is timed.
 async fn run_cgi(
     p: &Platform,
     env: Vec<(String, String)>,
@@ -316,10 +321,28 @@ async fn run_cgi(
     let (stdin_tx, stdin_rx) = mpsc::channel::<Vec<u8>>(4);
     let (out_tx, mut out_rx) = mpsc::channel::<OutputChunk>(16);
     let max = p.config.max_upload;
+    let stall = p.config.git_stall_timeout;
+    let (stop_tx, stop_rx) = watch::channel(Stop::Running);
+    let stop_tx = std::sync::Arc::new(stop_tx);
+    // The process runs while a sender is kept (a dropped one stops it).
+    let keep_running = stop_tx.clone();
+    let stop = move |what: &str| {
+        eprintln!(
+            "dozen server: a git client {what} for {} s (DOZEN_GIT_STALL_TIMEOUT): its git http-backend is stopped",
+            stall.as_secs()
+        );
+        let _ = stop_tx.send(Stop::Graceful { signal: None });
+    };
+    let stop_body = stop.clone();
     tokio::spawn(async move {
         let mut chunks = body.into_data_stream();
         let mut size = 0u64;
-        while let Some(Ok(chunk)) = chunks.next().await {
+        loop {
+            let chunk = match tokio::time::timeout(stall, chunks.next()).await {
+                Ok(Some(Ok(chunk))) => chunk,
+                Ok(_) => return,
+                Err(_) => return stop_body("sent no more of its request"),
+            };
             size += chunk.len() as u64;
             if size > max {
                 eprintln!(
@@ -335,7 +358,7 @@ async fn run_cgi(
     });
     let supervisor_of = p.clone();
     tokio::spawn(async move {
-        let (_stop_tx, stop_rx) = watch::channel(Stop::Running);
+        let _keep_running = keep_running;
         let io = Attached {
             stdin: stdin_rx,
             output: Some(out_tx),
@@ -392,12 +415,19 @@ async fn run_cgi(
     let first = buf.split_off(end);
     let (tx, rx) = mpsc::channel::<Result<Bytes, Infallible>>(16);
     tokio::spawn(async move {
-        if !first.is_empty() && tx.send(Ok(Bytes::from(first))).await.is_err() {
-            return;
-        }
-        while let Some(c) = out_rx.recv().await {
-            if c.stream == Stream::Stdout && tx.send(Ok(Bytes::from(c.bytes))).await.is_err() {
-                return;
+        let mut next = (!first.is_empty()).then(|| Bytes::from(first));
+        loop {
+            if let Some(bytes) = next.take() {
+                match tokio::time::timeout(stall, tx.send(Ok(bytes))).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => return,
+                    Err(_) => return stop("read no more of the answer"),
+                }
+            }
+            match out_rx.recv().await {
+                Some(c) if c.stream == Stream::Stdout => next = Some(Bytes::from(c.bytes)),
+                Some(_) => {}
+                None => return,
             }
         }
     });
