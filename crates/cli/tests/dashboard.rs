@@ -425,3 +425,87 @@ fn a_read_token_sees_no_changing_buttons_and_requests_without_csrf_are_refused()
     );
     assert_eq!(status, json!(403));
 }
+
+#[test]
+fn a_session_survives_a_server_restart_and_the_log_page_reconnects_until_its_token_is_revoked() {
+    let Some(browser) = Browser::start() else {
+        return;
+    };
+    let mut server = Server::start();
+    server.ok(&["apps:create", "shop"]);
+    let dir = app_dir();
+    server.deploy("shop", dir.path());
+    server.await_state("shop", "web.1", "up");
+
+    log_in(&browser, &server, TOKEN);
+    browser.goto(&format!("{}/apps/shop/logs", server.url));
+    browser.await_true(
+        "the log stream to be live",
+        "return document.querySelector('#log-status').textContent === 'live';",
+    );
+    visit(&server, "shop", "/before-the-restart");
+    browser.await_true(
+        "the line from before the restart",
+        "return [...document.querySelectorAll('#log-lines .line')].some(l => l.textContent === 'request /before-the-restart');",
+    );
+
+    // The server stops: the page notices; it starts again on the same store and port: the page
+    // reconnects with the same session, without a login, and the app's new lines arrive.
+    server.stop();
+    browser.await_true(
+        "the page to notice the server is gone",
+        "return document.querySelector('#log-status').textContent !== 'live';",
+    );
+    server.boot(std::process::Stdio::inherit());
+    server.await_state("shop", "web.1", "up");
+    browser.await_true(
+        "the log stream to be live again",
+        "return document.querySelector('#log-status').textContent === 'live';",
+    );
+    visit(&server, "shop", "/after-the-restart");
+    browser.await_true(
+        "the line from after the restart",
+        "return [...document.querySelectorAll('#log-lines .line')].some(l => l.textContent === 'request /after-the-restart');",
+    );
+    assert_eq!(browser.path(), "/apps/shop/logs", "sent to the login");
+
+    // A session of a token that is revoked ends at once, for the browser too.
+    let made = server
+        .admin(&["tokens:create", "laptop"])
+        .output()
+        .expect("tokens:create");
+    assert!(made.status.success(), "{made:?}");
+    let laptop = String::from_utf8_lossy(&made.stdout).trim().to_string();
+    let client = Client::new();
+    let (cookie, _) = session_of(&client, &server, &laptop);
+    let who = |cookie: &str| {
+        client
+            .get(format!("{}/dashboard/session", server.url))
+            .header("cookie", cookie)
+            .send()
+            .expect("session")
+            .status()
+            .as_u16()
+    };
+    assert_eq!(who(&cookie), 200);
+    browser.delete_cookies();
+    log_in(&browser, &server, &laptop);
+    browser.goto(&format!("{}/apps/shop/logs", server.url));
+    browser.await_true(
+        "the log stream to be live",
+        "return document.querySelector('#log-status').textContent === 'live';",
+    );
+    let revoked = server
+        .admin(&["tokens:revoke", "laptop"])
+        .output()
+        .expect("tokens:revoke");
+    assert!(revoked.status.success(), "{revoked:?}");
+    assert_eq!(who(&cookie), 401, "a revoked token's session still works");
+    // The open stream ends and its reconnection is refused: the page says so, or its next
+    // request is refused and it goes to the login.
+    browser.await_true(
+        "the page to say the session ended",
+        "const s = document.querySelector('#log-status');
+         return location.pathname === '/login' || (!!s && /session ended/.test(s.textContent));",
+    );
+}
