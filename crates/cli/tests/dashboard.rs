@@ -1,6 +1,7 @@
 //! The web dashboard in a real headless Chromium (over chromedriver), against a real
 //! `dozen server`: logging in, a deploy, live logs, scaling, a rollback through its confirm step,
-//! what a read token sees and may do, hostile log lines, and CSRF.
+//! what a read token sees and may do, hostile log lines, CSRF, a session that outlives a server
+//! restart and ends with its token, and the add-ons panel (a real Redis add-on).
 //!
 //! With `DOZEN_DASHBOARD_SCREENSHOTS=DIR`, the main pages are saved as PNGs in DIR
 //! (`scripts/dashboard-screenshots` takes the README's).
@@ -515,4 +516,41 @@ fn a_session_survives_a_server_restart_and_the_log_page_reconnects_until_its_tok
         "const s = document.querySelector('#log-status');
          return location.pathname === '/login' || (!!s && /session ended/.test(s.textContent));",
     );
+}
+
+#[test]
+fn the_app_page_lists_add_ons_by_the_vars_they_fill_never_their_urls() {
+    let Some(browser) = Browser::start() else {
+        return;
+    };
+    let server = Server::start_with(&[("DOZEN_ADDON_REDIS_URL", "redis://127.0.0.1:6379")]);
+    // A name of its own: add-ons are real users on the host's Redis, shared by tests at once.
+    let app = format!("dash{}", support::unique_tag());
+    server.ok(&["apps:create", &app]);
+    server.ok(&["addons:create", "redis", "-a", &app]);
+    let url = server.ok(&["config:get", "-a", &app, "REDIS_URL"]);
+    let url = url.trim();
+    assert!(url.starts_with("redis://"), "{url}");
+
+    log_in(&browser, &server, TOKEN);
+    browser.goto(&format!("{}/apps/{app}", server.url));
+    let row = browser.await_true(
+        "the add-on in the add-ons panel",
+        "const r = document.querySelector('#addons tr[data-addon]');
+         return r ? r.textContent : null;",
+    );
+    let row = row.as_str().unwrap_or_default();
+    assert!(
+        row.contains(&format!("{app}-redis-1")) && row.contains("REDIS_URL"),
+        "{row}"
+    );
+    let body = browser.text("body");
+    assert!(!body.contains(url), "an add-on's URL is in the page");
+    assert!(!body.contains("redis://"), "{body}");
+    server.ok(&[
+        "addons:destroy",
+        &format!("{app}-redis-1"),
+        "--confirm",
+        &app,
+    ]);
 }
