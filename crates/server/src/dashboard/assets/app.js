@@ -227,7 +227,7 @@
             el('td', { class: 'release', text: r.release ? `v${r.release}` : '–' }),
             el('td', {}, r.url ? el('a', { href: r.url, rel: 'noopener noreferrer', text: r.url }) : '–'),
             el('td', { class: 'formation', text: r.formation }),
-            el('td', { text: r.last }))), 'Apps');
+            el('td', { class: 'when', text: r.last }))), 'Apps');
       });
     });
   }
@@ -309,7 +309,7 @@
         el('td', {}, badge(r.status)),
         el('td', { class: 'description' }, r.description,
           r.failure_reason ? el('div', { class: 'error', text: r.failure_reason }) : null),
-        el('td', { text: when(r.created_at) }),
+        el('td', { class: 'when', text: when(r.created_at) }),
         el('td', {}, action));
     });
   }
@@ -365,7 +365,7 @@
       el('td', { text: a.app }),
       el('td', {}, (a.attachments || []).map((t) => el('div', {},
         el('code', { text: t.var }), t.app === app ? '' : el('span', { class: 'muted', text: ` on ${t.app}` })))),
-      el('td', { text: when(a.created_at) }))), 'Add-ons');
+      el('td', { class: 'when', text: when(a.created_at) }))), 'Add-ons');
   }
 
   function appPage(app) {
@@ -586,8 +586,8 @@
         ? table(['Build', 'Status', 'Started', 'Finished', 'Error'], o.builds.map((x) => el('tr', {},
           el('td', { class: 'mono', text: x.id }),
           el('td', {}, badge(x.status)),
-          el('td', { text: when(x.created_at) }),
-          el('td', { text: when(x.finished_at) }),
+          el('td', { class: 'when', text: when(x.created_at) }),
+          el('td', { class: 'when', text: when(x.finished_at) }),
           el('td', { class: 'error', text: x.error || '' }))), 'Builds')
         : el('p', { class: 'muted', text: 'No builds yet.' })));
     });
