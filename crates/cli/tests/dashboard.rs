@@ -1,6 +1,7 @@
 //! The web dashboard in a real headless Chromium (over chromedriver), against a real
 //! `dozen server`: logging in, a deploy, live logs, scaling, a rollback through its confirm step,
-//! what a read token sees and may do, hostile log lines, and CSRF.
+//! what a read token sees and may do, hostile log lines, CSRF, a session that outlives a server
+//! restart and ends with its token, and the add-ons panel (a real Redis add-on).
 //!
 //! With `DOZEN_DASHBOARD_SCREENSHOTS=DIR`, the main pages are saved as PNGs in DIR
 //! (`scripts/dashboard-screenshots` takes the README's).
@@ -53,6 +54,11 @@ fn screenshots() -> Option<PathBuf> {
 
 fn shoot(browser: &Browser, name: &str) {
     if let Some(dir) = screenshots() {
+        // A passing notice ("Scaled shop ...") would cover part of the page.
+        browser.script(
+            "document.querySelector('#toast')?.setAttribute('hidden', '');",
+            json!([]),
+        );
         browser.screenshot(&dir.join(format!("{name}.png")));
     }
 }
@@ -97,13 +103,12 @@ fn an_operator_deploys_follows_logs_scales_and_rolls_back_in_the_browser() {
     assert_eq!(session["sameSite"], "Strict", "{session}");
     assert_ne!(session["value"], TOKEN, "the cookie is not the token");
     browser.await_element("tr[data-app='shop']");
-    shoot(&browser, "login-done");
 
     // A deploy, watched on the deploy page: the build's log streams, then the rollout.
     browser.goto(&format!("{}/apps/shop/deploy", server.url));
     browser.await_true(
         "the deploy log to be live",
-        "return document.querySelector('#log-status').textContent === 'live';",
+        "return document.querySelector('#log-status')?.textContent === 'live';",
     );
     let dir = app_dir();
     let dir_arg = dir.path().to_str().expect("utf-8 path");
@@ -126,7 +131,7 @@ fn an_operator_deploys_follows_logs_scales_and_rolls_back_in_the_browser() {
     );
     browser.await_true(
         "the deploy page to say v1 is live",
-        "return /v1 is live/.test(document.querySelector('#deploy-now').textContent);",
+        "return /v1 is live/.test(document.querySelector('#deploy-now')?.textContent);",
     );
     browser.await_element("#deploy-processes tr[data-process='web.1']");
     shoot(&browser, "deploy");
@@ -148,7 +153,7 @@ fn an_operator_deploys_follows_logs_scales_and_rolls_back_in_the_browser() {
     browser.goto(&format!("{}/apps/shop/logs", server.url));
     browser.await_true(
         "the log stream to be live",
-        "return document.querySelector('#log-status').textContent === 'live';",
+        "return document.querySelector('#log-status')?.textContent === 'live';",
     );
     visit(&server, "shop", "/hello-from-the-test");
     browser.await_true(
@@ -175,7 +180,7 @@ fn an_operator_deploys_follows_logs_scales_and_rolls_back_in_the_browser() {
     visit(&server, "shop", "/while-paused");
     browser.await_true(
         "the paused page to count the held line",
-        "return /paused \\(\\d+ new\\)/.test(document.querySelector('#log-status').textContent);",
+        "return /paused \\(\\d+ new\\)/.test(document.querySelector('#log-status')?.textContent);",
     );
     let shown = browser.script(
         "return [...document.querySelectorAll('#log-lines .line')].some(l => l.textContent === 'request /while-paused');",
@@ -196,7 +201,7 @@ fn an_operator_deploys_follows_logs_scales_and_rolls_back_in_the_browser() {
     browser.await_true(
         "only platform events after filtering",
         "const lines = [...document.querySelectorAll('#log-lines .entry')];
-         return document.querySelector('#log-status').textContent === 'live' && lines.length > 0
+         return document.querySelector('#log-status')?.textContent === 'live' && lines.length > 0
            && lines.every(l => l.querySelector('.proc').textContent === 'dozen');",
     );
     browser.script(
@@ -350,14 +355,17 @@ fn a_read_token_sees_no_changing_buttons_and_requests_without_csrf_are_refused()
     browser.await_element("#processes tr[data-process='web.1']");
     browser.await_true(
         "the config names",
-        "return document.querySelector('#config').textContent.includes('MODE');",
+        "return document.querySelector('#config')?.textContent.includes('MODE');",
+    );
+    browser.await_true(
+        "the add-ons panel (the read token may list them)",
+        "return /No add-ons/.test(document.querySelector('#addons')?.textContent);",
     );
     let changing = browser.script(
         "return document.querySelectorAll('[data-changes], button.rollback, button.reveal, #scale-form').length;",
         json!([]),
     );
     assert_eq!(changing, json!(0), "a read token is offered changes");
-    shoot(&browser, "app-read-only");
     // Trying anyway, with the session's CSRF secret: refused by scope.
     let statuses = browser.async_script(
         "const done = arguments[0];
@@ -424,4 +432,125 @@ fn a_read_token_sees_no_changing_buttons_and_requests_without_csrf_are_refused()
            .then(r => done(r.status), e => done(String(e)));",
     );
     assert_eq!(status, json!(403));
+}
+
+#[test]
+fn a_session_survives_a_server_restart_and_the_log_page_reconnects_until_its_token_is_revoked() {
+    let Some(browser) = Browser::start() else {
+        return;
+    };
+    let mut server = Server::start();
+    server.ok(&["apps:create", "shop"]);
+    let dir = app_dir();
+    server.deploy("shop", dir.path());
+    server.await_state("shop", "web.1", "up");
+
+    log_in(&browser, &server, TOKEN);
+    browser.goto(&format!("{}/apps/shop/logs", server.url));
+    browser.await_true(
+        "the log stream to be live",
+        "return document.querySelector('#log-status')?.textContent === 'live';",
+    );
+    visit(&server, "shop", "/before-the-restart");
+    browser.await_true(
+        "the line from before the restart",
+        "return [...document.querySelectorAll('#log-lines .line')].some(l => l.textContent === 'request /before-the-restart');",
+    );
+
+    // The server stops: the page notices; it starts again on the same store and port: the page
+    // reconnects with the same session, without a login, and the app's new lines arrive.
+    server.stop();
+    browser.await_true(
+        "the page to notice the server is gone",
+        "return document.querySelector('#log-status')?.textContent !== 'live';",
+    );
+    server.boot(std::process::Stdio::inherit());
+    server.await_state("shop", "web.1", "up");
+    browser.await_true(
+        "the log stream to be live again",
+        "return document.querySelector('#log-status')?.textContent === 'live';",
+    );
+    visit(&server, "shop", "/after-the-restart");
+    browser.await_true(
+        "the line from after the restart",
+        "return [...document.querySelectorAll('#log-lines .line')].some(l => l.textContent === 'request /after-the-restart');",
+    );
+    assert_eq!(browser.path(), "/apps/shop/logs", "sent to the login");
+
+    // A session of a token that is revoked ends at once, for the browser too.
+    let made = server
+        .admin(&["tokens:create", "laptop"])
+        .output()
+        .expect("tokens:create");
+    assert!(made.status.success(), "{made:?}");
+    let laptop = String::from_utf8_lossy(&made.stdout).trim().to_string();
+    let client = Client::new();
+    let (cookie, _) = session_of(&client, &server, &laptop);
+    let who = |cookie: &str| {
+        client
+            .get(format!("{}/dashboard/session", server.url))
+            .header("cookie", cookie)
+            .send()
+            .expect("session")
+            .status()
+            .as_u16()
+    };
+    assert_eq!(who(&cookie), 200);
+    browser.delete_cookies();
+    log_in(&browser, &server, &laptop);
+    browser.goto(&format!("{}/apps/shop/logs", server.url));
+    browser.await_true(
+        "the log stream to be live",
+        "return document.querySelector('#log-status')?.textContent === 'live';",
+    );
+    let revoked = server
+        .admin(&["tokens:revoke", "laptop"])
+        .output()
+        .expect("tokens:revoke");
+    assert!(revoked.status.success(), "{revoked:?}");
+    assert_eq!(who(&cookie), 401, "a revoked token's session still works");
+    // The open stream ends and its reconnection is refused: the page says so, or its next
+    // request is refused and it goes to the login.
+    browser.await_true(
+        "the page to say the session ended",
+        "const s = document.querySelector('#log-status');
+         return location.pathname === '/login' || (!!s && /session ended/.test(s.textContent));",
+    );
+}
+
+#[test]
+fn the_app_page_lists_add_ons_by_the_vars_they_fill_never_their_urls() {
+    let Some(browser) = Browser::start() else {
+        return;
+    };
+    let server = Server::start_with(&[("DOZEN_ADDON_REDIS_URL", "redis://127.0.0.1:6379")]);
+    // A name of its own: add-ons are real users on the host's Redis, shared by tests at once.
+    let app = format!("dash{}", support::unique_tag());
+    server.ok(&["apps:create", &app]);
+    server.ok(&["addons:create", "redis", "-a", &app]);
+    let url = server.ok(&["config:get", "-a", &app, "REDIS_URL"]);
+    let url = url.trim();
+    assert!(url.starts_with("redis://"), "{url}");
+
+    log_in(&browser, &server, TOKEN);
+    browser.goto(&format!("{}/apps/{app}", server.url));
+    let row = browser.await_true(
+        "the add-on in the add-ons panel",
+        "const r = document.querySelector('#addons tr[data-addon]');
+         return r ? r.textContent : null;",
+    );
+    let row = row.as_str().unwrap_or_default();
+    assert!(
+        row.contains(&format!("{app}-redis-1")) && row.contains("REDIS_URL"),
+        "{row}"
+    );
+    let body = browser.text("body");
+    assert!(!body.contains(url), "an add-on's URL is in the page");
+    assert!(!body.contains("redis://"), "{body}");
+    server.ok(&[
+        "addons:destroy",
+        &format!("{app}-redis-1"),
+        "--confirm",
+        &app,
+    ]);
 }

@@ -273,7 +273,6 @@ struct Inner {
     store: Store,
     bad: Mutex<BadTokens>,
     log: Option<LogSender>,
-    sessions: session::Sessions,
 }
 
 impl Guard {
@@ -284,7 +283,6 @@ impl Guard {
                 store,
                 bad: Mutex::new(BadTokens::default()),
                 log,
-                sessions: session::Sessions::default(),
             }),
         }
     }
@@ -384,41 +382,41 @@ pub async fn authenticate(State(guard): State<Guard>, request: Request, next: Ne
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .map(str::to_owned);
-    // Without a bearer token, the dashboard's session cookie; its requests that change state
-    // must carry the session's CSRF secret too.
-    let (presented, csrf_ok) = match presented {
-        Some(p) => (p, true),
-        None => match session::cookie_value(request.headers())
-            .and_then(|id| guard.inner.sessions.get(id))
-        {
-            Some(s) => {
+    // Without a bearer token, the dashboard's session cookie (found in the store only while its
+    // token is live); its requests that change state must carry the session's CSRF secret too.
+    let (token, csrf_ok) = match presented {
+        Some(presented) => {
+            if let Some(wait) = guard.bad().refused_for(peer, Instant::now()) {
+                return ApiError::TooManyRequests(wait.as_secs().max(1)).into_response();
+            }
+            match guard.inner.store.verify_token(&presented).await {
+                Ok(Some(token)) => (token, true),
+                Ok(None) => {
+                    let reached = guard.bad().failed(peer, Instant::now());
+                    if reached {
+                        guard
+                            .say(
+                                EventKind::Error,
+                                format!(
+                                    "audit: {LIMIT} bad tokens from {peer} within {} s: its requests get 429 until the window has passed",
+                                    WINDOW.as_secs()
+                                ),
+                            )
+                            .await;
+                    }
+                    return ApiError::Unauthorized.into_response();
+                }
+                Err(e) => return ApiError::from(e).into_response(),
+            }
+        }
+        None => match guard.session(request.headers()).await {
+            Ok(Some(s)) => {
                 let ok = s.csrf_matches(request.headers());
                 (s.token, ok)
             }
-            None => return ApiError::Unauthorized.into_response(),
+            Ok(None) => return ApiError::Unauthorized.into_response(),
+            Err(e) => return e.into_response(),
         },
-    };
-    if let Some(wait) = guard.bad().refused_for(peer, Instant::now()) {
-        return ApiError::TooManyRequests(wait.as_secs().max(1)).into_response();
-    }
-    let token = match guard.inner.store.verify_token(&presented).await {
-        Ok(Some(token)) => token,
-        Ok(None) => {
-            let reached = guard.bad().failed(peer, Instant::now());
-            if reached {
-                guard
-                    .say(
-                        EventKind::Error,
-                        format!(
-                            "audit: {LIMIT} bad tokens from {peer} within {} s: its requests get 429 until the window has passed",
-                            WINDOW.as_secs()
-                        ),
-                    )
-                    .await;
-            }
-            return ApiError::Unauthorized.into_response();
-        }
-        Err(e) => return ApiError::from(e).into_response(),
     };
 
     let method = request.method().clone();

@@ -98,6 +98,7 @@ impl Store {
             .bind(name)
             .execute(&mut *tx)
             .await?;
+        crate::tokens::drop_revoked_sessions(&mut tx).await?;
         tx.commit().await?;
         Ok(())
     }

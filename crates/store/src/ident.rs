@@ -63,6 +63,11 @@ pub(crate) fn drain_id() -> Result<String, StoreError> {
     Ok(format!("drn_{}", hex(&random_bytes::<8>()?)))
 }
 
+/// A dashboard session id: 64 hex digits (32 random bytes).
+pub(crate) fn session_id() -> Result<String, StoreError> {
+    Ok(hex(&random_bytes::<32>()?))
+}
+
 /// Prefix of every token dozen generates, so secret scanners can spot them.
 pub const TOKEN_PREFIX: &str = "dzn_";
 

@@ -1,6 +1,6 @@
 //! All persistent state of `dozen server`, behind one interface: apps,
 //! config vars, releases, formation and process sizes, builds, slug records, domains, log
-//! drains, API tokens, and add-ons with their attachments and backups.
+//! drains, API tokens, dashboard sessions, and add-ons with their attachments and backups.
 //!
 //! The same code runs on an embedded SQLite file (the default,
 //! `<DOZEN_DATA_DIR>/dozen.db`) and on PostgreSQL (when `DATABASE_URL`
@@ -60,6 +60,7 @@ mod ident;
 mod model;
 mod releases;
 mod schema;
+mod sessions;
 mod sizes;
 mod store;
 mod tokens;
@@ -74,6 +75,7 @@ pub use ident::TOKEN_PREFIX;
 pub use model::{
     App, Build, BuildStatus, NewRelease, Release, ReleaseStatus, Scope, SlugRecord, TokenInfo,
 };
+pub use sessions::{MAX_SESSIONS, SessionRecord};
 pub use store::{
     Backend, POSTGRES_MAX_CONNECTIONS, SQLITE_BUSY_TIMEOUT, SQLITE_FILE_NAME,
     SQLITE_MAX_CONNECTIONS, Store,

@@ -169,6 +169,20 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
             "CREATE INDEX releases_by_commit ON releases (app, source_commit)",
         ],
     },
+    Migration {
+        version: 7,
+        description: "dashboard sessions (kept as hashes, so that they survive a server restart)",
+        statements: &[
+            "CREATE TABLE dashboard_sessions (
+            hash TEXT PRIMARY KEY,
+            token_id TEXT NOT NULL REFERENCES api_tokens (id) ON DELETE CASCADE,
+            created_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL
+        )",
+            "CREATE INDEX dashboard_sessions_by_expiry ON dashboard_sessions (expires_at)",
+            "CREATE INDEX dashboard_sessions_by_token ON dashboard_sessions (token_id)",
+        ],
+    },
 ];
 
 /// Highest version this build knows.

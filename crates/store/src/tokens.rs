@@ -9,9 +9,9 @@ use crate::{Scope, StoreError, TokenInfo, ident, validate};
 /// Shortest token [`Store::ensure_token`] accepts, in bytes.
 pub const MIN_TOKEN_BYTES: usize = 16;
 
-const TOKEN_COLUMNS: &str = "id, name, hash, scope, app, created_at, revoked_at";
+pub(crate) const TOKEN_COLUMNS: &str = "id, name, hash, scope, app, created_at, revoked_at";
 
-fn token_from_row(row: &AnyRow) -> Result<TokenInfo, StoreError> {
+pub(crate) fn token_from_row(row: &AnyRow) -> Result<TokenInfo, StoreError> {
     let scope: String = row.try_get("scope")?;
     Ok(TokenInfo {
         id: row.try_get("id")?,
@@ -126,6 +126,7 @@ impl Store {
                 .await?;
             info.revoked_at = Some(now);
         }
+        drop_revoked_sessions(&mut tx).await?;
         tx.commit().await?;
         Ok(info)
     }
@@ -181,10 +182,23 @@ impl Store {
             .bind(name)
             .execute(&mut *tx)
             .await?;
+        drop_revoked_sessions(&mut tx).await?;
         let info = insert_token(&mut tx, name, Scope::Admin, None, plaintext).await?;
         tx.commit().await?;
         Ok(info)
     }
+}
+
+/// Delete the dashboard sessions of revoked tokens (they are never found anyway), inside the
+/// caller's write transaction.
+pub(crate) async fn drop_revoked_sessions(conn: &mut AnyConnection) -> Result<(), StoreError> {
+    sqlx::query(
+        "DELETE FROM dashboard_sessions WHERE token_id IN \
+         (SELECT id FROM api_tokens WHERE revoked_at IS NOT NULL)",
+    )
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 /// Insert a live token inside the caller's write transaction.

@@ -39,12 +39,13 @@ on_both_backends!(
     releases_remember_their_commit,
     addons_attach_detach_and_rotate_as_releases,
     addon_conflicts_write_nothing,
+    dashboard_sessions_are_hashed_and_end_with_their_token,
 );
 
 const SECRET: &str = "hunter2-very-secret-value";
 
 /// Every migration this build knows, oldest first.
-const ALL_MIGRATIONS: &[i64] = &[1, 2, 3, 4, 5, 6];
+const ALL_MIGRATIONS: &[i64] = &[1, 2, 3, 4, 5, 6, 7];
 
 fn kv(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs
@@ -1678,4 +1679,91 @@ async fn addon_conflicts_write_nothing(db: &TestDb) {
             .len(),
         1
     );
+}
+
+async fn dashboard_sessions_are_hashed_and_end_with_their_token(db: &TestDb) {
+    use std::time::Duration;
+    let s = db.ready().await;
+    let hour = Duration::from_secs(3600);
+    let (admin, _) = s.create_token("ops").await.expect("token");
+    let (id, opened) = s.open_session(&admin.id, hour).await.expect("open");
+    assert_eq!(id.len(), 64, "{id}");
+    assert_eq!(opened.token, admin);
+    assert!(opened.expires_at > opened.created_at);
+    assert_eq!(s.session(&id).await.expect("find"), Some(opened.clone()));
+    assert_eq!(s.session("").await.expect("find"), None);
+    assert_eq!(s.session(&id[1..]).await.expect("find"), None);
+
+    // The store keeps the id's hash, and the id appears nowhere.
+    let mut raw = db.raw().await;
+    let rows: Vec<(String, String, String, String)> =
+        sqlx::query_as("SELECT hash, token_id, created_at, expires_at FROM dashboard_sessions")
+            .fetch_all(&mut raw)
+            .await
+            .expect("select");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].0, blake3::hash(id.as_bytes()).to_hex().to_string());
+    assert_eq!(rows[0].1, admin.id);
+    for (a, b, c, d) in &rows {
+        for col in [a, b, c, d] {
+            assert!(!col.contains(&id), "session id stored in clear");
+        }
+    }
+
+    // A session that has expired is not found; a logout ends one.
+    let (gone, _) = s
+        .open_session(&admin.id, Duration::ZERO)
+        .await
+        .expect("open");
+    assert_eq!(s.session(&gone).await.expect("find"), None);
+    let (other, _) = s.open_session(&admin.id, hour).await.expect("open");
+    assert!(s.close_session(&other).await.expect("close"));
+    assert!(!s.close_session(&other).await.expect("close again"));
+    assert_eq!(s.session(&other).await.expect("find"), None);
+    assert!(
+        s.session(&id).await.expect("find").is_some(),
+        "other sessions stay"
+    );
+
+    // Revoking the token ends its sessions (and deletes them); a revoked token opens none.
+    let (viewer, _) = s.create_token("viewer").await.expect("token");
+    let (kept, _) = s.open_session(&viewer.id, hour).await.expect("open");
+    s.revoke_token("ops").await.expect("revoke");
+    assert_eq!(s.session(&id).await.expect("find"), None);
+    let left: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM dashboard_sessions WHERE token_id = $1")
+            .bind(&admin.id)
+            .fetch_one(&mut raw)
+            .await
+            .expect("count");
+    assert_eq!(left, 0);
+    assert_not_found(s.open_session(&admin.id, hour).await, "token");
+    assert_not_found(s.open_session("tok_nope", hour).await, "token");
+    assert!(s.session(&kept).await.expect("find").is_some());
+
+    // Destroying an app revokes its tokens, and so ends their sessions.
+    s.create_app("shop").await.expect("app");
+    let (reader, _) = s
+        .create_app_token("shop-reader", "shop", Scope::Read)
+        .await
+        .expect("token");
+    let (reading, _) = s.open_session(&reader.id, hour).await.expect("open");
+    assert!(s.session(&reading).await.expect("find").is_some());
+    s.destroy_app("shop").await.expect("destroy");
+    assert_eq!(s.session(&reading).await.expect("find"), None);
+
+    // Bounded: at the limit, the session closest to expiring goes first.
+    assert!(s.close_session(&kept).await.expect("close"));
+    let (soonest, _) = s.open_session(&viewer.id, hour).await.expect("open");
+    let later = Duration::from_secs(7200);
+    while s.session_count().await.expect("count") < dozen_store::MAX_SESSIONS as i64 {
+        s.open_session(&viewer.id, later).await.expect("open");
+    }
+    let (newest, _) = s.open_session(&viewer.id, later).await.expect("open");
+    assert_eq!(
+        s.session_count().await.expect("count"),
+        dozen_store::MAX_SESSIONS as i64
+    );
+    assert_eq!(s.session(&soonest).await.expect("find"), None);
+    assert!(s.session(&newest).await.expect("find").is_some());
 }

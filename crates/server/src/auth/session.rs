@@ -1,21 +1,22 @@
 //! Dashboard sessions: what a browser presents instead of a bearer token.
 //!
-//! A login ([`Guard::login`]) verifies a token once and opens a session on the server: a random
-//! 256-bit id goes to the browser in an `HttpOnly; SameSite=Strict` cookie ([`COOKIE`]), and the
-//! server keeps, under the id's blake3 hash, the token (verified again on every request, so a
-//! revoked token ends its sessions at once), a CSRF secret and an expiry. The token itself never
-//! travels in the cookie.
+//! A login ([`Guard::login`]) verifies a token once and opens a session in the store
+//! ([`dozen_store::Store::open_session`]): a random 256-bit id goes to the browser in an
+//! `HttpOnly; SameSite=Strict` cookie ([`COOKIE`]); the store keeps the id's blake3 hash, the
+//! token's id (never the token) and an expiry. Sessions outlive a server restart (a live-log page
+//! reconnects without a new login); a session is found only while its token is live, so revoking
+//! a token ends its sessions at once; a logout deletes the session.
 //!
 //! A request authenticated by the cookie that changes state (any method but `GET` and `HEAD`)
 //! must also carry the session's CSRF secret in [`CSRF_HEADER`]; the dashboard's scripts read it
-//! from `GET /dashboard/session`, which another site's page cannot read.
+//! from `GET /dashboard/session`, which another site's page cannot read. The secret is derived
+//! from the session id with a keyed hash ([`csrf_of`]), so it is stored nowhere and only the
+//! holder of the cookie can learn it.
 //!
-//! Bounds: at most [`MAX_SESSIONS`] sessions; opening one more first drops the expired ones,
-//! then the one closest to expiring. A session lasts [`SESSION_TTL`] from its login. Sessions
-//! live in memory: a restarted server asks its browsers to log in again.
+//! Bounds: at most [`dozen_store::MAX_SESSIONS`] sessions; a login past that first drops the
+//! expired ones, then the ones closest to expiring. A session lasts [`SESSION_TTL`] from its
+//! login.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use axum::http::HeaderMap;
@@ -29,10 +30,11 @@ use crate::error::ApiError;
 pub const COOKIE: &str = "dozen_session";
 /// The header that carries the session's CSRF secret on state-changing requests.
 pub const CSRF_HEADER: &str = "x-dozen-csrf";
-/// The most sessions kept at once.
-pub const MAX_SESSIONS: usize = 256;
 /// How long a session lasts after its login.
 pub const SESSION_TTL: Duration = Duration::from_secs(12 * 60 * 60);
+
+/// The context of the keyed hash that makes a session's CSRF secret from its id.
+const CSRF_CONTEXT: &str = "dozen 2026 dashboard session csrf secret";
 
 /// The dashboard's own authenticated routes, checked like [`super::ROUTES`].
 pub const DASHBOARD_ROUTES: &[super::Route] = &[super::route(
@@ -45,18 +47,17 @@ pub const DASHBOARD_ROUTES: &[super::Route] = &[super::route(
 /// One open session.
 #[derive(Clone)]
 pub struct Session {
-    /// The token it was opened with (verified again on every request).
-    pub(crate) token: String,
+    /// The live token it was opened with.
+    pub token: TokenInfo,
     /// The secret state-changing requests must echo in [`CSRF_HEADER`].
     pub csrf: String,
-    expires: Instant,
 }
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Neither the token nor the CSRF secret is printed.
+        // The CSRF secret is not printed.
         f.debug_struct("Session")
-            .field("expires", &self.expires)
+            .field("token", &self.token.name)
             .finish_non_exhaustive()
     }
 }
@@ -72,94 +73,11 @@ impl Session {
     }
 }
 
-/// The open sessions, bounded ([`MAX_SESSIONS`]).
-#[derive(Debug, Default)]
-pub struct Sessions {
-    by_hash: Mutex<HashMap<[u8; 32], Session>>,
-}
-
-/// Why a session could not be opened.
-#[derive(Debug, thiserror::Error)]
-#[error("no random numbers from the operating system: {0}")]
-pub struct NoRandom(String);
-
-fn random_hex() -> Result<String, NoRandom> {
-    use std::fmt::Write as _;
-    let mut buf = [0u8; 32];
-    getrandom::fill(&mut buf).map_err(|e| NoRandom(e.to_string()))?;
-    let mut s = String::with_capacity(64);
-    for b in buf {
-        let _ = write!(s, "{b:02x}");
-    }
-    Ok(s)
-}
-
-impl Sessions {
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Session>> {
-        // Every change is one insert or remove: a poisoned map is still consistent.
-        self.by_hash
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Open a session for `token`: its id (the cookie's value) and the session.
-    pub fn open(&self, token: String) -> Result<(String, Session), NoRandom> {
-        self.open_at(token, Instant::now())
-    }
-
-    fn open_at(&self, token: String, now: Instant) -> Result<(String, Session), NoRandom> {
-        let id = random_hex()?;
-        let session = Session {
-            token,
-            csrf: random_hex()?,
-            expires: now + SESSION_TTL,
-        };
-        let mut map = self.map();
-        if map.len() >= MAX_SESSIONS {
-            map.retain(|_, s| s.expires > now);
-        }
-        if map.len() >= MAX_SESSIONS {
-            let soonest = map.iter().min_by_key(|(_, s)| s.expires).map(|(k, _)| *k);
-            if let Some(k) = soonest {
-                map.remove(&k);
-            }
-        }
-        map.insert(*blake3::hash(id.as_bytes()).as_bytes(), session.clone());
-        Ok((id, session))
-    }
-
-    /// The live session with cookie value `id`.
-    pub fn get(&self, id: &str) -> Option<Session> {
-        self.get_at(id, Instant::now())
-    }
-
-    fn get_at(&self, id: &str, now: Instant) -> Option<Session> {
-        let key = *blake3::hash(id.as_bytes()).as_bytes();
-        let mut map = self.map();
-        match map.get(&key) {
-            Some(s) if s.expires > now => Some(s.clone()),
-            Some(_) => {
-                map.remove(&key);
-                None
-            }
-            None => None,
-        }
-    }
-
-    /// End the session with cookie value `id` (a logout).
-    pub fn close(&self, id: &str) {
-        self.map().remove(blake3::hash(id.as_bytes()).as_bytes());
-    }
-
-    /// How many sessions are kept.
-    pub fn len(&self) -> usize {
-        self.map().len()
-    }
-
-    /// Whether none is.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
+/// The CSRF secret of the session with id `id`: a keyed hash of the id (64 hex digits), which
+/// says nothing about the id.
+pub fn csrf_of(id: &str) -> String {
+    let key = blake3::derive_key(CSRF_CONTEXT, id.as_bytes());
+    blake3::Hash::from(key).to_hex().to_string()
 }
 
 /// The session cookie's value in `headers`, if there is one.
@@ -193,19 +111,14 @@ pub fn clear_cookie(secure: bool) -> String {
 }
 
 impl super::Guard {
-    /// The open sessions.
-    pub fn sessions(&self) -> &Sessions {
-        &self.inner.sessions
-    }
-
     /// Verify `presented` for a dashboard login from `peer`, as a bearer token is verified:
     /// refused with `429` while the address sent too many bad tokens, `401` (and counted) when
-    /// wrong. A good token opens a session.
+    /// wrong. A good token opens a session: its id (the cookie's value) and the session.
     pub async fn login(
         &self,
         peer: std::net::IpAddr,
         presented: &str,
-    ) -> Result<(TokenInfo, String, Session), ApiError> {
+    ) -> Result<(String, Session), ApiError> {
         if let Some(wait) = self.bad().refused_for(peer, Instant::now()) {
             return Err(ApiError::TooManyRequests(wait.as_secs().max(1)));
         }
@@ -226,11 +139,11 @@ impl super::Guard {
                 return Err(ApiError::Unauthorized);
             }
         };
-        let (id, session) = self
+        let (id, record) = self
             .inner
-            .sessions
-            .open(presented.to_owned())
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
+            .store
+            .open_session(&token.id, SESSION_TTL)
+            .await?;
         self.say(
             EventKind::Info,
             format!(
@@ -239,22 +152,39 @@ impl super::Guard {
             ),
         )
         .await;
-        Ok((token, id, session))
+        let csrf = csrf_of(&id);
+        Ok((
+            id,
+            Session {
+                token: record.token,
+                csrf,
+            },
+        ))
     }
 
-    /// The token and session of the session cookie in `headers`: `401` without a live session,
-    /// or when its token was revoked since the login.
-    pub async fn session_token(
-        &self,
-        headers: &HeaderMap,
-    ) -> Result<(TokenInfo, Session), ApiError> {
-        let session = cookie_value(headers)
-            .and_then(|id| self.inner.sessions.get(id))
-            .ok_or(ApiError::Unauthorized)?;
-        match self.inner.store.verify_token(&session.token).await? {
-            Some(token) => Ok((token, session)),
-            None => Err(ApiError::Unauthorized),
+    /// The live session of the cookie in `headers`, if there is one.
+    pub async fn session(&self, headers: &HeaderMap) -> Result<Option<Session>, ApiError> {
+        let Some(id) = cookie_value(headers) else {
+            return Ok(None);
+        };
+        Ok(self.inner.store.session(id).await?.map(|record| Session {
+            token: record.token,
+            csrf: csrf_of(id),
+        }))
+    }
+
+    /// The session of the cookie in `headers`: `401` without a live session (none, expired,
+    /// logged out, or its token was revoked since the login).
+    pub async fn session_token(&self, headers: &HeaderMap) -> Result<Session, ApiError> {
+        self.session(headers).await?.ok_or(ApiError::Unauthorized)
+    }
+
+    /// End the session of the cookie in `headers` (a logout).
+    pub async fn close_session(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        if let Some(id) = cookie_value(headers) {
+            self.inner.store.close_session(id).await?;
         }
+        Ok(())
     }
 }
 
@@ -264,52 +194,30 @@ mod tests {
     use axum::http::HeaderValue;
 
     #[test]
-    fn a_session_is_found_by_its_id_until_it_expires_or_is_closed() {
-        let sessions = Sessions::default();
-        let now = Instant::now();
-        let (id, s) = sessions.open_at("dzn_secret".into(), now).unwrap();
-        assert_ne!(id, "dzn_secret");
-        assert!(!id.contains("dzn_secret") && !s.csrf.contains("dzn_secret"));
-        assert_eq!(sessions.get_at(&id, now).unwrap().token, "dzn_secret");
-        assert!(sessions.get_at("not-an-id", now).is_none());
-        assert!(sessions.get_at(&id, now + SESSION_TTL).is_none());
-        assert!(
-            sessions.is_empty(),
-            "an expired session is dropped when seen"
-        );
-        let (id, _) = sessions.open_at("t".into(), now).unwrap();
-        sessions.close(&id);
-        assert!(sessions.get_at(&id, now).is_none());
-    }
-
-    #[test]
-    fn at_the_bound_the_session_closest_to_expiring_goes() {
-        let sessions = Sessions::default();
-        let start = Instant::now();
-        let (first, _) = sessions.open_at("t".into(), start).unwrap();
-        for n in 1..MAX_SESSIONS {
-            sessions
-                .open_at("t".into(), start + Duration::from_secs(n as u64))
-                .unwrap();
-        }
-        assert_eq!(sessions.len(), MAX_SESSIONS);
-        let later = start + Duration::from_secs(MAX_SESSIONS as u64);
-        let (newest, _) = sessions.open_at("t".into(), later).unwrap();
-        assert_eq!(sessions.len(), MAX_SESSIONS);
-        assert!(sessions.get_at(&first, later).is_none());
-        assert!(sessions.get_at(&newest, later).is_some());
-    }
-
-    #[test]
-    fn the_csrf_secret_must_be_sent_as_it_is() {
-        let sessions = Sessions::default();
-        let (_, s) = sessions.open("t".into()).unwrap();
+    fn the_csrf_secret_comes_from_the_session_id_and_must_be_sent_as_it_is() {
+        let id = "a".repeat(64);
+        let s = Session {
+            token: TokenInfo {
+                id: "tok_1".into(),
+                name: "t".into(),
+                scope: dozen_store::Scope::Admin,
+                app: None,
+                created_at: String::new(),
+                revoked_at: None,
+            },
+            csrf: csrf_of(&id),
+        };
+        assert_eq!(s.csrf.len(), 64);
+        assert!(!s.csrf.contains(&id));
+        assert_eq!(s.csrf, csrf_of(&id), "the same id, the same secret");
+        assert_ne!(s.csrf, csrf_of(&"b".repeat(64)));
         let mut h = HeaderMap::new();
         assert!(!s.csrf_matches(&h));
         h.insert(CSRF_HEADER, HeaderValue::from_static("wrong"));
         assert!(!s.csrf_matches(&h));
         h.insert(CSRF_HEADER, HeaderValue::from_str(&s.csrf).unwrap());
         assert!(s.csrf_matches(&h));
+        assert!(!format!("{s:?}").contains(&s.csrf));
     }
 
     #[test]

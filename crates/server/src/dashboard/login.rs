@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::api::AppState;
 use crate::api::extract::Json;
 use crate::auth::Guard;
-use crate::auth::session::{Session, clear_cookie, cookie_value, set_cookie};
+use crate::auth::session::{Session, clear_cookie, set_cookie};
 use crate::error::ApiError;
 
 /// `POST /dashboard/login`.
@@ -30,12 +30,12 @@ pub struct SessionInfo {
     csrf: String,
 }
 
-fn info(token: dozen_store::TokenInfo, session: &Session) -> SessionInfo {
+fn info(session: Session) -> SessionInfo {
     SessionInfo {
-        name: token.name,
-        scope: token.scope.to_string(),
-        app: token.app,
-        csrf: session.csrf.clone(),
+        name: session.token.name,
+        scope: session.token.scope.to_string(),
+        app: session.token.app,
+        csrf: session.csrf,
     }
 }
 
@@ -63,10 +63,10 @@ pub async fn login(
     if presented.is_empty() {
         return Err(ApiError::Invalid("token: paste an API token".into()));
     }
-    let (token, id, session) = guard.login(peer(&ext), presented).await?;
+    let (id, session) = guard.login(peer(&ext), presented).await?;
     let secure = s.config.api_tls.is_some();
     Ok(with_cookie(
-        Json(info(token, &session)).into_response(),
+        Json(info(session)).into_response(),
         &set_cookie(&id, secure),
     ))
 }
@@ -77,15 +77,13 @@ pub async fn logout(
     Extension(guard): Extension<Guard>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (_, session) = guard.session_token(&headers).await?;
+    let session = guard.session_token(&headers).await?;
     if !session.csrf_matches(&headers) {
         return Err(ApiError::Forbidden(
             "logging out needs the session's CSRF token".into(),
         ));
     }
-    if let Some(id) = cookie_value(&headers) {
-        guard.sessions().close(id);
-    }
+    guard.close_session(&headers).await?;
     let secure = s.config.api_tls.is_some();
     Ok(with_cookie(
         StatusCode::NO_CONTENT.into_response(),
@@ -98,6 +96,5 @@ pub async fn session(
     Extension(guard): Extension<Guard>,
     headers: HeaderMap,
 ) -> Result<Json<SessionInfo>, ApiError> {
-    let (token, session) = guard.session_token(&headers).await?;
-    Ok(Json(info(token, &session)))
+    Ok(Json(info(guard.session_token(&headers).await?)))
 }

@@ -5,6 +5,10 @@
 //! goes or the server stops; a browser's `EventSource` then reconnects by itself (after
 //! [`RETRY_MS`]) and starts again from the recent entries, so the page replaces what it shows.
 //!
+//! A stream lasts only as long as what opened it: every [`RECHECK`] the session (or bearer
+//! token) is looked up again, and the stream ends once the session was logged out, expired or
+//! its token revoked; the browser's reconnection is then refused with `401`.
+//!
 //! Bounds: a client that falls more than [`crate::loghub::TAIL_BACKLOG`] entries behind is sent
 //! a note of how many it missed instead; at most [`MAX_RECENT`] recent entries are sent.
 
@@ -13,8 +17,9 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use dozen_store::Store;
 use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
@@ -22,6 +27,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use crate::api::AppState;
 use crate::api::extract::{Path, Query};
+use crate::auth::session::cookie_value;
 use crate::error::ApiError;
 use crate::loghub::{Entry, Filter};
 
@@ -31,6 +37,40 @@ pub const RETRY_MS: u64 = 1000;
 pub const MAX_RECENT: usize = 1500;
 /// A comment is sent this often when nothing else is, so a dead connection is noticed.
 const KEEPALIVE: Duration = Duration::from_secs(15);
+/// How often a stream checks that its session or token still holds.
+pub const RECHECK: Duration = Duration::from_secs(5);
+
+/// What a stream was opened with, to check again while it runs.
+enum Opener {
+    /// A dashboard session's id (the cookie's value).
+    Session(String),
+    /// A bearer token.
+    Token(String),
+}
+
+impl Opener {
+    fn of(headers: &HeaderMap) -> Option<Opener> {
+        let bearer = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty());
+        match bearer {
+            Some(t) => Some(Opener::Token(t.to_owned())),
+            None => cookie_value(headers).map(|id| Opener::Session(id.to_owned())),
+        }
+    }
+
+    /// Whether it still holds (a store that does not answer is given the benefit of the doubt:
+    /// the next check asks again).
+    async fn holds(&self, store: &Store) -> bool {
+        match self {
+            Opener::Session(id) => store.session(id).await.map_or(true, |s| s.is_some()),
+            Opener::Token(t) => store.verify_token(t).await.map_or(true, |t| t.is_some()),
+        }
+    }
+}
 
 /// The query of the stream.
 #[derive(Debug, Deserialize, Default)]
@@ -84,7 +124,11 @@ pub async fn events(
     State(s): State<AppState>,
     Path(app): Path<String>,
     Query(q): Query<EventsQuery>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    // The authentication layer let the request in, so one of the two is there.
+    let opener = Opener::of(&headers).ok_or(ApiError::Unauthorized)?;
+    let store = s.store.clone();
     s.platform.app(&app).await?;
     let deploy_only = q.source.as_deref() == Some("deploy");
     let source = match q.source.as_deref() {
@@ -131,6 +175,8 @@ pub async fn events(
         }
         let mut keepalive = tokio::time::interval(KEEPALIVE);
         keepalive.tick().await;
+        let mut recheck = tokio::time::interval(RECHECK);
+        recheck.tick().await;
         loop {
             let out = tokio::select! {
                 r = down.wait_for(|d| *d) => {
@@ -138,9 +184,10 @@ pub async fn events(
                     let _ = r;
                     return;
                 }
-                _ = keepalive.tick() => Bytes::from_static(b": keepalive\n\n"),
+                _ = keepalive.tick() => Some(Bytes::from_static(b": keepalive\n\n")),
+                _ = recheck.tick() => None,
                 entry = live.recv() => match entry {
-                    Ok(e) if which.accepts(&e) => event(&e.json),
+                    Ok(e) if which.accepts(&e) => Some(event(&e.json)),
                     Ok(_) => continue,
                     Err(RecvError::Lagged(n)) => {
                         let note = serde_json::json!({
@@ -148,10 +195,17 @@ pub async fn events(
                             "stream": "event",
                             "line": format!("{n} lines skipped: this page fell behind"),
                         });
-                        event(&note.to_string())
+                        Some(event(&note.to_string()))
                     }
                     Err(RecvError::Closed) => return,
                 },
+            };
+            let Some(out) = out else {
+                if opener.holds(&store).await {
+                    continue;
+                }
+                // Logged out, expired or revoked: end the stream; the reconnection gets 401.
+                return;
             };
             if tx.send(Ok(out)).await.is_err() {
                 return;

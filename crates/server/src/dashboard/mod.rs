@@ -19,8 +19,9 @@
 //! Every answer carries a Content-Security-Policy that allows scripts and styles from the
 //! server itself only (no inline script or style), and may not be framed.
 //!
-//! Add-ons and log drains get sections on the app page once their routes exist (`addons` and
-//! `drains` in `assets/app.js`).
+//! The app page lists the app's add-ons (`GET /v1/apps/{app}/addons`: names, services, plans and
+//! the config vars they are attached as, never their URLs). Log drains get a section there once
+//! the API has routes for them.
 
 mod login;
 mod logs;

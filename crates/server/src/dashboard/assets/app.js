@@ -227,7 +227,7 @@
             el('td', { class: 'release', text: r.release ? `v${r.release}` : '–' }),
             el('td', {}, r.url ? el('a', { href: r.url, rel: 'noopener noreferrer', text: r.url }) : '–'),
             el('td', { class: 'formation', text: r.formation }),
-            el('td', { text: r.last }))), 'Apps');
+            el('td', { class: 'when', text: r.last }))), 'Apps');
       });
     });
   }
@@ -309,7 +309,7 @@
         el('td', {}, badge(r.status)),
         el('td', { class: 'description' }, r.description,
           r.failure_reason ? el('div', { class: 'error', text: r.failure_reason }) : null),
-        el('td', { text: when(r.created_at) }),
+        el('td', { class: 'when', text: when(r.created_at) }),
         el('td', {}, action));
     });
   }
@@ -354,6 +354,20 @@
       el('a', { href: `http://${d}`, rel: 'noopener noreferrer', text: d }), ' ', el('span', { class: 'muted', text: `(${kind})` }))));
   }
 
+  // The add-ons the app owns or is attached to: the service, its plan, and the config var
+  // each app reads its URL from (the URL itself is a config value: never shown here).
+  function addonTable(app, addons) {
+    if (!addons.length) return el('p', { class: 'muted', text: `No add-ons: dozen addons:create SERVICE -a ${app}.` });
+    return table(['Add-on', 'Service', 'Plan', 'Owner', 'Attached as', 'Since'], addons.map((a) => el('tr', { 'data-addon': a.name },
+      el('td', { class: 'mono', text: a.name }),
+      el('td', { text: a.service }),
+      el('td', { text: a.plan }),
+      el('td', { text: a.app }),
+      el('td', {}, (a.attachments || []).map((t) => el('div', {},
+        el('code', { text: t.var }), t.app === app ? '' : el('span', { class: 'muted', text: ` on ${t.app}` })))),
+      el('td', { class: 'when', text: when(a.created_at) }))), 'Add-ons');
+  }
+
   function appPage(app) {
     document.title = `${app} · dozen`;
     crumbs(['Apps', '/'], [app]);
@@ -370,6 +384,7 @@
     const releases = el('div', { id: 'releases-body' });
     const config = el('div', { id: 'config-body' });
     const domains = el('div', { id: 'domains-body' });
+    const addons = el('div', { id: 'addons-body' });
     const parts = [head, section('processes', 'Processes', ps)];
     if (mayChange) parts.push(section('scale', 'Scale', scale));
     parts.push(
@@ -378,9 +393,8 @@
         ? 'Names only; a value is shown when you reveal it.'
         : 'Names only: this token may not read values.' }), config),
       section('domains', 'Domains', domains),
-      // Add-ons and log drains are coming: their sections fill in once the server has them.
-      section('addons', 'Add-ons', el('p', { class: 'muted', text: 'Backing services attached to this app appear here.' })),
-      section('drains', 'Log drains', el('p', { class: 'muted', text: 'Destinations of this app\'s log stream appear here.' })));
+      section('addons', 'Add-ons', addons));
+    // Log drains get a section here once the API has routes for them (the store keeps them).
     $('main').replaceChildren(...parts);
     every(2000, async () => {
       const o = await appOverview(app);
@@ -400,6 +414,8 @@
       const keys = live ? live.config_keys : [];
       renderIfChanged(config, keys, () => configList(app, keys, mayChange));
       renderIfChanged(domains, o.domains, () => domainList(o.domains));
+      const attached = await api('GET', apiPath(app, '/addons'));
+      renderIfChanged(addons, attached, () => addonTable(app, attached));
     });
   }
 
@@ -570,8 +586,8 @@
         ? table(['Build', 'Status', 'Started', 'Finished', 'Error'], o.builds.map((x) => el('tr', {},
           el('td', { class: 'mono', text: x.id }),
           el('td', {}, badge(x.status)),
-          el('td', { text: when(x.created_at) }),
-          el('td', { text: when(x.finished_at) }),
+          el('td', { class: 'when', text: when(x.created_at) }),
+          el('td', { class: 'when', text: when(x.finished_at) }),
           el('td', { class: 'error', text: x.error || '' }))), 'Builds')
         : el('p', { class: 'muted', text: 'No builds yet.' })));
     });
