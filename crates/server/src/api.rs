@@ -27,6 +27,7 @@ use crate::platform::{Platform, PlatformError, parse_version};
 use crate::runtime::Runtime;
 
 mod addons;
+mod drains;
 pub(crate) mod extract;
 mod run;
 mod views;
@@ -139,6 +140,14 @@ pub fn router(state: AppState, guard: crate::auth::Guard) -> Router {
         .route(
             "/v1/apps/{app}/attachments/{attachment}",
             axum::routing::delete(addons::detach),
+        )
+        .route(
+            "/v1/apps/{app}/drains",
+            get(drains::list).post(drains::create),
+        )
+        .route(
+            "/v1/apps/{app}/drains/{drain}",
+            axum::routing::delete(drains::remove),
         )
         .route("/v1/tokens", get(list_tokens).post(create_token))
         .route("/v1/tokens/{token}", axum::routing::delete(revoke_token))
