@@ -323,7 +323,7 @@ fn drains_json(server: &Server, app: &str) -> Vec<Value> {
         .expect("a list")
 }
 
-fn drain_of<'a>(list: &'a [Value], port: u16) -> &'a Value {
+fn drain_of(list: &[Value], port: u16) -> &Value {
     list.iter()
         .find(|d| {
             d["url"]
@@ -408,6 +408,14 @@ fn every_line_reaches_tcp_tls_and_https_drains_once_in_order_with_the_platform_e
         );
         let problems = inbox.problems.lock().unwrap().clone();
         assert!(problems.is_empty(), "{name}: {problems:?}");
+        // The drains' own events name them with the password hidden.
+        inbox.await_message(&format!("the drain-added event at {name}"), |m| {
+            m.app_name == "dozen" && m.text.contains("added: https://logs:***@localhost")
+        });
+        assert!(
+            inbox.all().iter().all(|m| !m.text.contains("s3cret-pw")),
+            "{name}: the password in a message"
+        );
     }
 
     // `dozen drains`: each drain up, with its numbers, and the password hidden.
@@ -435,6 +443,15 @@ fn every_line_reaches_tcp_tls_and_https_drains_once_in_order_with_the_platform_e
     let out = out.expect_code(1, &["drains:remove"]);
     assert!(out.stderr.contains(&https_drain), "{}", out.stderr);
     assert_eq!(drains_json(&server, "shop").len(), 2);
+    // The server's own log (audit lines included) never shows the password.
+    let mut seen = Vec::new();
+    server.await_output("action=drains:remove", &mut seen);
+    let adds = seen
+        .iter()
+        .filter(|l| l.contains("action=drains:add"))
+        .count();
+    assert_eq!(adds, 3, "{seen:?}");
+    assert!(seen.iter().all(|l| !l.contains("s3cret-pw")), "{seen:?}");
     server.ok(&["apps:destroy", "-a", "shop", "--confirm", "shop"]);
     assert!(
         !queues.exists(),
