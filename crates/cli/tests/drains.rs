@@ -287,14 +287,19 @@ fn basic(user: &str, password: &str) -> String {
     format!("Basic {out}")
 }
 
-/// An app with a web process (Python's standard library) and a `printer` that prints `LINES`
-/// (a config var, default 50000) numbered lines, padded to about 100 bytes, then waits.
+/// An app with a web process (Python's standard library), a `printer` that prints `LINES`
+/// (a config var, default 50000) numbered lines, padded to about 100 bytes, then waits, and a
+/// `crasher` that exits with status 3 (none run but web until scaled).
 fn printer_app() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tmp");
     let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).expect(name);
     write(
         "Procfile",
-        "web: python3 web.py\nprinter: python3 printer.py\n",
+        "web: python3 web.py\nprinter: python3 printer.py\ncrasher: python3 crash.py\n",
+    );
+    write(
+        "crash.py",
+        "import sys\nprint('crashing on purpose')\nsys.exit(3)\n",
     );
     write(
         "web.py",
@@ -417,6 +422,18 @@ fn every_line_reaches_tcp_tls_and_https_drains_once_in_order_with_the_platform_e
             "{name}: the password in a message"
         );
     }
+
+    // A crash and the restart that follows are platform events too.
+    server.ok(&["ps:scale", "crasher=1", "-a", "shop"]);
+    for (name, inbox) in [("tcp", &tcp), ("tls", &tls_inbox), ("https", &https)] {
+        inbox.await_message(&format!("the crasher's last words at {name}"), |m| {
+            m.app_name == "app" && m.procid == "crasher.1" && m.text == "crashing on purpose"
+        });
+        inbox.await_message(&format!("the crash at {name}"), |m| {
+            m.app_name == "dozen" && m.text.starts_with("crasher.1 restarting in ")
+        });
+    }
+    server.ok(&["ps:scale", "crasher=0", "-a", "shop"]);
 
     // `dozen drains`: each drain up, with its numbers, and the password hidden.
     let table = server.ok(&["drains", "-a", "shop"]);
