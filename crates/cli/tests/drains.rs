@@ -227,8 +227,14 @@ fn bad_drain_urls_are_refused_naming_the_field_and_never_showing_the_password() 
         );
         assert!(!out.stderr.contains("hunter2"), "{}", out.stderr);
     }
-    let url = "https://u:hunter2@logs.example.com/x";
-    server.ok(&["drains:add", url, "-a", "shop"]);
+    let url = "https://u:hunter2@logs.example.com/x?token=hunter2";
+    let added = server.ok(&["drains:add", url, "-a", "shop"]);
+    assert!(!added.contains("hunter2"), "{added}");
+    let listed = server.ok(&["drains", "-a", "shop"]);
+    assert!(
+        listed.contains("https://u:***@logs.example.com/x?***") && !listed.contains("hunter2"),
+        "{listed}"
+    );
     let out = server.client(&["drains:add", url, "-a", "shop"]);
     let out = out.expect_code(1, &["drains:add"]);
     assert!(
