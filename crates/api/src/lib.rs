@@ -17,6 +17,7 @@
 
 mod addons;
 mod apps;
+mod drains;
 mod processes;
 mod releases;
 mod streams;
@@ -31,6 +32,7 @@ pub use apps::{
     App, AppInfo, ConfigPatch, CreateApp, CreateToken, CreatedToken, Destroyed, DomainRequest,
     Domains, Token,
 };
+pub use drains::{CreateDrain, Drain};
 pub use processes::{Process, RestartRequest, RunExit, RunRequest, RunStarted, SizeInfo, Sizes};
 pub use releases::{
     Build, BuildStatus, ManifestProcessType, Release, ReleaseDetail, ReleaseEntry, ReleaseStatus,

@@ -238,6 +238,9 @@ enum Command {
     /// Backing services (add-ons) and their backups.
     #[command(flatten)]
     Addons(remote::AddonCommand),
+    /// Log drains: the app's log stream sent to syslog or HTTPS receivers.
+    #[command(flatten)]
+    Drains(remote::DrainCommand),
     /// Write a release beyond one host: Kubernetes manifests or systemd units.
     #[command(subcommand)]
     Export(crate::export::ExportTarget),
@@ -507,6 +510,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             on,
         } => crate::kube::logs(tail, ps.as_deref(), source.as_deref(), num, args, on),
         Command::Addons(command) => remote::addons::run(command),
+        Command::Drains(command) => remote::drains::run(command),
         Command::Export(target) => crate::export::export(target),
         Command::Build(args) => crate::export::build(args),
         Command::GitRemote { remote, args } => crate::git::remote(&remote, args),

@@ -346,6 +346,7 @@ fn every_route_answers_as_its_openapi_schema_says() {
         404,
     );
     addon_routes(&mut r, &tag);
+    drain_routes(&mut r);
     r.get("/v1/tokens", "/v1/tokens", 200);
     r.json(
         "POST",
@@ -408,6 +409,39 @@ fn every_route_answers_as_its_openapi_schema_says() {
     assert!(
         processes_matching(&tag).is_empty(),
         "the destroyed app left processes"
+    );
+}
+
+/// The drain routes on app shop: a drain added (to a port where nothing listens: it is down,
+/// and that is an answer too), listed, refused twice and with bad URLs, removed.
+fn drain_routes(r: &mut Recorder) {
+    let drains = "/v1/apps/{app}/drains";
+    let target = "/v1/apps/shop/drains";
+    let url = format!("syslog://127.0.0.1:{}", support::free_port());
+    let added = r.json("POST", drains, target, json!({ "url": url }), 201);
+    let id = added["id"].as_str().expect("id").to_string();
+    r.json("POST", drains, target, json!({ "url": url }), 409);
+    r.json("POST", drains, target, json!({"url": "ftp://h"}), 422);
+    r.call("POST", drains, target, &[AUTH, JSON], b"{", 400);
+    r.call("POST", drains, target, &[AUTH], b"{\"url\":\"x\"}", 415);
+    r.get(drains, target, 200);
+    r.get(drains, "/v1/apps/nope/drains", 404);
+    let drain = "/v1/apps/{app}/drains/{drain}";
+    r.call(
+        "DELETE",
+        drain,
+        &format!("{target}/{id}"),
+        &[AUTH],
+        b"",
+        200,
+    );
+    r.call(
+        "DELETE",
+        drain,
+        &format!("{target}/{id}"),
+        &[AUTH],
+        b"",
+        404,
     );
 }
 

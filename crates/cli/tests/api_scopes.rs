@@ -102,6 +102,17 @@ fn cases() -> Vec<Case> {
             Deploy,
             404,
         ),
+        case(Method::GET, "/v1/apps/alpha/drains", Read, 200),
+        with_body(
+            case(Method::POST, "/v1/apps/alpha/drains", Deploy, 422),
+            json!({"url": "ftp://logs.example.com"}),
+        ),
+        case(
+            Method::DELETE,
+            "/v1/apps/alpha/drains/drn_0000000000000000",
+            Deploy,
+            404,
+        ),
         case(Method::GET, "/v1/tokens", Admin, 200),
         with_body(
             case(Method::POST, "/v1/tokens", Admin, 422),

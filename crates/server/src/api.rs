@@ -26,6 +26,7 @@ use crate::runtime::Runtime;
 
 mod addons;
 mod builds;
+mod drains;
 pub(crate) mod extract;
 mod run;
 mod views;
@@ -138,6 +139,14 @@ pub fn router(state: AppState, guard: crate::auth::Guard) -> Router {
         .route(
             "/v1/apps/{app}/attachments/{attachment}",
             axum::routing::delete(addons::detach),
+        )
+        .route(
+            "/v1/apps/{app}/drains",
+            get(drains::list).post(drains::create),
+        )
+        .route(
+            "/v1/apps/{app}/drains/{drain}",
+            axum::routing::delete(drains::remove),
         )
         .route("/v1/tokens", get(list_tokens).post(create_token))
         .route("/v1/tokens/{token}", axum::routing::delete(revoke_token))

@@ -200,6 +200,15 @@ pub const ROUTES: &[Route] = &[
         Need::Deploy,
         "addons:detach",
     ),
+    // Drains: an app's deploy token sends the app's logs where it chooses.
+    route("GET", "/v1/apps/{app}/drains", Need::Read, "drains"),
+    route("POST", "/v1/apps/{app}/drains", Need::Deploy, "drains:add"),
+    route(
+        "DELETE",
+        "/v1/apps/{app}/drains/{drain}",
+        Need::Deploy,
+        "drains:remove",
+    ),
     route("GET", "/v1/tokens", Need::Admin, "tokens"),
     route("POST", "/v1/tokens", Need::Admin, "tokens:create"),
     route("DELETE", "/v1/tokens/{token}", Need::Admin, "tokens:revoke"),
@@ -513,6 +522,7 @@ fn path_detail(action: &str, path: &str) -> Option<String> {
         "domains:remove" => Some(format!(" hostname={}", audit::word(last))),
         "tokens:revoke" => Some(format!(" token={}", audit::word(last))),
         "addons:destroy" | "addons:detach" => Some(format!(" name={}", audit::word(last))),
+        "drains:remove" => Some(format!(" drain={}", audit::word(last))),
         _ => None,
     }
 }

@@ -22,6 +22,9 @@ pub struct ServerConfig {
     /// `DOZEN_LOG_HISTORY`: `on` (default) keeps each app's recent lines on disk too, so they
     /// survive a restart; `off` keeps them in memory only.
     pub log_history: bool,
+    /// `DOZEN_DRAIN_QUEUE` and `DOZEN_DRAIN_CA`: the bound of each log drain's queue on disk and
+    /// the certificate authorities trusted for TLS drains besides the system's.
+    pub drains: crate::drains::DrainSettings,
     /// What the system users of apps are named: `<prefix><app>` (`DOZEN_APP_USER_PREFIX`).
     pub app_user_prefix: String,
     /// `DOZEN_BUILD_TIMEOUT`: seconds a build may take (default 900).
@@ -68,6 +71,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("max_upload", &self.max_upload)
             .field("log_lines", &self.log_lines)
             .field("log_history", &self.log_history)
+            .field("drains", &self.drains)
             .field("app_user_prefix", &self.app_user_prefix)
             .field("build_timeout", &self.build_timeout)
             .field("build_memory", &self.build_memory)
@@ -177,6 +181,7 @@ impl ServerConfig {
                 Some("off") => false,
                 Some(_) => return Err("DOZEN_LOG_HISTORY must be on or off".into()),
             },
+            drains: crate::drains::DrainSettings::from_lookup(&lookup)?,
             app_user_prefix: match lookup("DOZEN_APP_USER_PREFIX") {
                 None => "dozen-".into(),
                 Some(p) if valid_user_prefix(&p) => p,

@@ -13,6 +13,7 @@
 //!   (`dozen_supervise`), restarted with backoff when it crashes ([`runtime`]);
 //! - **logs**: one stream per app of process output and platform events, a bounded buffer of
 //!   recent lines, kept across restarts in a history per app, and live tails ([`loghub`]);
+//!   each app's stream also goes to its drains, syslog or HTTPS receivers ([`drains`]);
 //! - **recovery**: after a crash, interrupted builds and releases are marked failed and what
 //!   they left under the data directory is removed before anything runs ([`recover`]);
 //! - **git push**: the API port speaks git's smart HTTP at `/git/<app>.git`; a push to `main`
@@ -34,6 +35,7 @@ pub mod backup;
 pub mod config;
 pub mod dashboard;
 pub mod deploy;
+pub mod drains;
 pub mod error;
 pub mod frames;
 pub mod git;
@@ -174,6 +176,7 @@ pub async fn serve(config: ServerConfig, log: LogSender) -> Result<(), ServerErr
         false => runtime.without_log_history(),
     });
     say(&log, EventKind::Info, runtime.tenancy().describe()).await;
+    drains::start_with_server(&runtime, &config, &store, &log).await?;
     let access_runtime = runtime.clone();
     let access_log = log.clone();
     tokio::spawn(async move {
@@ -304,6 +307,7 @@ pub async fn serve(config: ServerConfig, log: LogSender) -> Result<(), ServerErr
         let _ = t.await;
     }
     runtime.shutdown().await;
+    drains::settle(&runtime).await;
     store.close().await;
     say(&log, EventKind::Info, "dozen server stopped").await;
     Ok(())

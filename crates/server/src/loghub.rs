@@ -10,11 +10,14 @@
 //! With a history ([`AppLog::with_history`]) each event is written to the app's durable
 //! [`History`] before it is kept or broadcast, and a restarted server starts with the events
 //! from before, so `logs` shows them after a restart or a SIGKILL.
+//!
+//! With a tap ([`AppLog::set_tap`]: the app's drains, [`crate::drains`]) each record is also
+//! offered to the app's drains as it arrives, without waiting on them.
 
 use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use dozen_logs::{EventKind, Format, History, LogSender, PlatformEvent, Record, log_channel};
 use tokio::sync::broadcast;
@@ -75,6 +78,7 @@ pub struct AppLog {
     live: broadcast::Sender<Entry>,
     sender: LogSender,
     closed: AtomicBool,
+    tap: OnceLock<Arc<crate::drains::AppDrains>>,
 }
 
 impl AppLog {
@@ -114,6 +118,7 @@ impl AppLog {
             live,
             sender,
             closed: AtomicBool::new(false),
+            tap: OnceLock::new(),
         });
         let weak = Arc::downgrade(&log);
         tokio::spawn(async move {
@@ -130,6 +135,9 @@ impl AppLog {
                 while let Some(record) = next.take() {
                     taken += 1;
                     buf.clear();
+                    if let Some(tap) = log.tap.get() {
+                        tap.offer(&record);
+                    }
                     let proc_name: Arc<str> = match record {
                         Record::Lines(batch) => {
                             format.render_batch(&batch, &mut buf);
@@ -194,6 +202,11 @@ impl AppLog {
         for entry in pending.drain(..) {
             self.push(entry);
         }
+    }
+
+    /// Offer every record from now on to the app's drains (once per stream).
+    pub fn set_tap(&self, tap: Arc<crate::drains::AppDrains>) {
+        let _ = self.tap.set(tap);
     }
 
     /// Stop recording this stream's history (its app is destroyed; the caller removes the

@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+mod drains;
+
 use dozen_api::{
     Addon, AddonAttachment, AddonBackup, AddonRelease, AddonService, AttachAddon, CreateAddon,
     RotatedAddon,
@@ -26,8 +28,9 @@ struct Binary(Vec<u8>);
 
 /// The whole document, as JSON.
 pub fn document() -> String {
-    ApiDoc::openapi()
-        .to_json()
+    let mut doc = ApiDoc::openapi();
+    doc.merge(drains::DrainsDoc::openapi());
+    doc.to_json()
         .expect("the OpenAPI document holds only strings, maps and lists")
 }
 

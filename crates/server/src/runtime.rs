@@ -94,6 +94,8 @@ pub struct Runtime {
     tenancy: Tenancy,
     /// Sizes set with `ps:resize`, per app.
     pub sizes: crate::sizes::SizeBook,
+    /// Every app's log drains.
+    pub drains: crate::drains::DrainHub,
 }
 
 impl Runtime {
@@ -121,7 +123,6 @@ impl Runtime {
             rotation,
             boot_timeout,
             grace: Duration::from_secs(10),
-            data_dir,
             log_lines,
             log_history: true,
             apps: tokio::sync::Mutex::new(HashMap::new()),
@@ -129,6 +130,8 @@ impl Runtime {
             ops: Mutex::new(HashMap::new()),
             tenancy: Tenancy::detect("dozen-"),
             sizes: crate::sizes::SizeBook::default(),
+            drains: crate::drains::DrainHub::new(&data_dir),
+            data_dir,
         }
     }
 
@@ -177,9 +180,13 @@ impl Runtime {
     pub fn log(&self, app: &str) -> Arc<AppLog> {
         let mut logs = self.logs.lock().unwrap_or_else(|p| p.into_inner());
         logs.entry(app.to_string())
-            .or_insert_with(|| match self.log_history {
-                true => AppLog::with_history(self.log_lines, &self.history_dir(app)),
-                false => AppLog::new(self.log_lines),
+            .or_insert_with(|| {
+                let log = match self.log_history {
+                    true => AppLog::with_history(self.log_lines, &self.history_dir(app)),
+                    false => AppLog::new(self.log_lines),
+                };
+                log.set_tap(self.drains.app(app));
+                log
             })
             .clone()
     }
@@ -199,6 +206,7 @@ impl Runtime {
         if let Some(log) = log {
             log.close();
         }
+        self.drains.forget_app(app);
         let _ = dozen_logs::History::remove(&self.history_dir(app));
         let _ = std::fs::remove_dir_all(self.data_dir.join(crate::recover::CACHE).join(app));
     }

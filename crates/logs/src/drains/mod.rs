@@ -251,6 +251,21 @@ impl Drain {
         }
     }
 
+    /// Wait until every message offered so far is in the queue on disk (the server stops),
+    /// or until `limit` has passed.
+    pub async fn settle(&self, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        // The spool task takes a record and writes it under the queue's lock without waiting
+        // in between: once the channel is empty, taking the lock waits for the last write.
+        while self.offers.capacity() < self.offers.max_capacity() {
+            if tokio::time::Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        drop(self.shared.queue());
+    }
+
     /// The drain's numbers now.
     pub fn stats(&self) -> DrainStats {
         let (queued, dropped) = match self.shared.queue().as_ref() {

@@ -94,11 +94,15 @@ impl DrainUrl {
         (bare, user)
     }
 
-    /// The URL with its password replaced by `***`, safe to show.
+    /// The URL with its password and its query (where collectors put tokens) replaced by
+    /// `***`, safe to show.
     pub fn redacted(&self) -> String {
         let mut shown = self.url.clone();
         if shown.password().is_some() {
             let _ = shown.set_password(Some("***"));
+        }
+        if shown.query().is_some() {
+            shown.set_query(Some("***"));
         }
         shown.to_string()
     }
@@ -148,6 +152,8 @@ mod tests {
         assert_eq!((u.host(), u.port()), ("10.0.0.1", 601));
         let u = DrainUrl::parse("https://user:s%40cret@collector.example.com/logs").unwrap();
         assert_eq!(u.redacted(), "https://user:***@collector.example.com/logs");
+        let q = DrainUrl::parse("https://collector.example.com/in?source_token=t0ken").unwrap();
+        assert_eq!(q.redacted(), "https://collector.example.com/in?***");
         assert!(!format!("{u} {u:?}").contains("cret"));
         let (bare, user) = u.endpoint();
         assert_eq!(bare.as_str(), "https://collector.example.com/logs");

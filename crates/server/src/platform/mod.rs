@@ -12,6 +12,7 @@
 mod addons;
 mod apps;
 mod backups;
+mod drains;
 mod error;
 mod formation;
 mod one_off;
@@ -27,6 +28,7 @@ use tokio::sync::watch;
 pub use addons::attachment_var;
 pub use apps::AppSummary;
 pub use backups::backup_id;
+pub use drains::DrainInfo;
 pub use error::PlatformError;
 pub use one_off::OneOff;
 pub(crate) use one_off::no_status;
