@@ -1,36 +1,27 @@
 //! MySQL and MariaDB add-ons: a database and a user (`'name'@'%'`) with every privilege on that
 //! database and none elsewhere. Each step that fails undoes the ones before it.
 
-use sqlx::mysql::MySqlConnection;
-use sqlx::{Connection, Executor};
-
-use crate::{AddonError, AdminUrl, Service, password, target, timed};
+use crate::steps::{self, SqlAdmin, Step};
+use crate::{AddonError, AdminUrl, Service, password, target};
 
 const SERVICE: Service = Service::Mysql;
 
-async fn connect(admin: &AdminUrl) -> Result<MySqlConnection, AddonError> {
-    timed(SERVICE, admin, "connecting as admin", async {
-        MySqlConnection::connect(admin.expose())
-            .await
-            .map_err(|e| AddonError::server(SERVICE, admin, "connecting as admin", e))
-    })
-    .await
+async fn connect(admin: &AdminUrl) -> Result<SqlAdmin<'_>, AddonError> {
+    SqlAdmin::connect(SERVICE, admin).await
 }
 
-async fn run(
-    conn: &mut MySqlConnection,
-    admin: &AdminUrl,
-    step: &str,
-    sql: &str,
-) -> Result<(), AddonError> {
-    // A plain string: the text protocol, no bound values (CREATE USER takes none).
-    timed(SERVICE, admin, step, async {
-        conn.execute(sql)
-            .await
-            .map(|_| ())
-            .map_err(|e| AddonError::server(SERVICE, admin, step, e))
-    })
-    .await
+fn drop_database(name: &str) -> (&'static str, String) {
+    (
+        "dropping the database",
+        format!("DROP DATABASE IF EXISTS `{name}`"),
+    )
+}
+
+fn drop_user(name: &str) -> (&'static str, String) {
+    (
+        "dropping the user",
+        format!("DROP USER IF EXISTS '{name}'@'%'"),
+    )
 }
 
 pub(crate) async fn provision(
@@ -40,52 +31,28 @@ pub(crate) async fn provision(
 ) -> Result<String, AddonError> {
     debug_assert!(password::is_safe(password));
     let url = target::app_url(SERVICE, admin, name, password, name)?;
+    // A failure removes the database, and the user once it is made (never one that existed
+    // before: a name taken fails the step that makes it).
+    let steps = [
+        Step::makes(
+            "creating the database",
+            format!("CREATE DATABASE `{name}`"),
+            drop_database(name),
+        ),
+        Step::makes(
+            "creating the user",
+            format!("CREATE USER '{name}'@'%' IDENTIFIED BY '{password}'"),
+            drop_user(name),
+        ),
+        Step::changes(
+            "granting the user its database",
+            format!("GRANT ALL PRIVILEGES ON `{name}`.* TO '{name}'@'%'"),
+        ),
+    ];
     let mut conn = connect(admin).await?;
-    run(
-        &mut conn,
-        admin,
-        "creating the database",
-        &format!("CREATE DATABASE `{name}`"),
-    )
-    .await?;
-    // From here on a failure removes the database made above, and the user once it is made
-    // (never one that existed before: a name taken fails the step that makes it).
-    let create_user = format!("CREATE USER '{name}'@'%' IDENTIFIED BY '{password}'");
-    if let Err(e) = run(&mut conn, admin, "creating the user", &create_user).await {
-        let cleanup = remove(&mut conn, admin, name, false).await;
-        return Err(e.and_cleanup(cleanup));
-    }
-    let grant = format!("GRANT ALL PRIVILEGES ON `{name}`.* TO '{name}'@'%'");
-    if let Err(e) = run(&mut conn, admin, "granting the user its database", &grant).await {
-        let cleanup = remove(&mut conn, admin, name, true).await;
-        return Err(e.and_cleanup(cleanup));
-    }
-    let _ = conn.close().await;
+    steps::run_all(&mut conn, &steps).await?;
+    conn.close().await;
     Ok(url)
-}
-
-async fn remove(
-    conn: &mut MySqlConnection,
-    admin: &AdminUrl,
-    name: &str,
-    user: bool,
-) -> Result<(), AddonError> {
-    if user {
-        run(
-            conn,
-            admin,
-            "dropping the user",
-            &format!("DROP USER IF EXISTS '{name}'@'%'"),
-        )
-        .await?;
-    }
-    run(
-        conn,
-        admin,
-        "dropping the database",
-        &format!("DROP DATABASE IF EXISTS `{name}`"),
-    )
-    .await
 }
 
 pub(crate) async fn set_password(
@@ -93,28 +60,22 @@ pub(crate) async fn set_password(
     name: &str,
     password: &str,
 ) -> Result<String, AddonError> {
-    if !password::is_safe(password) {
-        return Err(target::bad(
-            SERVICE,
-            "the add-on's password is not one dozen made",
-        ));
-    }
     let url = target::app_url(SERVICE, admin, name, password, name)?;
     let mut conn = connect(admin).await?;
-    run(
-        &mut conn,
-        admin,
+    conn.exec(
         "setting the user's password",
         &format!("ALTER USER '{name}'@'%' IDENTIFIED BY '{password}'"),
     )
     .await?;
-    let _ = conn.close().await;
+    conn.close().await;
     Ok(url)
 }
 
 pub(crate) async fn deprovision(admin: &AdminUrl, name: &str) -> Result<(), AddonError> {
     let mut conn = connect(admin).await?;
-    remove(&mut conn, admin, name, true).await?;
-    let _ = conn.close().await;
+    for (what, sql) in [drop_user(name), drop_database(name)] {
+        conn.exec(what, &sql).await?;
+    }
+    conn.close().await;
     Ok(())
 }

@@ -268,12 +268,6 @@ pub(crate) async fn set_password(
     name: &str,
     password: &str,
 ) -> Result<String, AddonError> {
-    if !password::is_safe(password) {
-        return Err(target::bad(
-            SERVICE,
-            "the add-on's password is not one dozen made",
-        ));
-    }
     let url = target::app_url(SERVICE, admin, name, password, "0")?;
     let mut conn = connect(admin).await?;
     let pass = format!(">{password}");

@@ -12,9 +12,11 @@ use reqwest::Method;
 use crate::client::Client;
 
 pub(crate) mod addons;
+pub(crate) mod backups;
 mod resize;
 mod run;
 pub use addons::AddonCommand;
+pub use backups::BackupCommand;
 pub use resize::ps_resize;
 pub use run::run;
 

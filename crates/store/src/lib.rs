@@ -50,6 +50,7 @@
 //! # Ok(()) }
 //! ```
 
+mod addon_backups;
 mod addons;
 mod apps;
 mod backup;
@@ -65,7 +66,8 @@ mod store;
 mod tokens;
 mod validate;
 
-pub use addons::{Addon, AddonBackup, Attachment, MAX_ADDON_NAME_BYTES, NewAddon};
+pub use addon_backups::{AddonBackup, BackupSchedule};
+pub use addons::{Addon, Attachment, MAX_ADDON_NAME_BYTES, NewAddon};
 pub use backup::{Snapshot, known_schema_version, restore_snapshot};
 pub use builds::INTERRUPTED;
 pub use drains::{DrainRecord, MAX_DRAIN_URL, MAX_DRAINS_PER_APP};

@@ -16,6 +16,7 @@ mod error;
 mod formation;
 mod one_off;
 mod releases;
+mod schedules;
 mod sizes;
 
 use std::future::Future;
@@ -30,6 +31,7 @@ pub use backups::backup_id;
 pub use error::PlatformError;
 pub use one_off::OneOff;
 pub(crate) use one_off::no_status;
+pub use schedules::TICK as BACKUP_SCHEDULE_TICK;
 
 use crate::config::ServerConfig;
 use crate::runtime::Runtime;
