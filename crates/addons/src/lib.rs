@@ -242,12 +242,14 @@ pub async fn provision(
     let resource = resource_name(service, addon);
     check_resource(&resource)?;
     let password = password::generate()?;
-    let url = match service {
+    // Made (and so checked) before anything is made on the server.
+    let url = app_url(service, admin, &resource, &password)?;
+    match service {
         Service::Postgresql => postgres::provision(admin, &resource, &password).await?,
         Service::Redis => redis::provision(admin, &resource, &password).await?,
         Service::Mysql => mysql::provision(admin, &resource, &password).await?,
         Service::Rabbitmq => rabbitmq::provision(admin, &resource, &password).await?,
-    };
+    }
     Ok(Provisioned { resource, url })
 }
 
@@ -295,12 +297,29 @@ async fn set_password(
             "the add-on's password is not one dozen made",
         ));
     }
+    let url = app_url(service, admin, resource, password)?;
     match service {
-        Service::Postgresql => postgres::set_password(admin, resource, password).await,
-        Service::Redis => redis::set_password(admin, resource, password).await,
-        Service::Mysql => mysql::set_password(admin, resource, password).await,
-        Service::Rabbitmq => rabbitmq::set_password(admin, resource, password).await,
+        Service::Postgresql => postgres::set_password(admin, resource, password).await?,
+        Service::Redis => redis::set_password(admin, resource, password).await?,
+        Service::Mysql => mysql::set_password(admin, resource, password).await?,
+        Service::Rabbitmq => rabbitmq::set_password(admin, resource, password).await?,
     }
+    Ok(url)
+}
+
+/// The URL an app connects to `resource` with: its user and password, and its database (its
+/// vhost; database 0 for Redis, whose ACLs keep add-ons apart).
+fn app_url(
+    service: Service,
+    admin: &AdminUrl,
+    resource: &str,
+    password: &str,
+) -> Result<String, AddonError> {
+    let path = match service {
+        Service::Redis => "0",
+        _ => resource,
+    };
+    target::app_url(service, admin, resource, password, path)
 }
 
 /// Remove `resource` (database and role, user and keys, vhost and user) from the server.

@@ -5,18 +5,14 @@
 //! before it (`DROP DATABASE … WITH (FORCE)`, `DROP ROLE`). The admin connection needs
 //! `CREATEROLE` and `CREATEDB` (a superuser has both).
 
-use crate::steps::{self, SqlAdmin, Step};
-use crate::{AddonError, AdminUrl, Service, password, target};
+use crate::steps::{self, Step};
+use crate::{AddonError, AdminUrl, Service};
 
 const SERVICE: Service = Service::Postgresql;
 
 /// `"name"`: the names are checked to be `[a-z0-9_-]`, so quoting is enough.
 fn ident(name: &str) -> String {
     format!("\"{name}\"")
-}
-
-async fn connect(admin: &AdminUrl) -> Result<SqlAdmin<'_>, AddonError> {
-    SqlAdmin::connect(SERVICE, admin).await
 }
 
 fn drop_database(role: &str) -> (&'static str, String) {
@@ -34,9 +30,7 @@ pub(crate) async fn provision(
     admin: &AdminUrl,
     name: &str,
     password: &str,
-) -> Result<String, AddonError> {
-    debug_assert!(password::is_safe(password));
-    let url = target::app_url(SERVICE, admin, name, password, name)?;
+) -> Result<(), AddonError> {
     let role = ident(name);
     // A failure removes the role, and the database once it is made (never one that existed
     // before: a name taken on the server fails the step that makes it).
@@ -69,34 +63,22 @@ pub(crate) async fn provision(
             format!("GRANT CONNECT, TEMPORARY ON DATABASE {role} TO {role}"),
         ),
     ];
-    let mut conn = connect(admin).await?;
-    steps::run_all(&mut conn, &steps).await?;
-    conn.close().await;
-    Ok(url)
+    steps::on_sql_server(SERVICE, admin, &steps).await
 }
 
 pub(crate) async fn set_password(
     admin: &AdminUrl,
     name: &str,
     password: &str,
-) -> Result<String, AddonError> {
-    let url = target::app_url(SERVICE, admin, name, password, name)?;
-    let mut conn = connect(admin).await?;
-    conn.exec(
-        "setting the role's password",
-        &format!("ALTER ROLE {} PASSWORD '{password}'", ident(name)),
-    )
-    .await?;
-    conn.close().await;
-    Ok(url)
+) -> Result<(), AddonError> {
+    let sql = format!("ALTER ROLE {} PASSWORD '{password}'", ident(name));
+    let steps = [Step::changes("setting the role's password", sql)];
+    steps::on_sql_server(SERVICE, admin, &steps).await
 }
 
 pub(crate) async fn deprovision(admin: &AdminUrl, name: &str) -> Result<(), AddonError> {
     let role = ident(name);
-    let mut conn = connect(admin).await?;
-    for (what, sql) in [drop_database(&role), drop_role(&role)] {
-        conn.exec(what, &sql).await?;
-    }
-    conn.close().await;
-    Ok(())
+    let steps =
+        [drop_database(&role), drop_role(&role)].map(|(what, sql)| Step::changes(what, sql));
+    steps::on_sql_server(SERVICE, admin, &steps).await
 }

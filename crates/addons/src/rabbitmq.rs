@@ -14,7 +14,7 @@
 use std::ffi::OsStr;
 
 use crate::steps::{self, Runner, Step};
-use crate::{AddonError, AdminUrl, Service, password, target, timed, tool};
+use crate::{AddonError, AdminUrl, Service, target, timed, tool};
 
 const SERVICE: Service = Service::Rabbitmq;
 const TOOL: &str = "rabbitmqctl";
@@ -94,9 +94,7 @@ pub(crate) async fn provision(
     admin: &AdminUrl,
     name: &str,
     password: &str,
-) -> Result<String, AddonError> {
-    debug_assert!(password::is_safe(password));
-    let url = target::app_url(SERVICE, admin, name, password, name)?;
+) -> Result<(), AddonError> {
     // A failure removes the vhost, and the user once it is made (never one that existed
     // before: a name taken fails the step that makes it).
     let steps = [
@@ -119,7 +117,7 @@ pub(crate) async fn provision(
         ),
     ];
     steps::run_all(&mut Rabbit(admin), &steps).await?;
-    Ok(url)
+    Ok(())
 }
 
 /// Remove the user and the vhost; both tolerate what is already gone, and the vhost is
@@ -145,8 +143,7 @@ pub(crate) async fn set_password(
     admin: &AdminUrl,
     name: &str,
     password: &str,
-) -> Result<String, AddonError> {
-    let url = target::app_url(SERVICE, admin, name, password, name)?;
+) -> Result<(), AddonError> {
     ctl(
         admin,
         "setting the user's password",
@@ -154,7 +151,7 @@ pub(crate) async fn set_password(
         Some(password),
     )
     .await?;
-    Ok(url)
+    Ok(())
 }
 
 pub(crate) async fn deprovision(admin: &AdminUrl, name: &str) -> Result<(), AddonError> {

@@ -131,6 +131,18 @@ impl<'a> SqlAdmin<'a> {
     }
 }
 
+/// Connect to `admin`'s server, run `steps` ([`run_all`]) and close.
+pub(crate) async fn on_sql_server(
+    service: Service,
+    admin: &AdminUrl,
+    steps: &[Step<String>],
+) -> Result<(), AddonError> {
+    let mut conn = SqlAdmin::connect(service, admin).await?;
+    run_all(&mut conn, steps).await?;
+    conn.close().await;
+    Ok(())
+}
+
 impl Runner<String> for SqlAdmin<'_> {
     async fn run(&mut self, what: &str, sql: &String) -> Result<(), AddonError> {
         self.exec(what, sql).await

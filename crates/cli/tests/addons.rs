@@ -59,12 +59,8 @@ fn config_get(server: &Server, app: &str, key: &str) -> String {
         .to_string()
 }
 
-/// `psql URL -c SQL` as a user would run it: its exit status and output.
-fn psql(url: &str, sql: &str) -> (bool, String) {
-    let out = Command::new("psql")
-        .args([url, "-X", "-q", "-t", "-A", "-c", sql])
-        .output()
-        .expect("psql");
+/// Whether a client succeeded, and what it said (stdout then stderr, trimmed).
+fn said(out: std::process::Output) -> (bool, String) {
     (
         out.status.success(),
         format!(
@@ -74,6 +70,16 @@ fn psql(url: &str, sql: &str) -> (bool, String) {
         )
         .trim()
         .to_string(),
+    )
+}
+
+/// `psql URL -c SQL` as a user would run it: its exit status and output.
+fn psql(url: &str, sql: &str) -> (bool, String) {
+    said(
+        Command::new("psql")
+            .args([url, "-X", "-q", "-t", "-A", "-c", sql])
+            .output()
+            .expect("psql"),
     )
 }
 

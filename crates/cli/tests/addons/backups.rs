@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::support::server::{Server, pg_admin_url};
 use super::support::unique_tag;
-use super::{MYSQL_ADMIN, config_get, password_of, psql, tool};
+use super::{MYSQL_ADMIN, config_get, password_of, psql, said, tool};
 
 /// `mysql` as the add-on at `url` (its user, password and database): its success and output.
 fn mysql_as(url: &str, sql: &str) -> (bool, String) {
@@ -16,21 +16,13 @@ fn mysql_as(url: &str, sql: &str) -> (bool, String) {
     let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
     let (hostport, db) = hostpath.split_once('/').expect("a database");
     let (host, port) = hostport.split_once(':').unwrap_or((hostport, "3306"));
-    let out = Command::new("mysql")
-        .args(["--no-defaults", "--protocol=TCP", "-N", "-B"])
-        .args(["-h", host, "-P", port, "-u", user, db, "-e", sql])
-        .env("MYSQL_PWD", password_of(url))
-        .output()
-        .expect("mysql");
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-        .trim()
-        .to_string(),
+    said(
+        Command::new("mysql")
+            .args(["--no-defaults", "--protocol=TCP", "-N", "-B"])
+            .args(["-h", host, "-P", port, "-u", user, db, "-e", sql])
+            .env("MYSQL_PWD", password_of(url))
+            .output()
+            .expect("mysql"),
     )
 }
 
@@ -285,18 +277,21 @@ fn scheduled_backups_run_after_a_restart_keep_the_newest_and_restore_into_a_new_
         "{}",
         two.stderr
     );
-    server.ok(&[
-        "pg:backups:restore",
-        "b002",
-        "-a",
-        &app,
-        "--addon",
-        &addon,
-        "--into",
-        &restored,
-        "--confirm",
-        &app,
-    ]);
+    let restore_into = |server: &Server, id: &str| {
+        server.ok(&[
+            "pg:backups:restore",
+            id,
+            "-a",
+            &app,
+            "--addon",
+            &addon,
+            "--into",
+            &restored,
+            "--confirm",
+            &app,
+        ])
+    };
+    restore_into(&server, "b002");
     assert_eq!(psql(&restored_url, "SELECT v FROM kv").1, "blue");
     assert_eq!(psql(&url, "SELECT v FROM kv").1, "damaged", "untouched");
     server.await_log(
@@ -383,18 +378,7 @@ fn scheduled_backups_run_after_a_restart_keep_the_newest_and_restore_into_a_new_
     );
     assert!(dir.join("b003.dump").exists());
     // The scheduled backup holds the data as it was at the time.
-    server.ok(&[
-        "pg:backups:restore",
-        "b003",
-        "-a",
-        &app,
-        "--addon",
-        &addon,
-        "--into",
-        &restored,
-        "--confirm",
-        &app,
-    ]);
+    restore_into(&server, "b003");
     assert_eq!(psql(&restored_url, "SELECT v FROM kv").1, "damaged");
 
     // Moved on to the same time tomorrow.
