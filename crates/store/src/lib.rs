@@ -1,6 +1,6 @@
 //! All persistent state of `dozen server`, behind one interface: apps,
 //! config vars, releases, formation and process sizes, builds, slug records, domains, log
-//! drains, API tokens, and add-ons with their attachments and backups.
+//! drains, API tokens, and add-ons with their attachments, backups and backup schedules.
 //!
 //! The same code runs on an embedded SQLite file (the default,
 //! `<DOZEN_DATA_DIR>/dozen.db`) and on PostgreSQL (when `DATABASE_URL`

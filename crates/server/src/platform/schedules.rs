@@ -157,8 +157,13 @@ impl Platform {
                 .next_run
                 .parse::<Timestamp>()
                 .map_or(true, |t| t <= now);
-            if due {
-                self.run_schedule(&schedule, now).await?;
+            // One add-on's failure (its app's lock, the store) holds up none of the others.
+            if due && let Err(e) = self.run_schedule(&schedule, now).await {
+                eprintln!(
+                    "dozen server: the scheduled backup of {}: {}",
+                    schedule.addon,
+                    e.report()
+                );
             }
         }
         Ok(())
