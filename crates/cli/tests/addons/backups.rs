@@ -33,6 +33,19 @@ fn mysql_ok(url: &str, sql: &str) -> String {
     out
 }
 
+/// The add-on at `url` holds what was backed up: `colour` is `blue`, and the trigger is back
+/// (a row `key` inserted in lower case is stored in upper case).
+#[track_caller]
+fn assert_restored(url: &str, key: &str) {
+    assert_eq!(mysql_ok(url, "SELECT v FROM kv WHERE k = 'colour'"), "blue");
+    mysql_ok(url, &format!("INSERT INTO kv VALUES ('{key}', 'shout')"));
+    assert_eq!(
+        mysql_ok(url, &format!("SELECT v FROM kv WHERE k = '{key}'")),
+        "SHOUT",
+        "the trigger is restored"
+    );
+}
+
 #[test]
 fn mysql_backups_capture_restore_and_restore_into_another_addon() {
     let (Some(_), Some(_)) = (
@@ -101,16 +114,7 @@ fn mysql_backups_capture_restore_and_restore_into_another_addon() {
         "--confirm",
         &app,
     ]);
-    assert_eq!(
-        mysql_ok(&url, "SELECT v FROM kv WHERE k = 'colour'"),
-        "blue"
-    );
-    mysql_ok(&url, "INSERT INTO kv VALUES ('new', 'shout')");
-    assert_eq!(
-        mysql_ok(&url, "SELECT v FROM kv WHERE k = 'new'"),
-        "SHOUT",
-        "the trigger is restored"
-    );
+    assert_restored(&url, "new");
     server.await_log(&app, &format!("restored {first} from backup b001"));
 
     // Into the app's other MySQL add-on: its own user loads it, and owns the trigger.
@@ -129,15 +133,7 @@ fn mysql_backups_capture_restore_and_restore_into_another_addon() {
         &app,
     ]);
     assert!(into.contains(&second), "{into}");
-    assert_eq!(
-        mysql_ok(&copy_url, "SELECT v FROM kv WHERE k = 'colour'"),
-        "blue"
-    );
-    mysql_ok(&copy_url, "INSERT INTO kv VALUES ('copy', 'loud')");
-    assert_eq!(
-        mysql_ok(&copy_url, "SELECT v FROM kv WHERE k = 'copy'"),
-        "LOUD"
-    );
+    assert_restored(&copy_url, "copy");
     server.await_log(
         &app,
         &format!("restored {second} from backup b001 of {first}"),
