@@ -3,8 +3,8 @@
 //! `DOZEN_ADDON_REDIS_URL`, `DOZEN_ADDON_MYSQL_URL`, `DOZEN_ADDON_RABBITMQ_URL`).
 //!
 //! **For:** provisioning ([`provision`]), rotating credentials ([`rotate`]) and removing
-//! ([`deprovision`]) one add-on's resources on its backing server, and the URL an app connects
-//! with. A provisioning that fails half-way removes what it made before it returns the error.
+//! ([`deprovision`]) one add-on's resources on its backing server, the URL an app connects
+//! with, and backups of PostgreSQL and MySQL add-ons ([`dump`], [`restore`]). A provisioning that fails half-way removes what it made before it returns the error.
 //!
 //! | service | what an add-on is |
 //! |---|---|
@@ -18,7 +18,7 @@
 //!
 //! Passwords are 32 random letters and digits. None appears in an error, a `Debug` output or a
 //! command line: [`Provisioned`] and [`AdminUrl`] hide theirs, `rabbitmqctl` reads them on
-//! stdin, `pg_dump` from its environment.
+//! stdin, `pg_dump` and `mysqldump` from their environment.
 
 mod backup;
 mod error;
@@ -27,13 +27,14 @@ mod password;
 mod postgres;
 mod rabbitmq;
 mod redis;
+mod steps;
 mod target;
 mod tool;
 
 use std::fmt;
 use std::time::Duration;
 
-pub use backup::{dump, restore};
+pub use backup::{can_back_up, dump, dump_extension, restore};
 pub use error::AddonError;
 pub use redis::MAX_REPLY_BYTES;
 
@@ -241,12 +242,14 @@ pub async fn provision(
     let resource = resource_name(service, addon);
     check_resource(&resource)?;
     let password = password::generate()?;
-    let url = match service {
+    // Made (and so checked) before anything is made on the server.
+    let url = app_url(service, admin, &resource, &password)?;
+    match service {
         Service::Postgresql => postgres::provision(admin, &resource, &password).await?,
         Service::Redis => redis::provision(admin, &resource, &password).await?,
         Service::Mysql => mysql::provision(admin, &resource, &password).await?,
         Service::Rabbitmq => rabbitmq::provision(admin, &resource, &password).await?,
-    };
+    }
     Ok(Provisioned { resource, url })
 }
 
@@ -287,12 +290,36 @@ async fn set_password(
     resource: &str,
     password: &str,
 ) -> Result<String, AddonError> {
-    match service {
-        Service::Postgresql => postgres::set_password(admin, resource, password).await,
-        Service::Redis => redis::set_password(admin, resource, password).await,
-        Service::Mysql => mysql::set_password(admin, resource, password).await,
-        Service::Rabbitmq => rabbitmq::set_password(admin, resource, password).await,
+    // Checked before it is put in SQL, a Redis command or rabbitmqctl's input.
+    if !password::is_safe(password) {
+        return Err(target::bad(
+            service,
+            "the add-on's password is not one dozen made",
+        ));
     }
+    let url = app_url(service, admin, resource, password)?;
+    match service {
+        Service::Postgresql => postgres::set_password(admin, resource, password).await?,
+        Service::Redis => redis::set_password(admin, resource, password).await?,
+        Service::Mysql => mysql::set_password(admin, resource, password).await?,
+        Service::Rabbitmq => rabbitmq::set_password(admin, resource, password).await?,
+    }
+    Ok(url)
+}
+
+/// The URL an app connects to `resource` with: its user and password, and its database (its
+/// vhost; database 0 for Redis, whose ACLs keep add-ons apart).
+fn app_url(
+    service: Service,
+    admin: &AdminUrl,
+    resource: &str,
+    password: &str,
+) -> Result<String, AddonError> {
+    let path = match service {
+        Service::Redis => "0",
+        _ => resource,
+    };
+    target::app_url(service, admin, resource, password, path)
 }
 
 /// Remove `resource` (database and role, user and keys, vhost and user) from the server.

@@ -13,7 +13,8 @@
 
 use std::ffi::OsStr;
 
-use crate::{AddonError, AdminUrl, Service, password, target, timed, tool};
+use crate::steps::{self, Runner, Step};
+use crate::{AddonError, AdminUrl, Service, target, timed, tool};
 
 const SERVICE: Service = Service::Rabbitmq;
 const TOOL: &str = "rabbitmqctl";
@@ -44,7 +45,8 @@ async fn ctl(
     all.push(OsStr::new("-q"));
     all.extend(args.iter().map(OsStr::new));
     timed(SERVICE, admin, step, async {
-        let out = tool::run(TOOL, TOOL, &all, &[], stdin).await?;
+        let input = stdin.map_or(tool::Input::Nothing, tool::Input::Text);
+        let out = tool::run(TOOL, TOOL, &all, &[], input).await?;
         if out.success() {
             return Ok(());
         }
@@ -65,43 +67,63 @@ async fn ctl(
     .await
 }
 
+/// A `rabbitmqctl` command: its arguments and what it reads on stdin.
+struct Ctl {
+    args: Vec<String>,
+    stdin: Option<String>,
+}
+
+fn ctl_cmd(args: &[&str], stdin: Option<&str>) -> Ctl {
+    Ctl {
+        args: args.iter().map(|a| (*a).to_string()).collect(),
+        stdin: stdin.map(str::to_owned),
+    }
+}
+
+/// `rabbitmqctl` against the admin URL's node.
+struct Rabbit<'a>(&'a AdminUrl);
+
+impl Runner<Ctl> for Rabbit<'_> {
+    async fn run(&mut self, what: &str, cmd: &Ctl) -> Result<(), AddonError> {
+        let args: Vec<&str> = cmd.args.iter().map(String::as_str).collect();
+        ctl(self.0, what, &args, cmd.stdin.as_deref()).await
+    }
+}
+
 pub(crate) async fn provision(
     admin: &AdminUrl,
     name: &str,
     password: &str,
-) -> Result<String, AddonError> {
-    debug_assert!(password::is_safe(password));
-    let url = target::app_url(SERVICE, admin, name, password, name)?;
-    ctl(admin, "creating the vhost", &["add_vhost", name], None).await?;
-    // From here on a failure removes the vhost made above, and the user once it is made
-    // (never one that existed before: a name taken fails the step that makes it).
-    if let Err(e) = ctl(
-        admin,
-        "creating the user",
-        &["add_user", name],
-        Some(password),
-    )
-    .await
-    {
-        let cleanup = remove(admin, name, false).await;
-        return Err(e.and_cleanup(cleanup));
-    }
-    let grant = ["set_permissions", "-p", name, name, ".*", ".*", ".*"];
-    if let Err(e) = ctl(admin, "granting the user its vhost", &grant, None).await {
-        let cleanup = remove(admin, name, true).await;
-        return Err(e.and_cleanup(cleanup));
-    }
-    Ok(url)
+) -> Result<(), AddonError> {
+    // A failure removes the vhost, and the user once it is made (never one that existed
+    // before: a name taken fails the step that makes it).
+    let steps = [
+        Step::makes(
+            "creating the vhost",
+            ctl_cmd(&["add_vhost", name], None),
+            ("deleting the vhost", ctl_cmd(&["delete_vhost", name], None)),
+        ),
+        Step::makes(
+            "creating the user",
+            ctl_cmd(&["add_user", name], Some(password)),
+            ("deleting the user", ctl_cmd(&["delete_user", name], None)),
+        ),
+        Step::changes(
+            "granting the user its vhost",
+            ctl_cmd(
+                &["set_permissions", "-p", name, name, ".*", ".*", ".*"],
+                None,
+            ),
+        ),
+    ];
+    steps::run_all(&mut Rabbit(admin), &steps).await?;
+    Ok(())
 }
 
-async fn remove(admin: &AdminUrl, name: &str, user: bool) -> Result<(), AddonError> {
-    // Both tolerate what is already gone, and the vhost is removed even when removing the
-    // user failed.
-    let user = if user {
-        ctl(admin, "deleting the user", &["delete_user", name], None).await
-    } else {
-        Ok(())
-    };
+/// Remove the user and the vhost; both tolerate what is already gone, and the vhost is
+/// removed even when removing the user failed.
+async fn remove(admin: &AdminUrl, name: &str) -> Result<(), AddonError> {
+    let user = ctl(admin, "deleting the user", &["delete_user", name], None).await;
     let vhost = ctl(admin, "deleting the vhost", &["delete_vhost", name], None).await;
     match (user, vhost) {
         (_, Err(e)) if !gone(&e) => Err(e),
@@ -121,14 +143,7 @@ pub(crate) async fn set_password(
     admin: &AdminUrl,
     name: &str,
     password: &str,
-) -> Result<String, AddonError> {
-    if !password::is_safe(password) {
-        return Err(target::bad(
-            SERVICE,
-            "the add-on's password is not one dozen made",
-        ));
-    }
-    let url = target::app_url(SERVICE, admin, name, password, name)?;
+) -> Result<(), AddonError> {
     ctl(
         admin,
         "setting the user's password",
@@ -136,9 +151,9 @@ pub(crate) async fn set_password(
         Some(password),
     )
     .await?;
-    Ok(url)
+    Ok(())
 }
 
 pub(crate) async fn deprovision(admin: &AdminUrl, name: &str) -> Result<(), AddonError> {
-    remove(admin, name, true).await
+    remove(admin, name).await
 }

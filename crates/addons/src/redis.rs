@@ -10,7 +10,7 @@
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
-use crate::{AddonError, AdminUrl, Service, password, target, timed};
+use crate::{AddonError, AdminUrl, Service, target, timed};
 
 const SERVICE: Service = Service::Redis;
 
@@ -204,9 +204,7 @@ pub(crate) async fn provision(
     admin: &AdminUrl,
     name: &str,
     password: &str,
-) -> Result<String, AddonError> {
-    debug_assert!(password::is_safe(password));
-    let url = target::app_url(SERVICE, admin, name, password, "0")?;
+) -> Result<(), AddonError> {
     let mut conn = connect(admin).await?;
     // Fails on a server without ACLs (before Redis 6), which cannot keep add-ons apart by user.
     step(
@@ -254,7 +252,7 @@ pub(crate) async fn provision(
     )
     .await?;
     save_acl(&mut conn).await;
-    Ok(url)
+    Ok(())
 }
 
 /// `ACL SAVE` when the server keeps its users in an ACL file (otherwise they live in memory
@@ -267,14 +265,7 @@ pub(crate) async fn set_password(
     admin: &AdminUrl,
     name: &str,
     password: &str,
-) -> Result<String, AddonError> {
-    if !password::is_safe(password) {
-        return Err(target::bad(
-            SERVICE,
-            "the add-on's password is not one dozen made",
-        ));
-    }
-    let url = target::app_url(SERVICE, admin, name, password, "0")?;
+) -> Result<(), AddonError> {
     let mut conn = connect(admin).await?;
     let pass = format!(">{password}");
     step(
@@ -291,7 +282,7 @@ pub(crate) async fn set_password(
     )
     .await?;
     save_acl(&mut conn).await;
-    Ok(url)
+    Ok(())
 }
 
 pub(crate) async fn deprovision(admin: &AdminUrl, name: &str) -> Result<(), AddonError> {

@@ -1,4 +1,5 @@
-//! Running a host tool (`rabbitmqctl`, `pg_dump`, `pg_restore`) from inside `dozen server`.
+//! Running a host tool (`rabbitmqctl`, `pg_dump`, `pg_restore`, `mysqldump`, `mysql`) from
+//! inside `dozen server`.
 //!
 //! The server is a child subreaper whose reaper thread collects the exit status of every child,
 //! so `wait()` on a child of ours may find it already gone (`ECHILD`). The tool therefore runs
@@ -7,10 +8,11 @@
 //! are kept; the rest is read and dropped, so the tool never blocks on a full pipe.
 
 use std::ffi::OsStr;
+use std::path::Path;
 use std::process::Stdio;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-use tokio::process::Command;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{ChildStdin, Command};
 
 use crate::AddonError;
 
@@ -50,6 +52,48 @@ impl Output {
     }
 }
 
+/// What a tool reads on its stdin.
+pub(crate) enum Input<'a> {
+    /// Nothing (stdin is closed at once).
+    Nothing,
+    /// One line of text (a password).
+    Text(&'a str),
+    /// A file, line by line, each line passed through `filter` (a dump to load).
+    Lines(&'a Path, fn(&str) -> std::borrow::Cow<'_, str>),
+}
+
+async fn feed(tool: &'static str, input: Input<'_>, mut to: ChildStdin) -> Result<(), AddonError> {
+    match input {
+        Input::Nothing => Ok(()),
+        // A tool that exits without reading says why on stderr; a broken pipe adds nothing.
+        Input::Text(text) => {
+            let _ = to.write_all(format!("{text}\n").as_bytes()).await;
+            Ok(())
+        }
+        Input::Lines(file, filter) => {
+            let opened = tokio::fs::File::open(file)
+                .await
+                .map_err(|e| AddonError::Tool {
+                    tool,
+                    message: format!("{}: {e}", file.display()),
+                })?;
+            let mut lines = BufReader::new(opened).lines();
+            while let Some(line) = lines.next_line().await.map_err(|e| AddonError::Tool {
+                tool,
+                message: format!("reading {}: {e}", file.display()),
+            })? {
+                let line = filter(&line);
+                if to.write_all(line.as_bytes()).await.is_err()
+                    || to.write_all(b"\n").await.is_err()
+                {
+                    break;
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
 async fn read_bounded(mut r: impl AsyncRead + Unpin) -> String {
     let mut kept = Vec::new();
     let mut buf = [0u8; 8192];
@@ -65,13 +109,13 @@ async fn read_bounded(mut r: impl AsyncRead + Unpin) -> String {
     String::from_utf8_lossy(&kept).into_owned()
 }
 
-/// Run `program ARGS` with `envs` added, `stdin` as its input (or none).
+/// Run `program ARGS` with `envs` added, `stdin` as its input.
 pub(crate) async fn run(
     tool: &'static str,
     program: &str,
     args: &[&OsStr],
     envs: &[(&str, String)],
-    stdin: Option<&str>,
+    stdin: Input<'_>,
 ) -> Result<Output, AddonError> {
     let mut cmd = Command::new("/bin/sh");
     cmd.arg("-c")
@@ -87,19 +131,22 @@ pub(crate) async fn run(
         tool,
         message: format!("cannot start /bin/sh to run it: {e}"),
     })?;
-    if let Some(mut input) = child.stdin.take() {
-        if let Some(text) = stdin {
-            let _ = input.write_all(format!("{text}\n").as_bytes()).await;
-        }
-        drop(input);
-    }
-    let (Some(out), Some(err)) = (child.stdout.take(), child.stderr.take()) else {
+    let (Some(input), Some(out), Some(err)) =
+        (child.stdin.take(), child.stdout.take(), child.stderr.take())
+    else {
         return Err(AddonError::Tool {
             tool,
-            message: "its output pipes were not made".into(),
+            message: "its pipes were not made".into(),
         });
     };
-    let (stdout, stderr) = tokio::join!(read_bounded(out), read_bounded(err));
+    // Fed while its output is read, so that neither side waits on a full pipe.
+    let (fed, stdout, stderr) = tokio::join!(
+        // `input` is dropped at the end of `feed`: the tool sees the end of its input.
+        feed(tool, stdin, input),
+        read_bounded(out),
+        read_bounded(err)
+    );
+    fed?;
     // The reaper may have collected `sh` already; the status line is what counts.
     let _ = child.wait().await;
     let mut lines: Vec<&str> = stderr.lines().collect();

@@ -106,3 +106,48 @@ pub struct AddonBackup {
     /// When it was taken.
     pub created_at: String,
 }
+
+/// `POST /v1/apps/{app}/addons/{addon}/backups/{backup}/restore`: where to restore (by default
+/// into the add-on the backup was taken of).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RestoreBackup {
+    /// Another add-on the app owns, of the same service, to restore into instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub into: Option<String>,
+}
+
+/// The number of backups a schedule keeps when none is given.
+pub const DEFAULT_KEEP: i64 = 7;
+
+fn default_keep() -> i64 {
+    DEFAULT_KEEP
+}
+
+/// `PUT /v1/apps/{app}/addons/{addon}/backup-schedule`: back the add-on up daily.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ScheduleBackups {
+    /// The time of day, UTC, as `HH:MM` (`02:00`).
+    pub at: String,
+    /// How many backups of the add-on to keep; the oldest beyond are deleted after each
+    /// scheduled backup (default 7).
+    #[serde(default = "default_keep")]
+    pub keep: i64,
+}
+
+/// An add-on's daily backup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct BackupSchedule {
+    /// The add-on.
+    pub addon: String,
+    /// The app that owns it.
+    pub app: String,
+    /// The time of day, UTC (`02:00`).
+    pub at: String,
+    /// How many backups are kept.
+    pub keep: i64,
+    /// When the next backup is due (RFC 3339, UTC).
+    pub next_run: String,
+}

@@ -25,8 +25,8 @@ mod streams;
 use std::collections::BTreeMap;
 
 pub use addons::{
-    Addon, AddonAttachment, AddonBackup, AddonRelease, AddonService, AttachAddon, CreateAddon,
-    RotatedAddon,
+    Addon, AddonAttachment, AddonBackup, AddonRelease, AddonService, AttachAddon, BackupSchedule,
+    CreateAddon, DEFAULT_KEEP, RestoreBackup, RotatedAddon, ScheduleBackups,
 };
 pub use apps::{
     App, AppInfo, ConfigPatch, CreateApp, CreateToken, CreatedToken, Destroyed, DomainRequest,

@@ -235,12 +235,15 @@ enum Command {
         #[command(flatten)]
         on: crate::kube::OnArgs,
     },
-    /// Backing services (add-ons) and their backups.
+    /// Backing services (add-ons).
     #[command(flatten)]
     Addons(remote::AddonCommand),
     /// Log drains: the app's log stream sent to syslog or HTTPS receivers.
     #[command(flatten)]
     Drains(remote::DrainCommand),
+    /// Backups of PostgreSQL and MySQL add-ons, now and daily.
+    #[command(flatten)]
+    Backups(remote::BackupCommand),
     /// Write a release beyond one host: Kubernetes manifests or systemd units.
     #[command(subcommand)]
     Export(crate::export::ExportTarget),
@@ -511,6 +514,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         } => crate::kube::logs(tail, ps.as_deref(), source.as_deref(), num, args, on),
         Command::Addons(command) => remote::addons::run(command),
         Command::Drains(command) => remote::drains::run(command),
+        Command::Backups(command) => remote::backups::run(command),
         Command::Export(target) => crate::export::export(target),
         Command::Build(args) => crate::export::build(args),
         Command::GitRemote { remote, args } => crate::git::remote(&remote, args),

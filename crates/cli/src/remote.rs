@@ -17,6 +17,8 @@ mod resize;
 mod run;
 pub use addons::AddonCommand;
 pub use drains::DrainCommand;
+pub(crate) mod backups;
+pub use backups::BackupCommand;
 pub use resize::ps_resize;
 pub use run::run;
 

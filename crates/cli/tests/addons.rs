@@ -1,14 +1,18 @@
 //! Add-ons on the real backing servers of this machine (PostgreSQL, Redis, MariaDB, RabbitMQ):
 //! provisioned by a real `dozen server`, used by a deployed Flask app through real drivers
 //! from PyPI (psycopg, redis-py, PyMySQL, pika), shared, rotated, backed up, restored and
-//! destroyed; and provisioning that fails half-way leaving nothing behind.
+//! destroyed; and provisioning that fails half-way leaving nothing behind. MySQL backups,
+//! restores into another add-on and daily schedules are in `addons/backups.rs`.
 //!
-//! Needs `psql`, `pg_dump`/`pg_restore`, `redis-cli`, `mysql` and `rabbitmqctl` on the host
+//! Needs `psql`, `pg_dump`/`pg_restore`, `redis-cli`, `mysql`/`mysqldump` and `rabbitmqctl` on the host
 //! (`.ci/run` installs them), PyPI for the fixture's build, and the servers: PostgreSQL
 //! (`DOZEN_TEST_DATABASE_URL`, default `postgres://postgres@127.0.0.1:5432/test`), Redis
 //! 127.0.0.1:6379, MariaDB 127.0.0.1:3306 (root, no password) and RabbitMQ 127.0.0.1:5672.
 
 mod support;
+
+#[path = "addons/backups.rs"]
+mod backups;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -55,12 +59,8 @@ fn config_get(server: &Server, app: &str, key: &str) -> String {
         .to_string()
 }
 
-/// `psql URL -c SQL` as a user would run it: its exit status and output.
-fn psql(url: &str, sql: &str) -> (bool, String) {
-    let out = Command::new("psql")
-        .args([url, "-X", "-q", "-t", "-A", "-c", sql])
-        .output()
-        .expect("psql");
+/// Whether a client succeeded, and what it said (stdout then stderr, trimmed).
+fn said(out: std::process::Output) -> (bool, String) {
     (
         out.status.success(),
         format!(
@@ -70,6 +70,16 @@ fn psql(url: &str, sql: &str) -> (bool, String) {
         )
         .trim()
         .to_string(),
+    )
+}
+
+/// `psql URL -c SQL` as a user would run it: its exit status and output.
+fn psql(url: &str, sql: &str) -> (bool, String) {
+    said(
+        Command::new("psql")
+            .args([url, "-X", "-q", "-t", "-A", "-c", sql])
+            .output()
+            .expect("psql"),
     )
 }
 

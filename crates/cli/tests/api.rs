@@ -569,6 +569,45 @@ fn addon_routes(r: &mut Recorder, tag: &str) {
         json!({}),
         422,
     );
+    r.json(
+        "POST",
+        restore,
+        &format!("{owned_backups}/b001/restore"),
+        json!({ "into": "nope-postgresql-9" }),
+        404,
+    );
+    let schedules = "/v1/apps/{app}/backup-schedules";
+    let schedule = "/v1/apps/{app}/addons/{addon}/backup-schedule";
+    let owned_schedule = format!("{owned}/{name}/backup-schedule");
+    r.json(
+        "PUT",
+        schedule,
+        &owned_schedule,
+        json!({ "at": "02:00", "keep": 3 }),
+        200,
+    );
+    r.json(
+        "PUT",
+        schedule,
+        &owned_schedule,
+        json!({ "at": "2am" }),
+        422,
+    );
+    r.json(
+        "PUT",
+        schedule,
+        &format!("{owned}/nope-postgresql-9/backup-schedule"),
+        json!({ "at": "02:00" }),
+        404,
+    );
+    r.get(
+        schedules,
+        &format!("/v1/apps/{owner}/backup-schedules"),
+        200,
+    );
+    r.get(schedules, "/v1/apps/nope/backup-schedules", 404);
+    r.call("DELETE", schedule, &owned_schedule, &[AUTH], b"", 200);
+    r.call("DELETE", schedule, &owned_schedule, &[AUTH], b"", 404);
 
     let addon = "/v1/apps/{app}/addons/{addon}";
     let detach = "/v1/apps/{app}/attachments/{attachment}";

@@ -135,6 +135,11 @@ pub fn router(state: AppState, guard: crate::auth::Guard) -> Router {
             "/v1/apps/{app}/addons/{addon}/backups/{backup}/restore",
             post(addons::restore),
         )
+        .route(
+            "/v1/apps/{app}/addons/{addon}/backup-schedule",
+            axum::routing::put(addons::set_schedule).delete(addons::unschedule),
+        )
+        .route("/v1/apps/{app}/backup-schedules", get(addons::schedules))
         .route("/v1/apps/{app}/attachments", post(addons::attach))
         .route(
             "/v1/apps/{app}/attachments/{attachment}",

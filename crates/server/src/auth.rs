@@ -189,6 +189,24 @@ pub const ROUTES: &[Route] = &[
         "pg:backups:restore",
     ),
     route(
+        "GET",
+        "/v1/apps/{app}/backup-schedules",
+        Need::Read,
+        "backups:schedules",
+    ),
+    route(
+        "PUT",
+        "/v1/apps/{app}/addons/{addon}/backup-schedule",
+        Need::Deploy,
+        "backups:schedule",
+    ),
+    route(
+        "DELETE",
+        "/v1/apps/{app}/addons/{addon}/backup-schedule",
+        Need::Deploy,
+        "backups:unschedule",
+    ),
+    route(
         "POST",
         "/v1/apps/{app}/attachments",
         Need::Admin,

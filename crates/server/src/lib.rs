@@ -239,6 +239,9 @@ pub async fn serve(config: ServerConfig, log: LogSender) -> Result<(), ServerErr
         Arc::new(config.clone()),
         down_rx.clone(),
     );
+    // Daily add-on backups, from the schedules in the store (those missed while the server
+    // was down first).
+    tokio::spawn(state.platform.clone().run_backup_schedules());
     let bind = config.bind.clone();
     let listener = tokio::net::TcpListener::bind((bind.as_str(), config.port)).await?;
     let router_listener =

@@ -8,8 +8,8 @@
 mod drains;
 
 use dozen_api::{
-    Addon, AddonAttachment, AddonBackup, AddonRelease, AddonService, AttachAddon, CreateAddon,
-    RotatedAddon,
+    Addon, AddonAttachment, AddonBackup, AddonRelease, AddonService, AttachAddon, BackupSchedule,
+    CreateAddon, RestoreBackup, RotatedAddon, ScheduleBackups,
 };
 use dozen_api::{
     App, AppInfo, Build, BuildStatus, ConfigPatch, CreateApp, CreateToken, CreatedToken,
@@ -47,7 +47,8 @@ pub fn document() -> String {
         list_builds, create_build, get_formation, patch_formation, get_sizes, patch_sizes, ps, ps_restart, run, logs,
         list_domains, add_domain, remove_domain, list_tokens, create_token, revoke_token,
         addon_services, list_addons, create_addon, destroy_addon, rotate_addon, list_backups,
-        capture_backup, restore_backup, attach_addon, detach_addon
+        capture_backup, restore_backup, list_backup_schedules, schedule_backups,
+        unschedule_backups, attach_addon, detach_addon
     ),
     components(schemas(
         App, AppInfo, Build, BuildStatus, ConfigPatch, CreateApp, CreateToken, CreatedToken,
@@ -56,7 +57,7 @@ pub fn document() -> String {
         ReleaseStatus, RestartRequest, RollbackRequest, RunExit, RunLine, RunRequest, RunStarted,
         SizeInfo, Sizes, SlugManifest, Token,
         Addon, AddonAttachment, AddonBackup, AddonRelease, AddonService, AttachAddon, CreateAddon,
-        RotatedAddon
+        RotatedAddon, RestoreBackup, ScheduleBackups, BackupSchedule
     )),
     modifiers(&Bearer),
     security(("bearer" = []))
@@ -402,26 +403,53 @@ fn rotate_addon() {}
         (status = 200, description = "Backups, oldest first", body = Vec<AddonBackup>),
         (status = 401, description = "No valid token", body = ErrorBody),
         (status = 404, description = "The app owns no such add-on", body = ErrorBody),
-        (status = 422, description = "Not a postgresql add-on", body = ErrorBody)))]
+        (status = 422, description = "Not a postgresql or mysql add-on", body = ErrorBody)))]
 fn list_backups() {}
 
 #[utoipa::path(post, path = "/v1/apps/{app}/addons/{addon}/backups", tag = "addons",
     params(("app" = String, Path), ("addon" = String, Path)),
     responses(
-        (status = 201, description = "Captured (pg_dump custom format)", body = AddonBackup),
+        (status = 201, description = "Captured (pg_dump custom format, or mysqldump SQL)", body = AddonBackup),
         (status = 401, description = "No valid token", body = ErrorBody),
         (status = 404, description = "The app owns no such add-on", body = ErrorBody),
-        (status = 422, description = "Not a postgresql add-on, or pg_dump failed", body = ErrorBody)))]
+        (status = 422, description = "Not a postgresql or mysql add-on, or the dump failed", body = ErrorBody)))]
 fn capture_backup() {}
 
 #[utoipa::path(post, path = "/v1/apps/{app}/addons/{addon}/backups/{backup}/restore", tag = "addons",
     params(("app" = String, Path), ("addon" = String, Path), ("backup" = String, Path, description = "bNNN")),
+    request_body = RestoreBackup,
     responses(
-        (status = 200, description = "Restored into the add-on", body = AddonBackup),
+        (status = 200, description = "Restored into the add-on, or into the one named by `into`", body = AddonBackup),
         (status = 401, description = "No valid token", body = ErrorBody),
         (status = 404, description = "No such add-on or backup", body = ErrorBody),
-        (status = 422, description = "Not a backup id, or pg_restore failed", body = ErrorBody)))]
+        (status = 422, description = "Not a backup id, `into` of another service, or pg_restore/mysql failed", body = ErrorBody)))]
 fn restore_backup() {}
+
+#[utoipa::path(get, path = "/v1/apps/{app}/backup-schedules", tag = "addons",
+    params(("app" = String, Path)),
+    responses(
+        (status = 200, description = "The daily backups of the app's add-ons", body = Vec<BackupSchedule>),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 404, description = "No such app", body = ErrorBody)))]
+fn list_backup_schedules() {}
+
+#[utoipa::path(put, path = "/v1/apps/{app}/addons/{addon}/backup-schedule", tag = "addons",
+    params(("app" = String, Path), ("addon" = String, Path)),
+    request_body = ScheduleBackups,
+    responses(
+        (status = 200, description = "Backed up daily at `at` UTC by the server, keeping the newest `keep`", body = BackupSchedule),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 404, description = "The app owns no such add-on", body = ErrorBody),
+        (status = 422, description = "Not HH:MM, a keep out of 1..=1000, or an add-on without backups", body = ErrorBody)))]
+fn schedule_backups() {}
+
+#[utoipa::path(delete, path = "/v1/apps/{app}/addons/{addon}/backup-schedule", tag = "addons",
+    params(("app" = String, Path), ("addon" = String, Path)),
+    responses(
+        (status = 200, description = "The schedule removed (its backups stay)", body = BackupSchedule),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 404, description = "No such add-on, or it has no schedule", body = ErrorBody)))]
+fn unschedule_backups() {}
 
 #[utoipa::path(post, path = "/v1/apps/{app}/attachments", tag = "addons", params(("app" = String, Path)),
     request_body = AttachAddon,

@@ -46,19 +46,6 @@ pub struct Attachment {
     pub created_at: String,
 }
 
-/// The record of one backup of an add-on (the dump is a file under the data directory).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct AddonBackup {
-    /// The add-on.
-    pub addon: String,
-    /// Its number, from 1 per add-on (`b001`).
-    pub number: i64,
-    /// The dump's size in bytes.
-    pub size: i64,
-    /// When it was taken.
-    pub created_at: String,
-}
-
 /// The longest add-on name.
 pub const MAX_ADDON_NAME_BYTES: usize = 63;
 
@@ -118,7 +105,7 @@ fn attachment_from_row(row: &AnyRow) -> Result<Attachment, StoreError> {
     })
 }
 
-async fn read_addon(conn: &mut AnyConnection, name: &str) -> Result<Addon, StoreError> {
+pub(crate) async fn read_addon(conn: &mut AnyConnection, name: &str) -> Result<Addon, StoreError> {
     validate::lookup_key("add-on", name)?;
     let row = sqlx::query(
         "SELECT name, service, plan, app, resource, created_at FROM addons WHERE name = $1",
@@ -498,67 +485,13 @@ impl Store {
                 format!("is attached to {}: detach it first", apps.join(", ")),
             ));
         }
-        sqlx::query("DELETE FROM addon_backups WHERE addon = $1")
-            .bind(name)
-            .execute(&mut *tx)
-            .await?;
+        crate::addon_backups::forget(&mut tx, name).await?;
         sqlx::query("DELETE FROM addons WHERE name = $1")
             .bind(name)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
         Ok(())
-    }
-
-    /// Record a backup of an add-on, numbered one past its highest (`b001`, `b002`, ...).
-    pub async fn record_backup(&self, addon: &str, size: i64) -> Result<AddonBackup, StoreError> {
-        let mut tx = self.write_tx().await?;
-        read_addon(&mut tx, addon).await?;
-        let max: Option<i64> =
-            sqlx::query_scalar("SELECT MAX(number) FROM addon_backups WHERE addon = $1")
-                .bind(addon)
-                .fetch_one(&mut *tx)
-                .await?;
-        let backup = AddonBackup {
-            addon: addon.to_owned(),
-            number: max.unwrap_or(0) + 1,
-            size,
-            created_at: ident::now(),
-        };
-        sqlx::query(
-            "INSERT INTO addon_backups (addon, number, size, created_at) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(addon)
-        .bind(backup.number)
-        .bind(size)
-        .bind(&backup.created_at)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(backup)
-    }
-
-    /// An add-on's backups, oldest first.
-    pub async fn backups(&self, addon: &str) -> Result<Vec<AddonBackup>, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        read_addon(&mut conn, addon).await?;
-        let rows = sqlx::query(
-            "SELECT addon, number, size, created_at FROM addon_backups WHERE addon = $1 \
-             ORDER BY number",
-        )
-        .bind(addon)
-        .fetch_all(&mut *conn)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(AddonBackup {
-                    addon: r.try_get("addon")?,
-                    number: r.try_get("number")?,
-                    size: r.try_get("size")?,
-                    created_at: r.try_get("created_at")?,
-                })
-            })
-            .collect()
     }
 }
 

@@ -1,6 +1,7 @@
 //! All persistent state of `dozen server`, behind one interface: apps,
 //! config vars, releases, formation and process sizes, builds, slug records, domains, log
-//! drains, API tokens, dashboard sessions, and add-ons with their attachments and backups.
+//! drains, API tokens, dashboard sessions, and add-ons with their attachments, backups and
+//! backup schedules.
 //!
 //! The same code runs on an embedded SQLite file (the default,
 //! `<DOZEN_DATA_DIR>/dozen.db`) and on PostgreSQL (when `DATABASE_URL`
@@ -50,6 +51,7 @@
 //! # Ok(()) }
 //! ```
 
+mod addon_backups;
 mod addons;
 mod apps;
 mod backup;
@@ -66,7 +68,8 @@ mod store;
 mod tokens;
 mod validate;
 
-pub use addons::{Addon, AddonBackup, Attachment, MAX_ADDON_NAME_BYTES, NewAddon};
+pub use addon_backups::{AddonBackup, BackupSchedule};
+pub use addons::{Addon, Attachment, MAX_ADDON_NAME_BYTES, NewAddon};
 pub use backup::{Snapshot, known_schema_version, restore_snapshot};
 pub use builds::INTERRUPTED;
 pub use drains::{DrainRecord, MAX_DRAIN_URL, MAX_DRAINS_PER_APP};

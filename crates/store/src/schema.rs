@@ -183,6 +183,17 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
             "CREATE INDEX dashboard_sessions_by_token ON dashboard_sessions (token_id)",
         ],
     },
+    Migration {
+        version: 8,
+        description: "daily backup schedules of add-ons, with how many backups to keep",
+        statements: &["CREATE TABLE addon_backup_schedules (
+            addon TEXT PRIMARY KEY REFERENCES addons (name),
+            at TEXT NOT NULL,
+            keep BIGINT NOT NULL CHECK (keep >= 1),
+            next_run TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        )"],
+    },
 ];
 
 /// Highest version this build knows.

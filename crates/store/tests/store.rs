@@ -40,12 +40,13 @@ on_both_backends!(
     addons_attach_detach_and_rotate_as_releases,
     addon_conflicts_write_nothing,
     dashboard_sessions_are_hashed_and_end_with_their_token,
+    backup_schedules_and_pruning,
 );
 
 const SECRET: &str = "hunter2-very-secret-value";
 
 /// Every migration this build knows, oldest first.
-const ALL_MIGRATIONS: &[i64] = &[1, 2, 3, 4, 5, 6, 7];
+const ALL_MIGRATIONS: &[i64] = &[1, 2, 3, 4, 5, 6, 7, 8];
 
 fn kv(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs
@@ -1766,4 +1767,107 @@ async fn dashboard_sessions_are_hashed_and_end_with_their_token(db: &TestDb) {
     );
     assert_eq!(s.session(&soonest).await.expect("find"), None);
     assert!(s.session(&newest).await.expect("find").is_some());
+}
+
+async fn backup_schedules_and_pruning(db: &TestDb) {
+    let s = db.ready().await;
+    s.create_app("shop").await.expect("create");
+    s.create_app("api").await.expect("create");
+    s.create_addon(pg_addon("shop-pg-1", "shop", "postgres://x"), "PG_URL")
+        .await
+        .expect("create");
+    s.create_addon(pg_addon("api-pg-1", "api", "postgres://y"), "PG_URL")
+        .await
+        .expect("create");
+
+    // Set, replaced (one per add-on), listed per app and in all.
+    let first = s
+        .set_backup_schedule("shop-pg-1", "02:00", 7, "2026-12-03T02:00:00Z")
+        .await
+        .expect("schedule");
+    assert_eq!((first.app.as_str(), first.keep), ("shop", 7));
+    let second = s
+        .set_backup_schedule("shop-pg-1", "03:30", 2, "2026-12-03T03:30:00Z")
+        .await
+        .expect("again");
+    assert_eq!(
+        s.backup_schedules(Some("shop")).await.expect("list"),
+        std::slice::from_ref(&second)
+    );
+    s.set_backup_schedule("api-pg-1", "04:00", 1, "2026-12-03T04:00:00Z")
+        .await
+        .expect("schedule");
+    assert_eq!(s.backup_schedules(None).await.expect("all").len(), 2);
+    assert_invalid(
+        s.set_backup_schedule("shop-pg-1", "02:00", 0, "2026-12-03T02:00:00Z")
+            .await,
+    );
+    assert_not_found(
+        s.set_backup_schedule("nope-pg-1", "02:00", 1, "x").await,
+        "add-on",
+    );
+    assert_eq!(
+        s.backup_schedules(Some("shop")).await.expect("list")[0],
+        second
+    );
+
+    // Advancing only moves the run it was asked about.
+    assert!(
+        s.advance_backup_schedule("shop-pg-1", "2026-12-03T03:30:00Z", "2026-12-04T03:30:00Z")
+            .await
+            .expect("advance")
+    );
+    assert!(
+        !s.advance_backup_schedule("shop-pg-1", "2026-12-03T03:30:00Z", "2026-12-05T03:30:00Z")
+            .await
+            .expect("stale")
+    );
+    assert_eq!(
+        s.backup_schedules(Some("shop")).await.expect("list")[0].next_run,
+        "2026-12-04T03:30:00Z"
+    );
+
+    // Pruning keeps the newest; the numbers go on from the highest.
+    for size in [1, 2, 3, 4] {
+        s.record_backup("shop-pg-1", size).await.expect("backup");
+    }
+    assert_eq!(
+        s.prune_backups("shop-pg-1", 2).await.expect("prune"),
+        [1, 2]
+    );
+    assert_eq!(
+        s.prune_backups("shop-pg-1", 2).await.expect("again"),
+        [0_i64; 0]
+    );
+    assert_invalid(s.prune_backups("shop-pg-1", 0).await);
+    let left: Vec<i64> = s
+        .backups("shop-pg-1")
+        .await
+        .expect("backups")
+        .iter()
+        .map(|b| b.number)
+        .collect();
+    assert_eq!(left, [3, 4]);
+    assert_eq!(s.record_backup("shop-pg-1", 5).await.expect("b5").number, 5);
+
+    // Removed: then gone; and an add-on's schedule and backups go with it.
+    assert_eq!(
+        s.remove_backup_schedule("shop-pg-1")
+            .await
+            .expect("remove")
+            .at,
+        "03:30"
+    );
+    assert_not_found(
+        s.remove_backup_schedule("shop-pg-1").await,
+        "backup schedule",
+    );
+    s.detach_addon("api", "PG_URL", true).await.expect("detach");
+    s.delete_addon("api-pg-1").await.expect("delete");
+    assert!(s.backup_schedules(None).await.expect("all").is_empty());
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM addon_backup_schedules")
+            .await,
+        0
+    );
 }

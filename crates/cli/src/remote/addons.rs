@@ -1,11 +1,11 @@
-//! `dozen addons*` and `dozen pg:backups*`: backing services provisioned by the server, attached
-//! to apps as config vars.
+//! `dozen addons*`: backing services provisioned by the server, attached to apps as config vars.
+//! Their backups are in [`super::backups`].
 
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use clap::Subcommand;
-use dozen_api::{Addon, AddonBackup, AddonRelease, AddonService, RotatedAddon};
+use dozen_api::{Addon, AddonRelease, AddonService, RotatedAddon};
 use reqwest::Method;
 
 use super::{AppArgs, path, print, require_app, table};
@@ -72,38 +72,6 @@ pub enum AddonCommand {
     /// Print the app's add-on URLs as an env file (for `dozen start -e .env.addons`).
     #[command(name = "addons:env")]
     AddonsEnv(AppArgs),
-    /// List the backups of the app's PostgreSQL add-on.
-    #[command(name = "pg:backups")]
-    PgBackups {
-        /// Which add-on, when the app owns more than one.
-        #[arg(long, value_name = "ADDON")]
-        addon: Option<String>,
-        #[command(flatten)]
-        args: AppArgs,
-    },
-    /// Back up the app's PostgreSQL add-on now.
-    #[command(name = "pg:backups:capture")]
-    PgBackupsCapture {
-        /// Which add-on, when the app owns more than one.
-        #[arg(long, value_name = "ADDON")]
-        addon: Option<String>,
-        #[command(flatten)]
-        args: AppArgs,
-    },
-    /// Restore a backup (b001) into the add-on it was taken of.
-    #[command(name = "pg:backups:restore")]
-    PgBackupsRestore {
-        /// The backup.
-        backup: String,
-        /// Which add-on, when the app owns more than one.
-        #[arg(long, value_name = "ADDON")]
-        addon: Option<String>,
-        /// Repeat the app's name to confirm (the add-on's data is replaced).
-        #[arg(long)]
-        confirm: Option<String>,
-        #[command(flatten)]
-        args: AppArgs,
-    },
 }
 
 /// The app that owns `addon`: `-a APP`, or the name's own prefix (`shop` of
@@ -122,32 +90,16 @@ fn owner<'a>(addon: &'a str, args: &'a AppArgs) -> anyhow::Result<&'a str> {
     require_app(None)
 }
 
-fn addon_path(app: &str, addon: &str, rest: &str) -> String {
+pub(super) fn addon_path(app: &str, addon: &str, rest: &str) -> String {
     path(app, &format!("/addons/{addon}{rest}"))
 }
 
-/// The app's own PostgreSQL add-on (`--addon` picks one when it has several).
-fn pg_addon(client: &Client, app: &str, chosen: Option<&str>) -> anyhow::Result<String> {
-    if let Some(a) = chosen {
-        return Ok(a.to_string());
-    }
-    let list: Vec<Addon> = client.get(&path(app, "/addons"))?;
-    let pg: Vec<&Addon> = list
+/// The var `a` is attached to `app` as.
+fn var_on<'a>(a: &'a Addon, app: &str) -> &'a str {
+    a.attachments
         .iter()
-        .filter(|a| a.service == "postgresql" && a.app == app)
-        .collect();
-    match pg.as_slice() {
-        [one] => Ok(one.name.clone()),
-        [] => bail!("{app} has no postgresql add-on: dozen addons:create postgresql -a {app}"),
-        more => bail!(
-            "{app} has {} postgresql add-ons: pick one with --addon ({})",
-            more.len(),
-            more.iter()
-                .map(|a| a.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    }
+        .find(|t| t.app == app)
+        .map_or("?", |t| t.var.as_str())
 }
 
 fn attached_as(a: &Addon) -> String {
@@ -156,24 +108,6 @@ fn attached_as(a: &Addon) -> String {
         .map(|t| format!("{}:{}", t.app, t.var))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-fn backup_rows(list: &[AddonBackup]) {
-    let mut rows = vec![vec![
-        "ID".into(),
-        "ADD-ON".into(),
-        "SIZE".into(),
-        "TAKEN".into(),
-    ]];
-    for b in list {
-        rows.push(vec![
-            b.id.clone(),
-            b.addon.clone(),
-            format!("{} bytes", b.size),
-            b.created_at.clone(),
-        ]);
-    }
-    table(&rows);
 }
 
 /// Run an add-on command.
@@ -241,15 +175,12 @@ pub fn run(command: AddonCommand) -> anyhow::Result<ExitCode> {
             let body = dozen_api::CreateAddon { service, attach_as };
             let v: AddonRelease = client.call(Method::POST, &path(app, "/addons"), &body)?;
             print(args.json, &v, |v| {
-                let var = v
-                    .addon
-                    .attachments
-                    .iter()
-                    .find(|t| t.app == app)
-                    .map_or("?", |t| t.var.as_str());
                 println!(
-                    "created {} ({}) for {app}, attached as {var}: release v{}",
-                    v.addon.name, v.addon.service, v.release.version
+                    "created {} ({}) for {app}, attached as {}: release v{}",
+                    v.addon.name,
+                    v.addon.service,
+                    var_on(&v.addon, app),
+                    v.release.version
                 );
             });
         }
@@ -265,14 +196,9 @@ pub fn run(command: AddonCommand) -> anyhow::Result<ExitCode> {
             };
             let v: AddonRelease = client.call(Method::POST, &path(app, "/attachments"), &body)?;
             print(args.json, &v, |v| {
-                let var = v
-                    .addon
-                    .attachments
-                    .iter()
-                    .find(|t| t.app == app)
-                    .map_or("?", |t| t.var.as_str());
                 println!(
-                    "attached {addon} to {app} as {var}: release v{}",
+                    "attached {addon} to {app} as {}: release v{}",
+                    var_on(&v.addon, app),
                     v.release.version
                 );
             });
@@ -338,52 +264,6 @@ pub fn run(command: AddonCommand) -> anyhow::Result<ExitCode> {
                     println!("{var}='{value}'");
                 }
             }
-        }
-        AddonCommand::PgBackups { addon, args } => {
-            let app = args.app()?;
-            let name = pg_addon(&client, app, addon.as_deref())?;
-            let v: Vec<AddonBackup> = client.get(&addon_path(app, &name, "/backups"))?;
-            print(args.json, &v, |v| {
-                if v.is_empty() {
-                    println!("{name} has no backups: dozen pg:backups:capture -a {app}");
-                } else {
-                    backup_rows(v);
-                }
-            });
-        }
-        AddonCommand::PgBackupsCapture { addon, args } => {
-            let app = args.app()?;
-            let name = pg_addon(&client, app, addon.as_deref())?;
-            let v: AddonBackup = client.call(
-                Method::POST,
-                &addon_path(app, &name, "/backups"),
-                &serde_json::json!({}),
-            )?;
-            print(args.json, &v, |v| {
-                println!("captured {} of {name} ({} bytes)", v.id, v.size)
-            });
-        }
-        AddonCommand::PgBackupsRestore {
-            backup,
-            addon,
-            confirm,
-            args,
-        } => {
-            let app = args.app()?;
-            if confirm.as_deref() != Some(app) {
-                bail!(
-                    "restoring {backup} replaces the data of {app}'s database; run again with --confirm {app}"
-                );
-            }
-            let name = pg_addon(&client, app, addon.as_deref())?;
-            let v: AddonBackup = client
-                .call(
-                    Method::POST,
-                    &addon_path(app, &name, &format!("/backups/{backup}/restore")),
-                    &serde_json::json!({}),
-                )
-                .context("restoring")?;
-            print(args.json, &v, |v| println!("restored {name} from {}", v.id));
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -1,4 +1,5 @@
-//! The add-on routes: services, add-ons of an app, attachments, rotation, destroy and backups.
+//! The add-on routes: services, add-ons of an app, attachments, rotation, destroy, backups and
+//! their schedules.
 //! Thin: each parses, calls the platform service ([`crate::platform`]) and shapes the answer.
 //! No answer carries an add-on's URL (it is a config var, shown by `GET /config` alone).
 
@@ -25,6 +26,23 @@ fn addon(a: dozen_store::Addon) -> api::Addon {
                 created_at: t.created_at,
             })
             .collect(),
+    }
+}
+
+fn addon_release(a: dozen_store::Addon, r: &dozen_store::Release) -> api::AddonRelease {
+    api::AddonRelease {
+        addon: addon(a),
+        release: views::release(r),
+    }
+}
+
+fn schedule(s: dozen_store::BackupSchedule) -> api::BackupSchedule {
+    api::BackupSchedule {
+        addon: s.addon,
+        app: s.app,
+        at: s.at,
+        keep: s.keep,
+        next_run: s.next_run,
     }
 }
 
@@ -58,13 +76,7 @@ pub(super) async fn create(
         .platform
         .create_addon(&app, &body.service, body.attach_as)
         .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(api::AddonRelease {
-            addon: addon(a),
-            release: views::release(&release),
-        }),
-    ))
+    Ok((StatusCode::CREATED, Json(addon_release(a, &release))))
 }
 
 pub(super) async fn attach(
@@ -76,13 +88,7 @@ pub(super) async fn attach(
         .platform
         .attach_addon(&app, &body.addon, body.attach_as)
         .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(api::AddonRelease {
-            addon: addon(a),
-            release: views::release(&release),
-        }),
-    ))
+    Ok((StatusCode::CREATED, Json(addon_release(a, &release))))
 }
 
 pub(super) async fn detach(
@@ -90,10 +96,7 @@ pub(super) async fn detach(
     Path((app, attachment)): Path<(String, String)>,
 ) -> ApiResult<Json<api::AddonRelease>> {
     let (a, release) = s.platform.detach_addon(&app, &attachment).await?;
-    Ok(Json(api::AddonRelease {
-        addon: addon(a),
-        release: views::release(&release),
-    }))
+    Ok(Json(addon_release(a, &release)))
 }
 
 pub(super) async fn rotate(
@@ -134,8 +137,39 @@ pub(super) async fn capture(
 pub(super) async fn restore(
     State(s): State<AppState>,
     Path((app, name, id)): Path<(String, String, String)>,
+    Json(body): Json<api::RestoreBackup>,
 ) -> ApiResult<Json<api::AddonBackup>> {
+    let into = body.into.as_deref();
     Ok(Json(backup(
-        s.platform.restore_backup(&app, &name, &id).await?,
+        s.platform.restore_backup(&app, &name, &id, into).await?,
+    )))
+}
+
+pub(super) async fn schedules(
+    State(s): State<AppState>,
+    Path(app): Path<String>,
+) -> ApiResult<Json<Vec<api::BackupSchedule>>> {
+    let list = s.platform.backup_schedules(&app).await?;
+    Ok(Json(list.into_iter().map(schedule).collect()))
+}
+
+pub(super) async fn set_schedule(
+    State(s): State<AppState>,
+    Path((app, name)): Path<(String, String)>,
+    Json(body): Json<api::ScheduleBackups>,
+) -> ApiResult<Json<api::BackupSchedule>> {
+    let set = s
+        .platform
+        .schedule_backups(&app, &name, &body.at, body.keep)
+        .await?;
+    Ok(Json(schedule(set)))
+}
+
+pub(super) async fn unschedule(
+    State(s): State<AppState>,
+    Path((app, name)): Path<(String, String)>,
+) -> ApiResult<Json<api::BackupSchedule>> {
+    Ok(Json(schedule(
+        s.platform.unschedule_backups(&app, &name).await?,
     )))
 }

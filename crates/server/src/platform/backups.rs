@@ -1,10 +1,12 @@
-//! Backups of PostgreSQL add-ons (`pg:backups`): `pg_dump` custom-format files under
-//! `<DOZEN_DATA_DIR>/backups/<addon>/b001.dump`, recorded in the store with their size and
-//! time, restored into the same add-on. Capture and restore hold the owning app's lock, and a
-//! restore is an event in the app's log.
+//! Backups of database add-ons (`pg:backups`, `mysql:backups`): `pg_dump` custom-format or
+//! `mysqldump` SQL files under `<DOZEN_DATA_DIR>/backups/<addon>/b001.dump` (`.sql`), recorded
+//! in the store with their size and time, restored into the same add-on or another of the
+//! app's add-ons of the same service. Capture and restore hold the owning app's lock, and each
+//! is an event in the app's log. Daily schedules are in [`super::schedules`].
 
 use std::path::PathBuf;
 
+use dozen_addons::Service;
 use dozen_logs::EventKind;
 use dozen_store::AddonBackup;
 
@@ -25,93 +27,137 @@ fn parse_backup_id(id: &str) -> PlatformResult<i64> {
         })
 }
 
+/// Why a backup is taken: it says so in the app's log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Capture {
+    /// `backups:capture`.
+    Asked,
+    /// The add-on's daily schedule.
+    Scheduled,
+}
+
 impl Platform {
     /// Where the dumps of add-on `name` are kept.
     pub(super) fn backup_dir(&self, name: &str) -> PathBuf {
         self.config.data_dir.join("backups").join(name)
     }
 
-    fn backup_file(&self, name: &str, number: i64) -> PathBuf {
-        self.backup_dir(name)
-            .join(format!("{}.dump", backup_id(number)))
+    pub(super) fn backup_file(&self, name: &str, service: Service, number: i64) -> PathBuf {
+        self.backup_dir(name).join(format!(
+            "{}.{}",
+            backup_id(number),
+            dozen_addons::dump_extension(service)
+        ))
     }
 
-    async fn postgres_addon(&self, app: &str, name: &str) -> PlatformResult<()> {
+    /// An add-on the app owns that can be backed up, and its service.
+    pub(super) async fn backed_up_addon(&self, app: &str, name: &str) -> PlatformResult<Service> {
         let addon = self.owned_addon(app, name).await?;
-        if addon.service != dozen_addons::Service::Postgresql.name() {
+        let service = Service::parse(&addon.service)?;
+        if !dozen_addons::can_back_up(service) {
             return Err(PlatformError::Invalid(format!(
-                "{name} is a {} add-on: backups are for postgresql add-ons",
-                addon.service
+                "{name} is a {service} add-on: backups are for postgresql and mysql add-ons"
             )));
         }
-        Ok(())
+        Ok(service)
     }
 
     /// The add-on's backups, oldest first.
     pub async fn backups(&self, app: &str, name: &str) -> PlatformResult<Vec<AddonBackup>> {
-        self.postgres_addon(app, name).await?;
+        self.backed_up_addon(app, name).await?;
         Ok(self.store.backups(name).await?)
     }
 
     /// Dump the add-on's database now.
     pub async fn capture_backup(&self, app: &str, name: &str) -> PlatformResult<AddonBackup> {
         self.check_not_shutting_down()?;
-        self.postgres_addon(app, name).await?;
+        let service = self.backed_up_addon(app, name).await?;
         let (owner, addon) = (app.to_string(), name.to_string());
         self.locked(app, move |p| async move {
-            let dir = p.backup_dir(&addon);
-            let io = |e: std::io::Error| {
-                PlatformError::internal(
-                    format!("writing a backup of {addon}"),
-                    format!("{}: {e}", dir.display()),
-                )
-            };
-            tokio::fs::create_dir_all(&dir).await.map_err(io)?;
-            let url = p.store.addon_url(&addon).await?;
-            let partial = dir.join(format!("partial-{}.dump", std::process::id()));
-            let size = match dozen_addons::dump(&url, &partial).await {
-                Ok(size) => size,
-                Err(e) => {
-                    let _ = tokio::fs::remove_file(&partial).await;
-                    return Err(e.into());
-                }
-            };
-            let size = i64::try_from(size).unwrap_or(i64::MAX);
-            let backup = match p.store.record_backup(&addon, size).await {
-                Ok(b) => b,
-                Err(e) => {
-                    let _ = tokio::fs::remove_file(&partial).await;
-                    return Err(e.into());
-                }
-            };
-            tokio::fs::rename(&partial, p.backup_file(&addon, backup.number))
+            p.capture_locked(&owner, &addon, service, Capture::Asked)
                 .await
-                .map_err(io)?;
-            p.runtime
-                .event(
-                    &owner,
-                    EventKind::Info,
-                    format!(
-                        "backup {} of {addon} captured ({size} bytes)",
-                        backup_id(backup.number)
-                    ),
-                )
-                .await;
-            Ok(backup)
         })
         .await
     }
 
-    /// Restore backup `id` into the add-on it was taken of.
+    /// Dump the add-on's database, holding its owner's lock: written to a partial file,
+    /// recorded, then renamed into place, so no record names a file half-written.
+    pub(super) async fn capture_locked(
+        &self,
+        owner: &str,
+        addon: &str,
+        service: Service,
+        why: Capture,
+    ) -> PlatformResult<AddonBackup> {
+        let dir = self.backup_dir(addon);
+        let io = |e: std::io::Error| {
+            PlatformError::internal(
+                format!("writing a backup of {addon}"),
+                format!("{}: {e}", dir.display()),
+            )
+        };
+        tokio::fs::create_dir_all(&dir).await.map_err(io)?;
+        let url = self.store.addon_url(addon).await?;
+        let partial = dir.join(format!("partial-{}.dump", std::process::id()));
+        let size = match dozen_addons::dump(service, &url, &partial).await {
+            Ok(size) => size,
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&partial).await;
+                return Err(e.into());
+            }
+        };
+        let size = i64::try_from(size).unwrap_or(i64::MAX);
+        let backup = match self.store.record_backup(addon, size).await {
+            Ok(b) => b,
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&partial).await;
+                return Err(e.into());
+            }
+        };
+        tokio::fs::rename(&partial, self.backup_file(addon, service, backup.number))
+            .await
+            .map_err(io)?;
+        let what = match why {
+            Capture::Asked => "backup",
+            Capture::Scheduled => "scheduled backup",
+        };
+        self.runtime
+            .event(
+                owner,
+                EventKind::Info,
+                format!(
+                    "{what} {} of {addon} captured ({size} bytes)",
+                    backup_id(backup.number)
+                ),
+            )
+            .await;
+        Ok(backup)
+    }
+
+    /// Restore backup `id` of add-on `name` into `into` (another add-on the app owns, of the
+    /// same service), or into `name` itself.
     pub async fn restore_backup(
         &self,
         app: &str,
         name: &str,
         id: &str,
+        into: Option<&str>,
     ) -> PlatformResult<AddonBackup> {
         self.check_not_shutting_down()?;
-        self.postgres_addon(app, name).await?;
+        let service = self.backed_up_addon(app, name).await?;
         let number = parse_backup_id(id)?;
+        let target = match into.filter(|t| *t != name) {
+            None => None,
+            Some(t) => {
+                let target_service = self.backed_up_addon(app, t).await?;
+                if target_service != service {
+                    return Err(PlatformError::Invalid(format!(
+                        "{t} is a {target_service} add-on: a backup of {name} ({service}) restores into a {service} add-on"
+                    )));
+                }
+                Some(t.to_string())
+            }
+        };
         let backup = self
             .store
             .backups(name)
@@ -123,35 +169,51 @@ impl Platform {
             })?;
         let (owner, addon) = (app.to_string(), name.to_string());
         self.locked(app, move |p| async move {
-            let file = p.backup_file(&addon, number);
-            let url = p.store.addon_url(&addon).await?;
-            let id = backup_id(number);
+            let file = p.backup_file(&addon, service, number);
+            let into = target.as_deref().unwrap_or(&addon);
+            let url = p.store.addon_url(into).await?;
+            let what = match &target {
+                None => format!("{addon} from backup {}", backup_id(number)),
+                Some(t) => format!("{t} from backup {} of {addon}", backup_id(number)),
+            };
             p.runtime
-                .event(
-                    &owner,
-                    EventKind::Info,
-                    format!("restoring {addon} from backup {id}"),
-                )
+                .event(&owner, EventKind::Info, format!("restoring {what}"))
                 .await;
-            if let Err(e) = dozen_addons::restore(&url, &file).await {
+            if let Err(e) = dozen_addons::restore(service, &url, &file).await {
                 p.runtime
-                    .event(
-                        &owner,
-                        EventKind::Error,
-                        format!("restoring {addon} from backup {id} failed"),
-                    )
+                    .event(&owner, EventKind::Error, format!("restoring {what} failed"))
                     .await;
                 return Err(e.into());
             }
             p.runtime
-                .event(
-                    &owner,
-                    EventKind::Info,
-                    format!("restored {addon} from backup {id}"),
-                )
+                .event(&owner, EventKind::Info, format!("restored {what}"))
                 .await;
             Ok(backup)
         })
         .await
+    }
+
+    /// Forget all but the newest `keep` backups of `addon` and remove their files; the ids
+    /// removed.
+    pub(super) async fn prune_backups(
+        &self,
+        addon: &str,
+        service: Service,
+        keep: i64,
+    ) -> PlatformResult<Vec<String>> {
+        let gone = self.store.prune_backups(addon, keep).await?;
+        for number in &gone {
+            let file = self.backup_file(addon, service, *number);
+            if let Err(e) = tokio::fs::remove_file(&file).await {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    eprintln!(
+                        "dozen server: warning: removing backup {} of {addon} ({}): {e}",
+                        backup_id(*number),
+                        file.display()
+                    );
+                }
+            }
+        }
+        Ok(gone.into_iter().map(backup_id).collect())
     }
 }

@@ -17,6 +17,7 @@ mod error;
 mod formation;
 mod one_off;
 mod releases;
+mod schedules;
 mod sizes;
 
 use std::future::Future;
@@ -32,6 +33,7 @@ pub use drains::DrainInfo;
 pub use error::PlatformError;
 pub use one_off::OneOff;
 pub(crate) use one_off::no_status;
+pub use schedules::TICK as BACKUP_SCHEDULE_TICK;
 
 use crate::config::ServerConfig;
 use crate::runtime::Runtime;
