@@ -44,7 +44,8 @@ pub fn document() -> String {
         list_builds, create_build, get_formation, patch_formation, get_sizes, patch_sizes, ps, ps_restart, run, logs,
         list_domains, add_domain, remove_domain, list_tokens, create_token, revoke_token,
         addon_services, list_addons, create_addon, destroy_addon, rotate_addon, list_backups,
-        capture_backup, restore_backup, attach_addon, detach_addon
+        capture_backup, restore_backup, attach_addon, detach_addon,
+        crate::metrics::scrape_doc
     ),
     components(schemas(
         App, AppInfo, Build, BuildStatus, ConfigPatch, CreateApp, CreateToken, CreatedToken,
