@@ -28,7 +28,7 @@ pub struct CreateApp {
 
 /// `GET /v1/apps/{app}`: the app with its live release's process types, its formation and its
 /// processes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AppInfo {
     /// Its name.

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// A row of `ps`: one process of an app.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Process {
     /// `web.1`.
@@ -32,6 +32,13 @@ pub struct Process {
     /// The most memory its size allows, in bytes.
     #[serde(default)]
     pub memory_limit: Option<u64>,
+    /// Seconds of CPU time (user and system) it and everything it started have used.
+    #[serde(default)]
+    pub cpu_seconds: Option<f64>,
+    /// The percentage of one core it used over the last 5 seconds (up to 100 per core it
+    /// keeps busy); unset for its first seconds, until the server has read its CPU time twice.
+    #[serde(default)]
+    pub cpu_percent: Option<f64>,
 }
 
 /// `POST /v1/apps/{app}/ps/restart` (no body: every process).

@@ -154,7 +154,7 @@ enum Command {
         #[command(flatten)]
         args: AppArgs,
     },
-    /// List the app's processes: state, port, release, uptime, size and memory.
+    /// List the app's processes: state, port, release, uptime, size, memory and CPU.
     Ps {
         #[command(flatten)]
         args: AppArgs,

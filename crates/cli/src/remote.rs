@@ -453,6 +453,7 @@ pub fn ps(args: AppArgs) -> anyhow::Result<ExitCode> {
             "RESTARTS".into(),
             "SIZE".into(),
             "MEMORY".into(),
+            "CPU".into(),
         ]];
         let bytes =
             |v: Option<u64>| v.map_or_else(|| "-".to_string(), dozen_core::size::format_bytes);
@@ -466,6 +467,8 @@ pub fn ps(args: AppArgs) -> anyhow::Result<ExitCode> {
                 p.restarts.to_string(),
                 p.size.clone(),
                 format!("{} / {}", bytes(p.memory), bytes(p.memory_limit)),
+                p.cpu_percent
+                    .map_or_else(|| "-".to_string(), |c| format!("{c:.1}%")),
             ]);
         }
         if rows.len() == 1 {

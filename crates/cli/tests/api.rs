@@ -93,6 +93,8 @@ fn every_route_answers_as_its_openapi_schema_says() {
 
     let doc = r.get("/openapi.json", "/openapi.json", 200).json();
     r.get("/healthz", "/healthz", 200);
+    r.get("/metrics", "/metrics", 200);
+    r.call("GET", "/metrics", "/metrics", &[], b"", 401);
     r.call("GET", "/v1/apps", "/v1/apps", &[], b"", 401);
     r.json("POST", "/v1/apps", "/v1/apps", json!({"name": "shop"}), 201);
     r.json("POST", "/v1/apps", "/v1/apps", json!({"name": "shop"}), 409);

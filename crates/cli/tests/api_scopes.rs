@@ -113,6 +113,8 @@ fn cases() -> Vec<Case> {
             Deploy,
             404,
         ),
+        // Any token; an app token's page holds its own app only (tests/metrics.rs).
+        case(Method::GET, "/metrics", AnyToken, 200),
         case(Method::GET, "/v1/tokens", Admin, 200),
         with_body(
             case(Method::POST, "/v1/tokens", Admin, 422),

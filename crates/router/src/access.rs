@@ -1,5 +1,7 @@
 //! One event per request, the router's line in the app's log stream.
 
+use std::time::Duration;
+
 /// What happened to one request, handed to the router's `on_access` callback when the response
 /// is finished (its body sent or abandoned by the client) or failed.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -28,6 +30,9 @@ pub struct AccessEvent {
     /// client's request body broke off), or `client_closed` (499: the client went away before
     /// the response began).
     pub error: Option<&'static str>,
+    /// From the request's head being read to the end of the response (its last byte handed on,
+    /// the client gone, or the router's own answer made): the latency metrics count this.
+    pub elapsed: Duration,
 }
 
 impl AccessEvent {
@@ -111,6 +116,7 @@ mod tests {
             request_id: "abc".into(),
             backend: Some("web.1".into()),
             error: None,
+            elapsed: Duration::from_millis(4),
         };
         assert_eq!(
             event.to_line(),

@@ -113,6 +113,8 @@ pub(crate) struct Report {
     pub(crate) event: AccessEvent,
     pub(crate) app: Arc<str>,
     pub(crate) on_access: AccessFn,
+    /// When the request's head was read.
+    pub(crate) received: Instant,
     /// When the request was sent to the backend (or the router began answering it).
     pub(crate) started: Instant,
     pub(crate) in_flight: Option<InFlight>,
@@ -174,6 +176,7 @@ impl ResponseBody {
             return;
         };
         report.event.service_ms = report.started.elapsed().as_millis() as u64;
+        report.event.elapsed = report.received.elapsed();
         if let (true, Inner::Streaming(streaming), Some(in_flight)) =
             (complete, &mut self.inner, &report.in_flight)
         {

@@ -6,7 +6,9 @@
 //! and other HTTP upgrades through, accepting HTTP/1.1 and HTTP/2 (h2c with prior knowledge, or
 //! ALPN `h2` over TLS), and reporting one [`AccessEvent`] per request. The route table is
 //! immutable and swapped whole ([`Router::set_app`]), so a deploy switches every new request at
-//! once and no request ever sees half a change.
+//! once and no request ever sees half a change. It counts each app's traffic for metrics
+//! ([`Router::traffic`]: requests by status class, a latency histogram, body bytes, requests in
+//! flight) with atomic counters only.
 //!
 //! **Not for:** deciding *which* processes are in rotation (the server's deploy orchestration
 //! does that, using [`healthy`] and [`Router::wait_drained`]), starting processes, or caching.
@@ -16,7 +18,7 @@
 //!
 //! **Main types:** [`Router`] (the table and the serving loops), [`RouterConfig`],
 //! [`BackendSpec`] (one process: `web.1` at `127.0.0.1:PORT`), [`AccessEvent`] (the log line),
-//! [`TlsSettings`] (certificates per domain), [`RouterError`].
+//! [`TlsSettings`] (certificates per domain), [`Traffic`] (one app's counters), [`RouterError`].
 //!
 //! Behaviour at the edges:
 //!
@@ -78,6 +80,7 @@ mod router;
 mod serve;
 mod table;
 mod tls;
+mod traffic;
 mod wire;
 
 pub use access::AccessEvent;
@@ -87,3 +90,4 @@ pub use health::healthy;
 pub use router::{AccessFn, Router};
 pub use serve::accepted_or_pause;
 pub use tls::server_config;
+pub use traffic::{LATENCY_BUCKETS, Traffic};

@@ -72,7 +72,8 @@ impl Drop for Pending<'_> {
         if let Some(mut event) = self.event.take() {
             event.status = 499;
             event.error = Some("client_closed");
-            event.service_ms = self.received.elapsed().as_millis() as u64;
+            event.elapsed = self.received.elapsed();
+            event.service_ms = event.elapsed.as_millis() as u64;
             (self.on_access)(self.app.as_deref().unwrap_or(""), event);
         }
     }
@@ -201,7 +202,13 @@ impl Router {
         );
         let head_request = parts.method == Method::HEAD;
         let replayable = !has_body && parts.method.is_idempotent();
-        let mut pump = has_body.then(|| Pump::new(body, framing == Framing::Chunked));
+        let mut pump = has_body.then(|| {
+            Pump::new(
+                body,
+                framing == Framing::Chunked,
+                self.traffic.get(&route.name),
+            )
+        });
         drop(parts);
 
         // Pick a backend and send. A request that did not reach a backend (it refused the
@@ -330,6 +337,7 @@ impl Router {
             let mut event = pending.take();
             event.status = 101;
             event.service_ms = sent.elapsed().as_millis() as u64;
+            event.elapsed = received.elapsed();
             (self.on_access)(&route.name, event);
             let mut response = Response::new(ResponseBody::empty());
             *response.status_mut() = status;
@@ -353,7 +361,10 @@ impl Router {
                 if keep_alive && conn.buf.is_empty() {
                     in_flight.backend().check_in(conn);
                 }
-                ResponseBody::whole(bytes, self.report(event, &route.name, sent, in_flight))
+                ResponseBody::whole(
+                    bytes,
+                    self.report(event, &route.name, received, sent, in_flight),
+                )
             }
             None => ResponseBody::streaming(
                 Streaming {
@@ -363,7 +374,7 @@ impl Router {
                     keep_alive,
                     read_size: READ_BUF * 2,
                 },
-                self.report(event, &route.name, sent, in_flight),
+                self.report(event, &route.name, received, sent, in_flight),
             ),
         };
         let mut response = Response::new(body);
@@ -377,6 +388,7 @@ impl Router {
         &self,
         event: AccessEvent,
         app: &Arc<str>,
+        received: Instant,
         started: Instant,
         in_flight: crate::backend::InFlight,
     ) -> Report {
@@ -384,6 +396,7 @@ impl Router {
             event,
             app: Arc::clone(app),
             on_access: Arc::clone(&self.on_access),
+            received,
             started,
             in_flight: Some(in_flight),
         }
@@ -438,7 +451,8 @@ impl Router {
         event.status = status.as_u16();
         event.error = Some(code);
         event.bytes = text.len() as u64;
-        event.service_ms = received.elapsed().as_millis() as u64;
+        event.elapsed = received.elapsed();
+        event.service_ms = event.elapsed.as_millis() as u64;
         (self.on_access)(app, event);
         let mut response = Response::new(ResponseBody::fixed(text));
         *response.status_mut() = status;

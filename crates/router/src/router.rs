@@ -11,6 +11,7 @@ use crate::backend::Backend;
 use crate::config::{BackendSpec, RouterConfig};
 use crate::headers::normalize_host;
 use crate::table::{AppRoute, RouteTable, implicit_host};
+use crate::traffic::{Traffic, TrafficBook};
 
 /// The callback that receives one [`AccessEvent`] per request, with the app's name (`""` for a
 /// request to an unknown host). It runs on the request's task: keep it cheap and non-blocking.
@@ -22,6 +23,8 @@ pub struct Router {
     pub(crate) config: RouterConfig,
     pub(crate) table: ArcSwap<RouteTable>,
     pub(crate) on_access: AccessFn,
+    /// Each app's traffic counters, counted as each event is reported.
+    pub(crate) traffic: Arc<TrafficBook>,
     /// Serializes writers: each change reads the current table and stores a new one.
     writer: Mutex<()>,
     /// Every backend each app has had, while anything still holds it (the table or a request in
@@ -43,10 +46,19 @@ impl Router {
     pub fn new(config: RouterConfig, on_access: AccessFn) -> Arc<Router> {
         let mut config = config;
         config.domain = config.domain.trim_matches('.').to_ascii_lowercase();
+        let traffic = Arc::new(TrafficBook::default());
+        let counting = Arc::clone(&traffic);
+        // Every event goes through here, whichever way its request ended: the one place the
+        // traffic counters are counted.
+        let on_access: AccessFn = Arc::new(move |app: &str, event: AccessEvent| {
+            counting.record(app, &event);
+            on_access(app, event);
+        });
         Arc::new(Router {
             config,
             table: ArcSwap::from_pointee(RouteTable::default()),
             on_access,
+            traffic,
             writer: Mutex::new(()),
             known: Mutex::new(HashMap::new()),
         })
@@ -97,6 +109,7 @@ impl Router {
         hosts.sort();
         hosts.dedup();
         let next = old.map_or(0, |old| old.next_start());
+        self.traffic.add(app);
         let route = Arc::new(AppRoute::new(app, hosts, backends, next));
         let mut apps = current.apps.clone();
         apps.insert(app.to_owned(), route);
@@ -113,6 +126,7 @@ impl Router {
         }
         let mut apps = current.apps.clone();
         apps.remove(app);
+        self.traffic.remove(app);
         self.table
             .store(Arc::new(RouteTable::build(apps, &self.config.domain)));
     }
@@ -174,6 +188,29 @@ impl Router {
             }
             tokio::time::sleep((deadline - now).min(Duration::from_millis(10))).await;
         }
+    }
+
+    /// Each routed app's traffic since it was first routed (counters are kept while the app
+    /// stays routed, across deploys; [`Router::remove_app`] forgets them), sorted by app, with
+    /// the requests in flight to its backends now.
+    pub fn traffic(&self) -> Vec<Traffic> {
+        let mut all = self.traffic.snapshot();
+        let known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        for t in &mut all {
+            t.in_flight = known.get(t.app.as_str()).map_or(0, |backends| {
+                backends
+                    .iter()
+                    .filter_map(Weak::upgrade)
+                    .map(|b| b.in_flight() as u64)
+                    .sum()
+            });
+        }
+        all
+    }
+
+    /// Requests for a host no app is served at (answered 404), since the router started.
+    pub fn unknown_host_requests(&self) -> u64 {
+        self.traffic.unknown_host()
     }
 
     /// The apps routed now, with their hosts (implicit first) and backends in rotation.

@@ -584,6 +584,8 @@ pub(crate) struct Pump {
     done: bool,
     /// Whether any of the body was taken from the client (then the request cannot be sent again).
     pub(crate) started: bool,
+    /// The app's traffic counters, which count the bytes taken.
+    counters: Option<std::sync::Arc<crate::traffic::Counters>>,
 }
 
 /// Why forwarding a request body stopped.
@@ -596,13 +598,18 @@ pub(crate) enum PumpError {
 }
 
 impl Pump {
-    pub(crate) fn new(body: Incoming, chunked: bool) -> Pump {
+    pub(crate) fn new(
+        body: Incoming,
+        chunked: bool,
+        counters: Option<std::sync::Arc<crate::traffic::Counters>>,
+    ) -> Pump {
         Pump {
             body,
             chunked,
             out: BytesMut::new(),
             done: false,
             started: false,
+            counters,
         }
     }
 
@@ -634,6 +641,9 @@ impl Pump {
                 Some(Ok(frame)) => match frame.into_data() {
                     Ok(data) if data.is_empty() => {}
                     Ok(data) => {
+                        if let Some(counters) = &self.counters {
+                            counters.request_body(data.len());
+                        }
                         if self.chunked {
                             self.out
                                 .extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());

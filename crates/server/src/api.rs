@@ -81,6 +81,9 @@ pub fn router(state: AppState, guard: crate::auth::Guard) -> Router {
     let max_upload = usize::try_from(state.config.max_upload).unwrap_or(usize::MAX);
     // git's smart HTTP for `git push` deploys, with its own authentication (basic auth).
     let git = crate::git::router(&state, guard.clone());
+    // Prometheus metrics, with the same tokens (checked by the handler: an app token sees its
+    // own app only).
+    let metrics = crate::metrics::routes(&state, guard.clone());
     let authed = Router::new()
         .route("/v1/apps", get(list_apps).post(create_app))
         .route("/v1/apps/{app}", get(app_info).delete(destroy_app))
@@ -167,6 +170,7 @@ pub fn router(state: AppState, guard: crate::auth::Guard) -> Router {
         .merge(crate::dashboard::routes(guard))
         .with_state(state)
         .merge(git)
+        .merge(metrics)
 }
 
 async fn openapi() -> impl IntoResponse {

@@ -49,6 +49,9 @@ pub struct ServerConfig {
     pub tls_certs: Option<PathBuf>,
     /// `DOZEN_BIND`: the address the API and the router listen on (default `127.0.0.1`).
     pub bind: String,
+    /// `DOZEN_METRICS_BIND`: an address and port where `/metrics` is served without a token
+    /// (unset: only on the API port, with one).
+    pub metrics_bind: Option<std::net::SocketAddr>,
     /// `DOZEN_API_TLS_CERT` and `DOZEN_API_TLS_KEY`: PEM files of the API's certificate chain
     /// and private key; with them the API serves HTTPS.
     pub api_tls: Option<ApiTls>,
@@ -83,6 +86,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("router_tls_port", &self.router_tls_port)
             .field("tls_certs", &self.tls_certs)
             .field("bind", &self.bind)
+            .field("metrics_bind", &self.metrics_bind)
             .field("api_tls", &self.api_tls)
             .field("allow_plain_http", &self.allow_plain_http)
             .field("addon_servers", &self.addon_servers)
@@ -217,6 +221,7 @@ impl ServerConfig {
                 .map(|v| v.trim().to_string())
                 .filter(|v| !v.is_empty())
                 .unwrap_or_else(|| "127.0.0.1".into()),
+            metrics_bind: crate::metrics::parse_bind(lookup("DOZEN_METRICS_BIND"))?,
             api_tls: match (
                 lookup("DOZEN_API_TLS_CERT").filter(|v| !v.trim().is_empty()),
                 lookup("DOZEN_API_TLS_KEY").filter(|v| !v.trim().is_empty()),

@@ -19,6 +19,8 @@
 //! - **git push**: the API port speaks git's smart HTTP at `/git/<app>.git`; a push to `main`
 //!   builds the pushed commit and releases it, and a failed build refuses the push ([`git`]);
 //! - **dashboard**: the same API in a browser, at `/` on the API's port ([`dashboard`]);
+//! - **metrics**: the router's traffic, processes' memory, CPU and restarts, builds and drains
+//!   in the Prometheus text format at `/metrics` ([`metrics`]);
 //! - **tenancy**: run as root, each app builds and runs as a system user of its own, confined
 //!   to its own files, `/tmp` and processes ([`tenancy`]).
 //!
@@ -41,6 +43,7 @@ pub mod frames;
 pub mod git;
 pub mod listen;
 pub mod loghub;
+pub mod metrics;
 pub mod openapi;
 pub mod platform;
 pub mod recover;
@@ -177,6 +180,7 @@ pub async fn serve(config: ServerConfig, log: LogSender) -> Result<(), ServerErr
     });
     say(&log, EventKind::Info, runtime.tenancy().describe()).await;
     drains::start_with_server(&runtime, &config, &store, &log).await?;
+    tokio::spawn(metrics::sample_forever(runtime.clone()));
     let access_runtime = runtime.clone();
     let access_log = log.clone();
     tokio::spawn(async move {
@@ -292,6 +296,30 @@ pub async fn serve(config: ServerConfig, log: LogSender) -> Result<(), ServerErr
         }
         None => None,
     };
+    let metrics_task = match config.metrics_bind {
+        Some(addr) => {
+            let metrics_listener = tokio::net::TcpListener::bind(addr).await?;
+            say(
+                &log,
+                EventKind::Info,
+                format!(
+                    "serving metrics without a token on http://{}/metrics (DOZEN_METRICS_BIND)",
+                    metrics_listener.local_addr()?
+                ),
+            )
+            .await;
+            let mut metrics_down = down_rx.clone();
+            Some(tokio::spawn(listen::serve(
+                metrics_listener,
+                metrics::open_routes(&state),
+                None,
+                async move {
+                    let _ = metrics_down.wait_for(|d| *d).await;
+                },
+            )))
+        }
+        None => None,
+    };
     let signal_log = log.clone();
     let guard = auth::Guard::new(store.clone(), Some(log.clone()));
     listen::serve(listener, api::router(state, guard), api_tls, async move {
@@ -307,6 +335,9 @@ pub async fn serve(config: ServerConfig, log: LogSender) -> Result<(), ServerErr
     .await?;
     let _ = router_task.await;
     if let Some(t) = tls_task {
+        let _ = t.await;
+    }
+    if let Some(t) = metrics_task {
         let _ = t.await;
     }
     runtime.shutdown().await;

@@ -48,7 +48,8 @@ pub fn document() -> String {
         list_domains, add_domain, remove_domain, list_tokens, create_token, revoke_token,
         addon_services, list_addons, create_addon, destroy_addon, rotate_addon, list_backups,
         capture_backup, restore_backup, list_backup_schedules, schedule_backups,
-        unschedule_backups, attach_addon, detach_addon
+        unschedule_backups, attach_addon, detach_addon,
+        crate::metrics::scrape_doc
     ),
     components(schemas(
         App, AppInfo, Build, BuildStatus, ConfigPatch, CreateApp, CreateToken, CreatedToken,

@@ -76,6 +76,10 @@ pub struct PsRow {
     pub memory: Option<u64>,
     /// The most memory its size allows.
     pub memory_limit: u64,
+    /// Seconds of CPU time it (with everything it started) has used.
+    pub cpu_seconds: Option<f64>,
+    /// The percentage of one core it used over the last few seconds ([`crate::metrics::cpu`]).
+    pub cpu_percent: Option<f64>,
 }
 
 /// Every app's processes on this host.
@@ -96,6 +100,8 @@ pub struct Runtime {
     pub sizes: crate::sizes::SizeBook,
     /// Every app's log drains.
     pub drains: crate::drains::DrainHub,
+    /// CPU readings and last rows for `ps` and `/metrics`.
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl Runtime {
@@ -132,6 +138,7 @@ impl Runtime {
             sizes: crate::sizes::SizeBook::default(),
             drains: crate::drains::DrainHub::new(&data_dir),
             data_dir,
+            metrics: crate::metrics::Metrics::default(),
         }
     }
 
@@ -168,6 +175,18 @@ impl Runtime {
     pub fn without_log_history(mut self) -> Runtime {
         self.log_history = false;
         self
+    }
+
+    /// The router, for its traffic counters.
+    pub fn router(&self) -> &Arc<dozen_router::Router> {
+        self.rotation.router()
+    }
+
+    /// The apps that have (or had) processes on this host since the server started.
+    pub async fn app_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.apps.lock().await.keys().cloned().collect();
+        names.sort();
+        names
     }
 
     /// The supervisor, for build steps.
@@ -596,8 +615,14 @@ impl Runtime {
             .iter()
             .map(|((t, n), p)| {
                 let st = p.handle.state();
+                let usage = st.usage();
+                let name = format!("{t}.{n}");
+                let cpu_percent = st
+                    .pid
+                    .and_then(|pid| self.metrics.cpu.percent(app, &name, pid))
+                    .filter(|_| usage.cpu_seconds.is_some());
                 PsRow {
-                    name: format!("{t}.{n}"),
+                    name,
                     type_name: p.type_name.clone(),
                     state: st.phase.as_str(),
                     pid: st
@@ -611,12 +636,10 @@ impl Runtime {
                         .unwrap_or(0),
                     restarts: st.restarts,
                     size: p.size.name,
-                    memory: st
-                        .memory
-                        .as_ref()
-                        .filter(|_| !matches!(st.phase, Phase::Exited | Phase::Crashed))
-                        .and_then(|g| g.current()),
+                    memory: usage.memory,
                     memory_limit: p.size.memory,
+                    cpu_seconds: usage.cpu_seconds,
+                    cpu_percent,
                 }
             })
             .collect()

@@ -13,7 +13,8 @@
 //!   ([`Supervisor::run_attached`]);
 //! - runs within its [`Limits`] (memory, CPU, processes) where cgroup v2 controllers are
 //!   delegated to dozen or cgroup v1 hierarchies are writable ([`LimitSupport`]); when the
-//!   kernel kills it for memory, an event says so (Heroku's R15) before it is restarted;
+//!   kernel kills it for memory, an event says so (Heroku's R15) before it is restarted; what
+//!   it uses (memory, CPU time) is read from its cgroup or `/proc` ([`ProcessState::usage`]);
 //! - is restarted by the [`Policy`] with exponential backoff, until it exits too often within
 //!   a window and dozen gives up, printing its last lines;
 //! - is stopped with SIGTERM to its group and every process it started (cgroup members and
@@ -43,6 +44,7 @@ mod proctree;
 mod reaper;
 mod spawn;
 mod supervisor;
+mod usage;
 
 pub use attach::{Attached, OutputChunk};
 pub use confine::Confinement;
@@ -53,3 +55,4 @@ pub use policy::{CrashHistory, Policy, RestartPolicy, Verdict};
 pub use supervisor::{
     Outcome, Phase, ProcessHandle, ProcessSpec, ProcessState, Stop, SuperviseError, Supervisor,
 };
+pub use usage::{Usage, tree_usage};

@@ -88,6 +88,22 @@ impl MemoryGauge {
     pub fn current(&self) -> Option<u64> {
         read_u64(&self.file)
     }
+
+    /// Seconds of CPU time the process's cgroup has used, with cgroup v2 (`cpu.stat`, in the
+    /// same directory); `None` with cgroup v1, whose CPU accounting is in another hierarchy.
+    pub fn cpu_seconds(&self) -> Option<f64> {
+        if self.file.file_name()? != "memory.current" {
+            return None;
+        }
+        let stat = fs::read_to_string(self.file.with_file_name("cpu.stat")).ok()?;
+        let usec: u64 = stat
+            .lines()
+            .find_map(|l| l.strip_prefix("usage_usec "))?
+            .trim()
+            .parse()
+            .ok()?;
+        Some(usec as f64 / 1e6)
+    }
 }
 
 /// Where limits go on this host.

@@ -1030,8 +1030,11 @@ impl Running {
             .target(&self.name),
         )
         .await;
-        let (_tx, mut already) = tokio::sync::oneshot::channel::<ExitStatus>();
-        drop(_tx);
+        // The main process's status is known: handed over at once, so `terminate` waits only for
+        // the leftovers. (A closed channel instead would make it poll a receiver that
+        // `try_recv` had already finished, which panics and leaves the process never restarted.)
+        let (tx, mut already) = tokio::sync::oneshot::channel::<ExitStatus>();
+        let _ = tx.send(ExitStatus::Code(0));
         let _ = self.terminate(ctx, stop, &mut already).await;
     }
 }

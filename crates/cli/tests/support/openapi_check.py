@@ -48,6 +48,12 @@ def main():
             continue
         if media in ("application/zstd", "application/octet-stream", "application/vnd.dozen.frames"):
             continue
+        if media == "text/plain":
+            # Prometheus text (GET /metrics): its format is checked by tests/metrics.rs with
+            # prometheus_client's parser; here only that it is text.
+            if not isinstance(call["body"], str) or not call["body"]:
+                failures.append(f"{where}: an empty text answer")
+            continue
         root = dict(schema)
         root["components"] = components
         validator = jsonschema.Draft202012Validator(root)

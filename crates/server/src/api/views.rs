@@ -70,6 +70,8 @@ pub fn process(p: PsRow) -> dozen_api::Process {
         size: p.size.to_string(),
         memory: p.memory,
         memory_limit: Some(p.memory_limit),
+        cpu_seconds: p.cpu_seconds,
+        cpu_percent: p.cpu_percent,
     }
 }
 
