@@ -51,6 +51,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod actor;
 mod addon_backups;
 mod addons;
 mod apps;
@@ -68,6 +69,7 @@ mod store;
 mod tokens;
 mod validate;
 
+pub use actor::{SERVER_ACTOR, acting_as};
 pub use addon_backups::{AddonBackup, BackupSchedule};
 pub use addons::{Addon, Attachment, MAX_ADDON_NAME_BYTES, NewAddon};
 pub use backup::{Snapshot, known_schema_version, restore_snapshot};
