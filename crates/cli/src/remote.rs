@@ -266,7 +266,7 @@ fn release_rows(list: &Vec<dozen_api::ReleaseEntry>) {
             status_word(r.release.status).into(),
             commit.unwrap_or("-").into(),
             r.release.description.clone(),
-            or_dash(r.release.created_by.as_ref()).into(),
+            or_dash(r.release.created_by.as_ref()),
             r.release.created_at.clone(),
         ]);
     }

@@ -26,6 +26,7 @@
 //! - Records: [`App`], [`Release`] + [`ReleaseStatus`] + [`NewRelease`],
 //!   [`Build`] + [`BuildStatus`], [`SlugRecord`], [`TokenInfo`] + [`Scope`].
 //! - [`StoreError`]: not found, conflict, invalid, not migrated, database.
+//! - [`actor`]: who a caller acts for ([`acting_as`]); every release records it.
 //!
 //! Config values are secrets: no error message and no `Debug` output of this
 //! crate contains one (the `Debug` of [`Release`] lists config keys only).
