@@ -47,6 +47,11 @@ pub struct Release {
     /// checkout); absent when unknown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commit: Option<String>,
+    /// Who made it: the name of the API token that asked (a deploy, `git push`, config change,
+    /// rollback or add-on change), or `dozen` for what the server did itself; null for releases
+    /// made before servers recorded it.
+    #[serde(default)]
+    pub created_by: Option<String>,
 }
 
 /// A release in `GET /v1/apps/{app}/releases`.

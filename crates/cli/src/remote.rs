@@ -255,6 +255,7 @@ fn release_rows(list: &Vec<dozen_api::ReleaseEntry>) {
         "STATUS".into(),
         "COMMIT".into(),
         "DESCRIPTION".into(),
+        "BY".into(),
         "CREATED".into(),
     ]];
     for r in list {
@@ -265,6 +266,7 @@ fn release_rows(list: &Vec<dozen_api::ReleaseEntry>) {
             status_word(r.release.status).into(),
             commit.unwrap_or("-").into(),
             r.release.description.clone(),
+            or_dash(r.release.created_by.as_ref()),
             r.release.created_at.clone(),
         ]);
     }
@@ -298,6 +300,7 @@ pub fn releases_info(version: &str, args: AppArgs) -> anyhow::Result<ExitCode> {
         }
         println!("config vars:  {}", r.config_keys.join(", "));
         println!("created:      {}", r.created_at);
+        println!("by:           {}", or_dash(r.created_by.as_ref()));
     });
     Ok(ExitCode::SUCCESS)
 }

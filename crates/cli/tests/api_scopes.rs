@@ -1,5 +1,6 @@
 //! Token scopes on the real server: every route and verb of the API, asked with an admin token,
-//! a deploy token and a read token on app `alpha`, and a deploy token on app `beta`.
+//! a deploy token and a read token on app `alpha`, and a deploy token on app `beta`; and which
+//! token each release says made it.
 
 mod support;
 
@@ -345,4 +346,71 @@ fn the_cli_says_which_scope_a_command_needs() {
     }
     let listed = server.admin(&["tokens"]).output().expect("tokens");
     assert!(!String::from_utf8_lossy(&listed.stdout).contains("\"x\""));
+}
+
+/// The stdout of `dozen ARGS` run with `token`, after asserting it exited 0.
+fn as_token(server: &Server, token: &str, args: &[&str]) -> String {
+    let out = server
+        .client_command(args)
+        .env("DOZEN_API_TOKEN", token)
+        .output()
+        .expect("dozen");
+    assert!(
+        out.status.success(),
+        "dozen {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn releases_say_which_token_made_them() {
+    let server = Server::start();
+    server.ok(&["apps:create", "shop"]);
+    let ops = create_token(&server, &["tokens:create", "ops"]);
+    let ci = create_token(&server, &["tokens:create", "ci", "--app", "shop"]);
+    as_token(&server, &ops, &["config:set", "A=1", "-a", "shop"]);
+    as_token(&server, &ci, &["config:set", "B=2", "-a", "shop"]);
+    as_token(&server, &ci, &["rollback", "v1", "-a", "shop"]);
+
+    // The table's BY column, read at the header's offset (descriptions have spaces).
+    let table = as_token(&server, &ops, &["releases", "-a", "shop"]);
+    let mut lines = table.lines();
+    let header = lines.next().expect("a header");
+    let at = header.find("BY").expect("a BY column");
+    let by: Vec<(&str, &str)> = lines
+        .map(|l| {
+            let version = l.split_whitespace().find(|w| w.starts_with('v'));
+            let cell = l.get(at..).and_then(|c| c.split_whitespace().next());
+            (version.unwrap_or("?"), cell.unwrap_or("?"))
+        })
+        .collect();
+    assert_eq!(by, [("v3", "ci"), ("v2", "ci"), ("v1", "ops")], "{table}");
+    let info = as_token(&server, &ops, &["releases:info", "v3", "-a", "shop"]);
+    assert!(
+        info.lines().any(|l| l.split_whitespace().eq(["by:", "ci"])),
+        "{info}"
+    );
+
+    // The API says the same, to the app's own token.
+    let list: Vec<Value> = Client::new()
+        .get(format!(
+            "http://127.0.0.1:{}/v1/apps/shop/releases",
+            server.port
+        ))
+        .bearer_auth(&ci)
+        .send()
+        .expect("releases")
+        .json()
+        .expect("json");
+    let by: Vec<(i64, &str)> = list
+        .iter()
+        .map(|r| {
+            (
+                r["version"].as_i64().unwrap_or(0),
+                r["created_by"].as_str().unwrap_or("?"),
+            )
+        })
+        .collect();
+    assert_eq!(by, [(3, "ci"), (2, "ci"), (1, "ops")]);
 }

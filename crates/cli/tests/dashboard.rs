@@ -278,6 +278,12 @@ fn an_operator_deploys_follows_logs_scales_and_rolls_back_in_the_browser() {
          return r && r.textContent.includes('live') ? r.textContent : null;",
     );
     assert!(v3.as_str().unwrap_or_default().contains("v1"), "{v3}");
+    // Made by the session's token, and the table says so.
+    assert_eq!(
+        browser.text("tr[data-release='v3'] td.by"),
+        "bootstrap",
+        "the By column of v3"
+    );
 
     if screenshots().is_some() {
         browser.window(PHONE);

@@ -269,6 +269,8 @@ fn push_builds_releases_and_a_failed_build_rejects_the_push() {
     let r = releases(&server, "shop");
     assert_eq!(r[0]["version"], 1);
     assert_eq!(r[0]["commit"], first.as_str(), "{r:?}");
+    // Made by the token that pushed (the server's bootstrap admin token here).
+    assert_eq!(r[0]["created_by"], "bootstrap", "{r:?}");
     let info = server.ok(&["releases:info", "v1", "-a", "shop"]);
     assert!(info.contains(&format!("commit:       {first}")), "{info}");
     assert!(
@@ -397,9 +399,12 @@ fn tokens_need_their_scope_and_clones_get_the_deployed_source() {
     assert!(out.contains("token reader may not push to shop"), "{out}");
     assert!(releases(&server, "shop").is_empty());
 
-    c.token = TOKEN.into();
+    // The app's deploy token pushes, and the release says it did.
+    c.token = token(&["tokens:create", "pusher", "--app", "shop"]);
     let (ok, out) = c.push(&["dozen", "main"]);
     assert!(ok, "{out}");
+    let r = releases(&server, "shop");
+    assert_eq!(r[0]["created_by"], "pusher", "{r:?}");
 
     // A read token clones the deployed source back; a token of another app may not.
     let (clone, out) = Checkout::clone_of(&server, "shop", &read_shop);

@@ -4,7 +4,9 @@
 //! 2. verifies the bearer token (`401` when it is missing or wrong);
 //! 3. looks up what the method and route need in [`ROUTES`] and refuses a token whose scope
 //!    does not cover it (`403`, saying which scope would);
-//! 4. writes an audit line to the server's own log for every state change ([`audit`]).
+//! 4. writes an audit line to the server's own log for every state change ([`audit`]);
+//! 5. runs the request as the token ([`dozen_store::acting_as`]), so the releases it makes
+//!    record the token's name as who made them.
 //!
 //! A token is `admin` (every app, token and server setting), or `deploy` or `read` on one app
 //! ([`Scope`]). A method and route missing from [`ROUTES`] needs admin, so a new route stays
@@ -518,7 +520,12 @@ pub async fn authenticate(State(guard): State<Guard>, request: Request, next: Ne
     if let Some(rest) = path_detail(action, &path) {
         details.push_str(&rest);
     }
-    let mut response = next.run(Request::from_parts(parts, body)).await;
+    // Releases the request makes record the token's name as who made them.
+    let mut response = dozen_store::acting_as(
+        token.name.clone(),
+        next.run(Request::from_parts(parts, body)),
+    )
+    .await;
     if need == Need::AppList && token.scope != Scope::Admin {
         response = only_app(response, token.app.as_deref().unwrap_or_default()).await;
     }

@@ -140,9 +140,10 @@ pub fn start(
 ) -> tokio::sync::oneshot::Receiver<Result<Release, PlatformError>> {
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     let (p, app) = (s.clone(), app.to_string());
-    tokio::spawn(async move {
+    // As whoever asked for the deploy: its release records them.
+    tokio::spawn(dozen_store::actor::inherit(async move {
         let _ = done_tx.send(deploy(&p, &app, upload).await);
-    });
+    }));
     done_rx
 }
 

@@ -26,6 +26,7 @@
 //! - Records: [`App`], [`Release`] + [`ReleaseStatus`] + [`NewRelease`],
 //!   [`Build`] + [`BuildStatus`], [`SlugRecord`], [`TokenInfo`] + [`Scope`].
 //! - [`StoreError`]: not found, conflict, invalid, not migrated, database.
+//! - [`actor`]: who a caller acts for ([`acting_as`]); every release records it.
 //!
 //! Config values are secrets: no error message and no `Debug` output of this
 //! crate contains one (the `Debug` of [`Release`] lists config keys only).
@@ -51,6 +52,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod actor;
 mod addon_backups;
 mod addons;
 mod apps;
@@ -68,6 +70,7 @@ mod store;
 mod tokens;
 mod validate;
 
+pub use actor::{SERVER_ACTOR, acting_as};
 pub use addon_backups::{AddonBackup, BackupSchedule};
 pub use addons::{Addon, Attachment, MAX_ADDON_NAME_BYTES, NewAddon};
 pub use backup::{Snapshot, known_schema_version, restore_snapshot};

@@ -94,6 +94,10 @@ pub struct Release {
     pub created_at: String,
     /// The git commit (40 or 64 hex digits) its slug was built from, when known.
     pub commit: Option<String>,
+    /// Who made it: the API token's name, or [`SERVER_ACTOR`](crate::SERVER_ACTOR) for the
+    /// server's own releases ([`actor`](crate::actor)); `None` for releases made before the
+    /// store recorded it.
+    pub created_by: Option<String>,
 }
 
 impl Release {
@@ -117,6 +121,7 @@ impl fmt::Debug for Release {
             .field("build_id", &self.build_id)
             .field("created_at", &self.created_at)
             .field("commit", &self.commit)
+            .field("created_by", &self.created_by)
             .finish()
     }
 }

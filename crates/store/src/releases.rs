@@ -6,10 +6,10 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use crate::store::{Store, from_json, to_json};
-use crate::{NewRelease, Release, ReleaseStatus, StoreError, apps, ident, validate};
+use crate::{NewRelease, Release, ReleaseStatus, StoreError, actor, apps, ident, validate};
 
 const RELEASE_COLUMNS: &str = "app, version, slug, config, process_types, description, status, \
-                               failure_reason, build_id, created_at, source_commit";
+                               failure_reason, build_id, created_at, source_commit, created_by";
 
 fn release_from_row(row: &AnyRow) -> Result<Release, StoreError> {
     let status: String = row.try_get("status")?;
@@ -27,6 +27,7 @@ fn release_from_row(row: &AnyRow) -> Result<Release, StoreError> {
         build_id: row.try_get("build_id")?,
         created_at: row.try_get("created_at")?,
         commit: row.try_get("source_commit")?,
+        created_by: row.try_get("created_by")?,
     })
 }
 
@@ -41,7 +42,8 @@ pub(crate) struct ReleaseParts<'a> {
     pub commit: Option<String>,
 }
 
-/// Insert a release numbered one past the app's highest. The caller holds
+/// Insert a release numbered one past the app's highest, made by whoever the current task acts
+/// for ([`actor`]). The caller holds
 /// the app's lock ([`Store::lock_app`]) inside the same transaction, which
 /// is what keeps two writers from taking the same number; the primary key
 /// (app, version) would refuse a duplicate anyway.
@@ -65,11 +67,12 @@ pub(crate) async fn insert_release(
         build_id: parts.build_id,
         created_at: ident::now(),
         commit: parts.commit,
+        created_by: Some(validate::text(&actor::recorded()).into_owned()),
     };
     sqlx::query(
         "INSERT INTO releases (app, version, slug, config, process_types, description, status, \
-         failure_reason, build_id, created_at, source_commit) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+         failure_reason, build_id, created_at, source_commit, created_by) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
     .bind(&release.app)
     .bind(release.version)
@@ -82,6 +85,7 @@ pub(crate) async fn insert_release(
     .bind(&release.build_id)
     .bind(&release.created_at)
     .bind(&release.commit)
+    .bind(&release.created_by)
     .execute(&mut *conn)
     .await?;
     Ok(release)

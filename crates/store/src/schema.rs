@@ -194,6 +194,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
             created_at TEXT NOT NULL
         )"],
     },
+    Migration {
+        version: 9,
+        description: "who made a release (the API token's name, or dozen for the server)",
+        statements: &["ALTER TABLE releases ADD COLUMN created_by TEXT"],
+    },
 ];
 
 /// Highest version this build knows.

@@ -41,12 +41,13 @@ on_both_backends!(
     addon_conflicts_write_nothing,
     dashboard_sessions_are_hashed_and_end_with_their_token,
     backup_schedules_and_pruning,
+    releases_record_who_made_them,
 );
 
 const SECRET: &str = "hunter2-very-secret-value";
 
 /// Every migration this build knows, oldest first.
-const ALL_MIGRATIONS: &[i64] = &[1, 2, 3, 4, 5, 6, 7, 8];
+const ALL_MIGRATIONS: &[i64] = &[1, 2, 3, 4, 5, 6, 7, 8, 9];
 
 fn kv(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs
@@ -1870,4 +1871,78 @@ async fn backup_schedules_and_pruning(db: &TestDb) {
             .await,
         0
     );
+}
+
+/// Every way of making a release records the actor the caller acts as; a release made outside
+/// any is the server's; one from before migration 9 has none.
+async fn releases_record_who_made_them(db: &TestDb) {
+    use dozen_store::{SERVER_ACTOR, acting_as};
+    let s = db.ready().await;
+    s.create_app("shop").await.expect("create");
+    s.create_app("worker").await.expect("create");
+    let v1 = acting_as("ops", s.set_config("shop", &kv(&[("A", "1")]), &[]))
+        .await
+        .expect("v1");
+    assert_eq!(v1.created_by.as_deref(), Some("ops"));
+    let slug = digest("made-by-ci");
+    s.record_slug(&slug, 1, "{}").await.expect("slug");
+    let deploy = NewRelease {
+        slug: Some(slug),
+        process_types: map(&[("web", "./run")]),
+        description: "Deploy".to_owned(),
+        ..Default::default()
+    };
+    let v2 = acting_as("ci", s.create_release("shop", deploy))
+        .await
+        .expect("v2");
+    assert_eq!(v2.created_by.as_deref(), Some("ci"));
+    let v3 = acting_as("ci", s.rollback("shop", 1)).await.expect("v3");
+    assert_eq!(v3.created_by.as_deref(), Some("ci"));
+    // Add-on releases: the owner's on create, the other app's on attach, both on rotate.
+    let name = s.next_addon_name("shop", "postgresql").await.expect("name");
+    let url = format!("postgres://u:{SECRET}@127.0.0.1/db");
+    let (_, v4) = acting_as(
+        "ops",
+        s.create_addon(pg_addon(&name, "shop", &url), "DATABASE_URL"),
+    )
+    .await
+    .expect("add-on");
+    assert_eq!(v4.created_by.as_deref(), Some("ops"));
+    let w1 = acting_as("ops", s.attach_addon(&name, "worker", "DATABASE_URL"))
+        .await
+        .expect("attach");
+    assert_eq!(w1.created_by.as_deref(), Some("ops"));
+    let new_url = format!("postgres://u:{SECRET}-2@127.0.0.1/db");
+    let rotated = acting_as("ci", s.rotate_addon(&name, &new_url))
+        .await
+        .expect("rotate");
+    assert_eq!(rotated.len(), 2);
+    assert!(
+        rotated
+            .iter()
+            .all(|r| r.created_by.as_deref() == Some("ci"))
+    );
+    // Outside any actor: the server's own.
+    let v6 = s
+        .set_config("shop", &kv(&[("B", "2")]), &[])
+        .await
+        .expect("v6");
+    assert_eq!(v6.created_by.as_deref(), Some(SERVER_ACTOR));
+    // What was recorded is what is read back, newest first.
+    let by: Vec<Option<String>> = s
+        .releases("shop")
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|r| r.created_by)
+        .collect();
+    let want = [SERVER_ACTOR, "ci", "ops", "ci", "ci", "ops"];
+    assert_eq!(by, want.map(|w| Some(w.to_owned())));
+    // A release from before the column existed reads as made by nobody known.
+    let mut raw = db.raw().await;
+    sqlx::query("UPDATE releases SET created_by = NULL WHERE app = 'shop' AND version = 1")
+        .execute(&mut raw)
+        .await
+        .expect("update");
+    assert_eq!(s.release("shop", 1).await.expect("v1").created_by, None);
 }

@@ -34,6 +34,7 @@ pub fn release(r: &dozen_store::Release) -> dozen_api::Release {
         build_id: r.build_id.clone(),
         created_at: r.created_at.clone(),
         commit: r.commit.clone(),
+        created_by: r.created_by.clone(),
     }
 }
 

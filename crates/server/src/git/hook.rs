@@ -167,10 +167,12 @@ pub(crate) struct Prepared {
 /// Make the socket of one push to `app`'s repository `repo`, and serve the hook's connection
 /// in a task of its own (a pusher who goes away does not stop a deploy half-way). `ended`
 /// resolves when `git http-backend` has ended: until then the app stays locked, so the branch
-/// moves before another push of the app deploys.
+/// moves before another push of the app deploys. `pusher` is the name of the token that
+/// pushes: the release the push makes records it.
 pub(crate) fn prepare(
     p: &Platform,
     app: &str,
+    pusher: &str,
     repo: &Path,
     ended: oneshot::Receiver<()>,
 ) -> Result<Prepared, PlatformError> {
@@ -197,7 +199,9 @@ pub(crate) fn prepare(
         (SECRET_VAR.to_string(), secret.clone()),
     ];
     let (p, app, repo) = (p.clone(), app.to_string(), repo.to_path_buf());
-    tokio::spawn(async move {
+    // As the token that pushes: the release records its name.
+    let pusher = pusher.to_string();
+    tokio::spawn(dozen_store::acting_as(pusher, async move {
         let mut ended = ended;
         let accepted = tokio::select! {
             a = listener.accept() => Some(a),
@@ -209,7 +213,7 @@ pub(crate) fn prepare(
             return;
         };
         serve(p, app, repo, secret, stream, ended).await;
-    });
+    }));
     Ok(Prepared { env })
 }
 

@@ -178,7 +178,7 @@ async fn serve(
     let mut env = cgi_env(p, &app, tail, &token, peer, &request);
     let (ended_tx, ended_rx) = oneshot::channel();
     if service == Service::ReceivePack && tail != "info/refs" {
-        match hook::prepare(p, &app, &repo, ended_rx) {
+        match hook::prepare(p, &app, &token.name, &repo, ended_rx) {
             Ok(prepared) => env.extend(prepared.env),
             Err(e) => return platform_error(e),
         }

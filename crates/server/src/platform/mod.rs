@@ -81,10 +81,11 @@ impl Platform {
         let p = self.clone();
         let app = app.to_string();
         let what = format!("a change of {app}");
-        tokio::spawn(async move {
+        // The task acts for whoever asked (its releases record them).
+        tokio::spawn(dozen_store::actor::inherit(async move {
             let _op = p.runtime.lock_app(&app).await;
             op(p).await
-        })
+        }))
         .await
         .map_err(|e| PlatformError::internal(what, e))?
     }

@@ -309,6 +309,8 @@
         el('td', {}, badge(r.status)),
         el('td', { class: 'description' }, r.description,
           r.failure_reason ? el('div', { class: 'error', text: r.failure_reason }) : null),
+        // The API token that made it, or dozen; unknown for releases older than the record.
+        el('td', { class: 'by', text: r.created_by || '-' }),
         el('td', { class: 'when', text: when(r.created_at) }),
         el('td', {}, action));
     });
@@ -408,7 +410,7 @@
         if (!editing) renderIfChanged(scale, shape, () => scaleForm(app, o.info));
       }
       renderIfChanged(releases, o.releases, () => (o.releases.length
-        ? table(['Release', 'Status', 'What changed', 'When', ''], releaseRows(app, o.releases, mayChange), 'Releases')
+        ? table(['Release', 'Status', 'What changed', 'By', 'When', ''], releaseRows(app, o.releases, mayChange), 'Releases')
         : el('p', { class: 'muted', text: 'No releases yet.' })));
       const live = o.releases.find((r) => r.current) || o.releases[0];
       const keys = live ? live.config_keys : [];
