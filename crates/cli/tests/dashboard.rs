@@ -1,7 +1,7 @@
 //! The web dashboard in a real headless Chromium (over chromedriver), against a real
 //! `dozen server`: logging in, a deploy, live logs, scaling, a rollback through its confirm step,
 //! what a read token sees and may do, hostile log lines, CSRF, a session that outlives a server
-//! restart and ends with its token, and the add-ons panel (a real Redis add-on).
+//! restart and ends with its token, and the add-ons and drains panels (a real Redis add-on).
 //!
 //! With `DOZEN_DASHBOARD_SCREENSHOTS=DIR`, the main pages are saved as PNGs in DIR
 //! (`scripts/dashboard-screenshots` takes the README's).
@@ -525,7 +525,7 @@ fn a_session_survives_a_server_restart_and_the_log_page_reconnects_until_its_tok
 }
 
 #[test]
-fn the_app_page_lists_add_ons_by_the_vars_they_fill_never_their_urls() {
+fn the_app_page_lists_add_ons_and_drains_never_their_secrets() {
     let Some(browser) = Browser::start() else {
         return;
     };
@@ -553,6 +553,22 @@ fn the_app_page_lists_add_ons_by_the_vars_they_fill_never_their_urls() {
     let body = browser.text("body");
     assert!(!body.contains(url), "an add-on's URL is in the page");
     assert!(!body.contains("redis://"), "{body}");
+
+    // A drain, with a password in its URL: listed with its numbers, the password hidden.
+    server.ok(&[
+        "drains:add",
+        "syslog+tls://collector:drain-secret-pw@127.0.0.1:1/",
+        "-a",
+        &app,
+    ]);
+    let drain = browser.await_true(
+        "the drain in the drains panel",
+        "const r = document.querySelector('#drains tr[data-drain]');
+         return r ? r.textContent : null;",
+    );
+    let drain = drain.as_str().unwrap_or_default();
+    assert!(drain.contains("syslog+tls://collector:***@127.0.0.1:1"), "{drain}");
+    assert!(!browser.text("body").contains("drain-secret-pw"));
     server.ok(&[
         "addons:destroy",
         &format!("{app}-redis-1"),

@@ -242,12 +242,13 @@
       el('td', { text: `v${p.release}` }),
       el('td', { text: duration(p.for_seconds) }),
       el('td', { text: p.restarts }),
-      el('td', { text: p.memory === null || p.memory === undefined ? '–' : `${bytes(p.memory)} of ${bytes(p.memory_limit)}` })));
+      el('td', { text: p.memory === null || p.memory === undefined ? '–' : `${bytes(p.memory)} of ${bytes(p.memory_limit)}` }),
+      el('td', { text: p.cpu_percent === null || p.cpu_percent === undefined ? '–' : `${p.cpu_percent.toFixed(1)}%` })));
   }
 
   function processTable(processes) {
     if (!processes.length) return el('p', { class: 'muted', text: 'No processes run.' });
-    return table(['Process', 'State', 'Port', 'Release', 'For', 'Restarts', 'Memory'], processRows(processes), 'Processes');
+    return table(['Process', 'State', 'Port', 'Release', 'For', 'Restarts', 'Memory', 'CPU'], processRows(processes), 'Processes');
   }
 
   function scaleForm(app, info) {
@@ -370,6 +371,20 @@
       el('td', { class: 'when', text: when(a.created_at) }))), 'Add-ons');
   }
 
+  // The app's log drains as the server counts them; the URL comes with its password (and
+  // query) already hidden by the server.
+  function drainTable(app, drains) {
+    if (!drains.length) return el('p', { class: 'muted', text: `No drains: dozen drains:add URL -a ${app}.` });
+    return table(['Drain', 'URL', 'State', 'Delivered', 'Queued', 'Dropped', 'Since'], drains.map((d) => el('tr', { 'data-drain': d.id },
+      el('td', { class: 'mono', text: d.id }),
+      el('td', { class: 'mono', text: d.url }),
+      el('td', { title: d.error || '' }, badge(d.state)),
+      el('td', { text: d.delivered }),
+      el('td', { text: d.queued }),
+      el('td', { text: d.dropped }),
+      el('td', { class: 'when', text: when(d.created_at) }))), 'Drains');
+  }
+
   function appPage(app) {
     document.title = `${app} · dozen`;
     crumbs(['Apps', '/'], [app]);
@@ -387,6 +402,7 @@
     const config = el('div', { id: 'config-body' });
     const domains = el('div', { id: 'domains-body' });
     const addons = el('div', { id: 'addons-body' });
+    const drains = el('div', { id: 'drains-body' });
     const parts = [head, section('processes', 'Processes', ps)];
     if (mayChange) parts.push(section('scale', 'Scale', scale));
     parts.push(
@@ -395,8 +411,8 @@
         ? 'Names only; a value is shown when you reveal it.'
         : 'Names only: this token may not read values.' }), config),
       section('domains', 'Domains', domains),
-      section('addons', 'Add-ons', addons));
-    // Log drains get a section here once the API has routes for them (the store keeps them).
+      section('addons', 'Add-ons', addons),
+      section('drains', 'Log drains', drains));
     $('main').replaceChildren(...parts);
     every(2000, async () => {
       const o = await appOverview(app);
@@ -418,6 +434,8 @@
       renderIfChanged(domains, o.domains, () => domainList(o.domains));
       const attached = await api('GET', apiPath(app, '/addons'));
       renderIfChanged(addons, attached, () => addonTable(app, attached));
+      const sinks = await api('GET', apiPath(app, '/drains'));
+      renderIfChanged(drains, sinks, () => drainTable(app, sinks));
     });
   }
 
