@@ -567,7 +567,10 @@ fn the_app_page_lists_add_ons_and_drains_never_their_secrets() {
          return r ? r.textContent : null;",
     );
     let drain = drain.as_str().unwrap_or_default();
-    assert!(drain.contains("syslog+tls://collector:***@127.0.0.1:1"), "{drain}");
+    assert!(
+        drain.contains("syslog+tls://collector:***@127.0.0.1:1"),
+        "{drain}"
+    );
     assert!(!browser.text("body").contains("drain-secret-pw"));
     server.ok(&[
         "addons:destroy",
