@@ -557,7 +557,7 @@ fn the_app_page_lists_add_ons_and_drains_never_their_secrets() {
     // A drain, with a password in its URL: listed with its numbers, the password hidden.
     server.ok(&[
         "drains:add",
-        "syslog+tls://collector:drain-secret-pw@127.0.0.1:1/",
+        "https://collector:drain-secret-pw@127.0.0.1:1/logs",
         "-a",
         &app,
     ]);
@@ -568,7 +568,7 @@ fn the_app_page_lists_add_ons_and_drains_never_their_secrets() {
     );
     let drain = drain.as_str().unwrap_or_default();
     assert!(
-        drain.contains("syslog+tls://collector:***@127.0.0.1:1"),
+        drain.contains("https://collector:***@127.0.0.1:1/logs"),
         "{drain}"
     );
     assert!(!browser.text("body").contains("drain-secret-pw"));
