@@ -513,28 +513,36 @@ fn check(s: &CrashServer, logged: &[String], context: &str) {
         want.insert(t.clone(), n);
     }
     let ps = std::cell::RefCell::new(Value::Null);
-    await_condition(
-        &format!("{context}: the formation {want:?} of v{live} to run"),
-        || {
-            let rows = s.json(&["ps", "-a", APP]);
-            let mut have: BTreeMap<String, i64> = BTreeMap::new();
-            let mut settled = true;
-            for p in rows.as_array().into_iter().flatten() {
-                let t = p["type"].as_str().unwrap_or_default().to_string();
-                let ready = if t == "web" { "up" } else { "running" };
-                settled &= p["release"] == live && p["state"] == ready;
-                *have.entry(t).or_default() += 1;
-            }
-            have.retain(|_, n| *n > 0);
-            let want: BTreeMap<String, i64> = want
-                .iter()
-                .filter(|(_, n)| **n > 0)
-                .map(|(t, n)| (t.clone(), *n))
-                .collect();
-            *ps.borrow_mut() = rows;
-            settled && have == want
-        },
-    );
+    let formation_runs = || {
+        let rows = s.json(&["ps", "-a", APP]);
+        let mut have: BTreeMap<String, i64> = BTreeMap::new();
+        let mut settled = true;
+        for p in rows.as_array().into_iter().flatten() {
+            let t = p["type"].as_str().unwrap_or_default().to_string();
+            let ready = if t == "web" { "up" } else { "running" };
+            settled &= p["release"] == live && p["state"] == ready;
+            *have.entry(t).or_default() += 1;
+        }
+        have.retain(|_, n| *n > 0);
+        let want: BTreeMap<String, i64> = want
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(t, n)| (t.clone(), *n))
+            .collect();
+        *ps.borrow_mut() = rows;
+        settled && have == want
+    };
+    // As `await_condition`, but a hang says what `ps` showed last and what the server printed.
+    let deadline = std::time::Instant::now() + support::HANG;
+    while !formation_runs() {
+        if std::time::Instant::now() > deadline {
+            fail(format!(
+                "hung waiting for the formation {want:?} of v{live} to run; ps showed {}",
+                ps.borrow()
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     let ps = ps.into_inner();
 
     // The router answers from the live release's web processes, with its config.
