@@ -397,47 +397,30 @@ const AUDIT_BODY_LIMIT: usize = 2 * 1024 * 1024;
 /// The largest app list filtered for an app token.
 const LIST_LIMIT: usize = 16 * 1024 * 1024;
 
+/// The bearer token of an `Authorization` header, when there is a non-empty one.
+pub(crate) fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
 /// The authentication middleware of every `/v1` route.
 pub async fn authenticate(State(guard): State<Guard>, request: Request, next: Next) -> Response {
     let peer = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map_or(limit::UNKNOWN_PEER, |c| c.0.ip());
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .map(str::to_owned);
+    let presented = bearer(request.headers()).map(str::to_owned);
     // Without a bearer token, the dashboard's session cookie (found in the store only while its
     // token is live); its requests that change state must carry the session's CSRF secret too.
     let (token, csrf_ok) = match presented {
-        Some(presented) => {
-            if let Some(wait) = guard.bad().refused_for(peer, Instant::now()) {
-                return ApiError::TooManyRequests(wait.as_secs().max(1)).into_response();
-            }
-            match guard.inner.store.verify_token(&presented).await {
-                Ok(Some(token)) => (token, true),
-                Ok(None) => {
-                    let reached = guard.bad().failed(peer, Instant::now());
-                    if reached {
-                        guard
-                            .say(
-                                EventKind::Error,
-                                format!(
-                                    "audit: {LIMIT} bad tokens from {peer} within {} s: its requests get 429 until the window has passed",
-                                    WINDOW.as_secs()
-                                ),
-                            )
-                            .await;
-                    }
-                    return ApiError::Unauthorized.into_response();
-                }
-                Err(e) => return ApiError::from(e).into_response(),
-            }
-        }
+        Some(presented) => match guard.verify(peer, &presented).await {
+            Ok(token) => (token, true),
+            Err(e) => return e.into_response(),
+        },
         None => match guard.session(request.headers()).await {
             Ok(Some(s)) => {
                 let ok = s.csrf_matches(request.headers());

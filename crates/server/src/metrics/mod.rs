@@ -175,13 +175,7 @@ async fn authorize(
     headers: &HeaderMap,
 ) -> Result<TokenInfo, ApiError> {
     let peer = peer.map_or(std::net::IpAddr::from([0, 0, 0, 0]), |c| c.0.0.ip());
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .ok_or(ApiError::Unauthorized)?;
+    let presented = crate::auth::bearer(headers).ok_or(ApiError::Unauthorized)?;
     guard.verify(peer, presented).await
 }
 
