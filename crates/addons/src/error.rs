@@ -57,6 +57,14 @@ pub enum AddonError {
         /// What happened.
         message: String,
     },
+    /// The S3-compatible service that keeps backups refused or failed a request.
+    #[error("{what}: {message}")]
+    Storage {
+        /// The request (`PUT s3://bucket/key`).
+        what: String,
+        /// The service's error code and message, or the network's.
+        message: String,
+    },
     /// The operating system's random number generator failed.
     #[error("the operating system's random number generator failed: {0}")]
     Random(String),

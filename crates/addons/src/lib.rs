@@ -27,6 +27,7 @@ mod password;
 mod postgres;
 mod rabbitmq;
 mod redis;
+pub mod s3;
 mod steps;
 mod target;
 mod tool;

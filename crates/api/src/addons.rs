@@ -105,6 +105,10 @@ pub struct AddonBackup {
     pub size: i64,
     /// When it was taken.
     pub created_at: String,
+    /// Where the dump is kept: `s3://bucket/key` in the server's S3-compatible bucket, or
+    /// absent for the server's data directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
 }
 
 /// `POST /v1/apps/{app}/addons/{addon}/backups/{backup}/restore`: where to restore (by default

@@ -2,7 +2,8 @@
 //! provisioned by a real `dozen server`, used by a deployed Flask app through real drivers
 //! from PyPI (psycopg, redis-py, PyMySQL, pika), shared, rotated, backed up, restored and
 //! destroyed; and provisioning that fails half-way leaving nothing behind. MySQL backups,
-//! restores into another add-on and daily schedules are in `addons/backups.rs`.
+//! restores into another add-on and daily schedules are in `addons/backups.rs`; backups kept
+//! in an S3-compatible bucket in `addons/s3.rs`.
 //!
 //! Needs `psql`, `pg_dump`/`pg_restore`, `redis-cli`, `mysql`/`mysqldump` and `rabbitmqctl` on the host
 //! (`.ci/run` installs them), PyPI for the fixture's build, and the servers: PostgreSQL
@@ -13,6 +14,8 @@ mod support;
 
 #[path = "addons/backups.rs"]
 mod backups;
+#[path = "addons/s3.rs"]
+mod s3;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

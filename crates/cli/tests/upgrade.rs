@@ -23,24 +23,25 @@ use support::server::{PgDatabase, Server, copy_fixture};
 use support::{await_condition, processes_matching};
 
 /// The newest migration this test knows how to take back out.
-const LATEST: i64 = 9;
+const LATEST: i64 = 10;
 
-/// Takes migrations 5 to 9 back out (log drains, the commit a release was built from, dashboard
-/// sessions, add-on backup schedules, who made a release), newest first, in one transaction, in
+/// Takes migrations 5 to 10 back out (log drains, the commit a release was built from, dashboard
+/// sessions, add-on backup schedules, who made a release, where a backup is), newest first, in one transaction, in
 /// SQL both stores accept: what is left is the store of a dozen that knew migrations 1 to 4. A
 /// new migration is added here (its reverse, first) along with [`LATEST`] and [`APPLIED`].
 const OLDER_SCHEMA: &str = "BEGIN; \
+    ALTER TABLE addon_backups DROP COLUMN location; \
     ALTER TABLE releases DROP COLUMN created_by; \
     DROP TABLE addon_backup_schedules; \
     DROP TABLE dashboard_sessions; \
     DROP INDEX releases_by_commit; \
     ALTER TABLE releases DROP COLUMN source_commit; \
     DROP TABLE drains; \
-    DELETE FROM dozen_schema_migrations WHERE version IN (5, 6, 7, 8, 9); \
+    DELETE FROM dozen_schema_migrations WHERE version IN (5, 6, 7, 8, 9, 10); \
     COMMIT;";
 
 /// What `dozen migrate` prints when it brings that store up to date.
-const APPLIED: &str = "applied migrations [5, 6, 7, 8, 9]";
+const APPLIED: &str = "applied migrations [5, 6, 7, 8, 9, 10]";
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

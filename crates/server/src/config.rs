@@ -61,6 +61,9 @@ pub struct ServerConfig {
     /// `DOZEN_ADDON_POSTGRESQL_URL`, `DOZEN_ADDON_REDIS_URL`, `DOZEN_ADDON_MYSQL_URL`,
     /// `DOZEN_ADDON_RABBITMQ_URL`: admin connections to the backing servers add-ons are made on.
     pub addon_servers: dozen_addons::Servers,
+    /// `DOZEN_BACKUP_S3_URL` and the rest of `DOZEN_BACKUP_S3_*`: the S3-compatible bucket
+    /// add-on backups go to (unset: the data directory).
+    pub backup_s3: Option<dozen_addons::s3::S3Settings>,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -90,6 +93,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("api_tls", &self.api_tls)
             .field("allow_plain_http", &self.allow_plain_http)
             .field("addon_servers", &self.addon_servers)
+            .field("backup_s3", &self.backup_s3)
             .finish()
     }
 }
@@ -244,6 +248,7 @@ impl ServerConfig {
                 Some(_) => return Err("DOZEN_ALLOW_PLAIN_HTTP must be 1 or 0".into()),
             },
             addon_servers: dozen_addons::Servers::from_lookup(&lookup),
+            backup_s3: dozen_addons::s3::S3Settings::from_lookup(&lookup)?,
         })
     }
 }

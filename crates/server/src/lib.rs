@@ -96,6 +96,8 @@ pub async fn serve(config: ServerConfig, log: LogSender) -> Result<(), ServerErr
         Some(tls) => Some(listen::tls_config(tls).map_err(ServerError::Config)?),
         None => None,
     };
+    // So is a bucket for add-on backups that cannot be used (a bad CA file, say).
+    platform::backup_bucket(&config).map_err(ServerError::Config)?;
     if let Some(warning) = plain_http_warning {
         say(&log, EventKind::Error, warning).await;
     }

@@ -1,5 +1,5 @@
-//! Backups of add-ons (the dumps are files the server keeps; the store records their number,
-//! size and time) and the schedules that take them daily, with how many to keep.
+//! Backups of add-ons (the dumps are files the server keeps, or objects in an S3-compatible
+//! bucket; the store records their number, size, time and, for the latter, where they are) and the schedules that take them daily, with how many to keep.
 //!
 //! A schedule's next run is stored as a timestamp, so a server that was down when a backup was
 //! due finds it due when it starts. Pruning removes the records of the oldest backups in one
@@ -12,7 +12,8 @@ use crate::addons::read_addon;
 use crate::store::Store;
 use crate::{StoreError, ident};
 
-/// The record of one backup of an add-on (the dump is a file under the data directory).
+/// The record of one backup of an add-on (the dump is a file under the data directory, or an
+/// object in a bucket).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct AddonBackup {
     /// The add-on.
@@ -23,7 +24,12 @@ pub struct AddonBackup {
     pub size: i64,
     /// When it was taken.
     pub created_at: String,
+    /// Where the dump is when it is not under the data directory (`s3://bucket/key`).
+    pub location: Option<String>,
 }
+
+/// The longest location a backup record stores.
+const MAX_LOCATION_BYTES: usize = 2048;
 
 /// A daily backup of an add-on, at a time of day (UTC), keeping the newest `keep` backups.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -56,6 +62,16 @@ fn schedule_from_row(r: &AnyRow) -> Result<BackupSchedule, StoreError> {
     })
 }
 
+fn backup_from_row(r: &AnyRow) -> Result<AddonBackup, StoreError> {
+    Ok(AddonBackup {
+        addon: r.try_get("addon")?,
+        number: r.try_get("number")?,
+        size: r.try_get("size")?,
+        created_at: r.try_get("created_at")?,
+        location: r.try_get("location")?,
+    })
+}
+
 const SCHEDULE_COLUMNS: &str = "s.addon, a.app, s.at, s.keep, s.next_run, s.created_at \
      FROM addon_backup_schedules s JOIN addons a ON a.name = s.addon";
 
@@ -71,8 +87,20 @@ pub(crate) async fn forget(conn: &mut AnyConnection, addon: &str) -> Result<(), 
 }
 
 impl Store {
-    /// Record a backup of an add-on, numbered one past its highest (`b001`, `b002`, ...).
-    pub async fn record_backup(&self, addon: &str, size: i64) -> Result<AddonBackup, StoreError> {
+    /// Record a backup of an add-on, numbered one past its highest (`b001`, `b002`, ...), kept
+    /// at `location` (`None`: under the data directory).
+    pub async fn record_backup(
+        &self,
+        addon: &str,
+        size: i64,
+        location: Option<&str>,
+    ) -> Result<AddonBackup, StoreError> {
+        if location.is_some_and(|l| l.is_empty() || l.len() > MAX_LOCATION_BYTES) {
+            return Err(StoreError::invalid(
+                "location",
+                "a backup's location is 1 to 2048 bytes",
+            ));
+        }
         let mut tx = self.write_tx().await?;
         read_addon(&mut tx, addon).await?;
         let max: Option<i64> =
@@ -85,14 +113,17 @@ impl Store {
             number: max.unwrap_or(0) + 1,
             size,
             created_at: ident::now(),
+            location: location.map(str::to_string),
         };
         sqlx::query(
-            "INSERT INTO addon_backups (addon, number, size, created_at) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO addon_backups (addon, number, size, created_at, location) \
+             VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(addon)
         .bind(backup.number)
         .bind(size)
         .bind(&backup.created_at)
+        .bind(&backup.location)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -104,44 +135,44 @@ impl Store {
         let mut conn = self.pool.acquire().await?;
         read_addon(&mut conn, addon).await?;
         let rows = sqlx::query(
-            "SELECT addon, number, size, created_at FROM addon_backups WHERE addon = $1 \
-             ORDER BY number",
+            "SELECT addon, number, size, created_at, location FROM addon_backups \
+             WHERE addon = $1 ORDER BY number",
         )
         .bind(addon)
         .fetch_all(&mut *conn)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(AddonBackup {
-                    addon: r.try_get("addon")?,
-                    number: r.try_get("number")?,
-                    size: r.try_get("size")?,
-                    created_at: r.try_get("created_at")?,
-                })
-            })
-            .collect()
+        rows.iter().map(backup_from_row).collect()
     }
 
-    /// Forget all but the newest `keep` backups of an add-on, in one transaction; the numbers
-    /// of those forgotten, oldest first (their files are the caller's to remove).
-    pub async fn prune_backups(&self, addon: &str, keep: i64) -> Result<Vec<i64>, StoreError> {
+    /// Forget all but the newest `keep` backups of an add-on, in one transaction; the records
+    /// of those forgotten, oldest first (their files or objects are the caller's to remove).
+    pub async fn prune_backups(
+        &self,
+        addon: &str,
+        keep: i64,
+    ) -> Result<Vec<AddonBackup>, StoreError> {
         if keep < 1 {
             return Err(StoreError::invalid("keep", "keep at least 1 backup"));
         }
         let mut tx = self.write_tx().await?;
         read_addon(&mut tx, addon).await?;
-        let numbers: Vec<i64> = sqlx::query_scalar(
-            "SELECT number FROM addon_backups WHERE addon = $1 ORDER BY number DESC",
+        let rows = sqlx::query(
+            "SELECT addon, number, size, created_at, location FROM addon_backups \
+             WHERE addon = $1 ORDER BY number DESC",
         )
         .bind(addon)
         .fetch_all(&mut *tx)
         .await?;
-        let mut gone: Vec<i64> = numbers.into_iter().skip(keep as usize).collect();
+        let mut gone = rows
+            .iter()
+            .skip(keep as usize)
+            .map(backup_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
         gone.reverse();
         if let Some(newest_gone) = gone.last() {
             sqlx::query("DELETE FROM addon_backups WHERE addon = $1 AND number <= $2")
                 .bind(addon)
-                .bind(*newest_gone)
+                .bind(newest_gone.number)
                 .execute(&mut *tx)
                 .await?;
         }

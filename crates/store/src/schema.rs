@@ -199,6 +199,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         description: "who made a release (the API token's name, or dozen for the server)",
         statements: &["ALTER TABLE releases ADD COLUMN created_by TEXT"],
     },
+    Migration {
+        version: 10,
+        description: "where an add-on backup is kept when not in the data directory (S3)",
+        statements: &["ALTER TABLE addon_backups ADD COLUMN location TEXT"],
+    },
 ];
 
 /// Highest version this build knows.

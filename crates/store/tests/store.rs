@@ -47,7 +47,7 @@ on_both_backends!(
 const SECRET: &str = "hunter2-very-secret-value";
 
 /// Every migration this build knows, oldest first.
-const ALL_MIGRATIONS: &[i64] = &[1, 2, 3, 4, 5, 6, 7, 8, 9];
+const ALL_MIGRATIONS: &[i64] = &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
 
 fn kv(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs
@@ -1593,16 +1593,27 @@ async fn addons_attach_detach_and_rotate_as_releases(db: &TestDb) {
     );
 
     // Backups are numbered per add-on.
-    assert_eq!(s.record_backup(&name, 10).await.expect("b1").number, 1);
-    assert_eq!(s.record_backup(&name, 20).await.expect("b2").number, 2);
-    let sizes: Vec<i64> = s
+    assert_eq!(
+        s.record_backup(&name, 10, None).await.expect("b1").number,
+        1
+    );
+    let in_s3 = "s3://backups/dozen/shop-pg-1/b002.dump";
+    assert_eq!(
+        s.record_backup(&name, 20, Some(in_s3))
+            .await
+            .expect("b2")
+            .number,
+        2
+    );
+    assert_invalid(s.record_backup(&name, 30, Some("")).await);
+    let kept: Vec<(i64, Option<String>)> = s
         .backups(&name)
         .await
         .expect("backups")
-        .iter()
-        .map(|b| b.size)
+        .into_iter()
+        .map(|b| (b.size, b.location))
         .collect();
-    assert_eq!(sizes, [10, 20]);
+    assert_eq!(kept, [(10, None), (20, Some(in_s3.to_string()))]);
 
     s.detach_addon("shop", "DATABASE_URL", true)
         .await
@@ -1830,15 +1841,30 @@ async fn backup_schedules_and_pruning(db: &TestDb) {
 
     // Pruning keeps the newest; the numbers go on from the highest.
     for size in [1, 2, 3, 4] {
-        s.record_backup("shop-pg-1", size).await.expect("backup");
+        let location = (size == 2).then_some("s3://b/shop-pg-1/b002.dump");
+        s.record_backup("shop-pg-1", size, location)
+            .await
+            .expect("backup");
     }
+    let gone: Vec<(i64, Option<String>)> = s
+        .prune_backups("shop-pg-1", 2)
+        .await
+        .expect("prune")
+        .into_iter()
+        .map(|b| (b.number, b.location))
+        .collect();
     assert_eq!(
-        s.prune_backups("shop-pg-1", 2).await.expect("prune"),
-        [1, 2]
+        gone,
+        [
+            (1, None),
+            (2, Some("s3://b/shop-pg-1/b002.dump".to_string()))
+        ]
     );
-    assert_eq!(
-        s.prune_backups("shop-pg-1", 2).await.expect("again"),
-        [0_i64; 0]
+    assert!(
+        s.prune_backups("shop-pg-1", 2)
+            .await
+            .expect("again")
+            .is_empty()
     );
     assert_invalid(s.prune_backups("shop-pg-1", 0).await);
     let left: Vec<i64> = s
@@ -1849,7 +1875,13 @@ async fn backup_schedules_and_pruning(db: &TestDb) {
         .map(|b| b.number)
         .collect();
     assert_eq!(left, [3, 4]);
-    assert_eq!(s.record_backup("shop-pg-1", 5).await.expect("b5").number, 5);
+    assert_eq!(
+        s.record_backup("shop-pg-1", 5, None)
+            .await
+            .expect("b5")
+            .number,
+        5
+    );
 
     // Removed: then gone; and an add-on's schedule and backups go with it.
     assert_eq!(

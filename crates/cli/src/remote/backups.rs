@@ -171,6 +171,7 @@ fn backup_rows(list: &[AddonBackup]) {
         "ADD-ON".into(),
         "SIZE".into(),
         "TAKEN".into(),
+        "KEPT IN".into(),
     ]];
     for b in list {
         rows.push(vec![
@@ -178,6 +179,9 @@ fn backup_rows(list: &[AddonBackup]) {
             b.addon.clone(),
             format!("{} bytes", b.size),
             b.created_at.clone(),
+            b.location
+                .clone()
+                .unwrap_or_else(|| "data directory".into()),
         ]);
     }
     table(&rows);

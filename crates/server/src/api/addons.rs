@@ -52,6 +52,7 @@ fn backup(b: dozen_store::AddonBackup) -> api::AddonBackup {
         addon: b.addon,
         size: b.size,
         created_at: b.created_at,
+        location: b.location,
     }
 }
 

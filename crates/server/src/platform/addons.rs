@@ -307,7 +307,13 @@ impl Platform {
                         "{name} is detached from {app} but could not be removed from its server ({e}); run addons:destroy again"
                     ))
                 })?;
+            let backups = p.store.backups(name).await?;
             p.store.delete_addon(name).await?;
+            let in_bucket: Vec<_> = backups
+                .into_iter()
+                .filter(|b| b.location.is_some())
+                .collect();
+            p.remove_backup_copies(name, service, &in_bucket).await;
             let dir = p.backup_dir(name);
             if let Err(e) = tokio::fs::remove_dir_all(&dir).await {
                 if e.kind() != std::io::ErrorKind::NotFound {

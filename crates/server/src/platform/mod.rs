@@ -28,7 +28,7 @@ use tokio::sync::watch;
 
 pub use addons::attachment_var;
 pub use apps::AppSummary;
-pub use backups::backup_id;
+pub use backups::{backup_id, bucket as backup_bucket};
 pub use drains::DrainInfo;
 pub use error::PlatformError;
 pub use one_off::OneOff;
@@ -52,6 +52,8 @@ pub struct Platform {
     pub config: Arc<ServerConfig>,
     /// Becomes true when the server starts shutting down.
     pub shutting_down: watch::Receiver<bool>,
+    /// The S3-compatible bucket add-on backups go to (`DOZEN_BACKUP_S3_URL`), if any.
+    pub backup_bucket: Option<Arc<dozen_addons::s3::Bucket>>,
 }
 
 impl Platform {
@@ -62,11 +64,14 @@ impl Platform {
         config: Arc<ServerConfig>,
         shutting_down: watch::Receiver<bool>,
     ) -> Platform {
+        // A bad DOZEN_BACKUP_S3_* stops the server's start (`serve`) before it gets here.
+        let backup_bucket = backups::bucket(&config).ok().flatten().map(Arc::new);
         Platform {
             store,
             runtime,
             config,
             shutting_down,
+            backup_bucket,
         }
     }
 
