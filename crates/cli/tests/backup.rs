@@ -225,3 +225,80 @@ fn damaged_or_mismatched_backups_are_refused_and_leave_nothing() {
         "0"
     );
 }
+
+/// `psql URL -c SQL`: its output, after asserting it succeeded.
+#[track_caller]
+fn psql_ok(url: &str, sql: &str) -> String {
+    let out = std::process::Command::new("psql")
+        .args([url, "-X", "-q", "-t", "-A", "-c", sql])
+        .output()
+        .expect("psql");
+    assert!(
+        out.status.success(),
+        "{sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn addon_backups_in_the_data_directory_come_back_with_the_platform() {
+    let (Some(_), Some(_)) = (
+        dozen_testkit::tool("psql", "apt-get install postgresql-client"),
+        dozen_testkit::tool("pg_dump", "apt-get install postgresql-client"),
+    ) else {
+        return;
+    };
+    let env = [(
+        "DOZEN_ADDON_POSTGRESQL_URL",
+        support::server::pg_admin_url(),
+    )];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let old = Server::start_with(&env);
+    let app = format!("bk{}", support::unique_tag());
+    old.ok(&["apps:create", &app]);
+    old.ok(&["addons:create", "postgresql", "-a", &app]);
+    let addon = format!("{app}-postgresql-1");
+    let url = old
+        .ok(&["config:get", "-a", &app, "DATABASE_URL"])
+        .trim()
+        .to_string();
+    psql_ok(
+        &url,
+        "CREATE TABLE kv (k TEXT PRIMARY KEY, v TEXT); INSERT INTO kv VALUES ('colour', 'blue')",
+    );
+    old.ok(&["pg:backups:capture", "-a", &app]);
+    let dump = old.data.path().join(format!("backups/{addon}/b001.dump"));
+    let dumped = std::fs::read(&dump).expect("the add-on's dump");
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = dir.path().join("dozen.backup");
+    let out = old
+        .admin(&["backup:create", file.to_str().expect("utf-8")])
+        .output()
+        .expect("backup:create");
+    assert!(
+        out.status.success(),
+        "backup:create: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    drop(old); // the host is gone, with the data directory that held the dump
+
+    let mut new = Server::unstarted(&env);
+    let out = new
+        .admin(&["backup:restore", file.to_str().expect("utf-8")])
+        .output()
+        .expect("backup:restore");
+    assert!(
+        out.status.success(),
+        "backup:restore: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let restored = new.data.path().join(format!("backups/{addon}/b001.dump"));
+    assert_eq!(std::fs::read(&restored).expect("the restored dump"), dumped);
+    new.boot(std::process::Stdio::inherit());
+    assert_eq!(new.json(&["pg:backups", "-a", &app])[0]["id"], "b001");
+    psql_ok(&url, "UPDATE kv SET v = 'damaged'");
+    new.ok(&["pg:backups:restore", "b001", "-a", &app, "--confirm", &app]);
+    assert_eq!(psql_ok(&url, "SELECT v FROM kv WHERE k = 'colour'"), "blue");
+    new.ok(&["addons:destroy", &addon, "--confirm", &app]);
+}

@@ -7,10 +7,14 @@
 //! 2. `store.sqlite` or `store.pgdump`: a consistent copy of the store (apps, releases, config,
 //!    formation, sizes, domains, tokens and whatever later migrations add), taken while the
 //!    server runs ([`dozen_store::Store::snapshot_to`]);
-//! 3. `slugs/<digest>.tar.zst` and `slugs/<digest>.json` for every slug the store records.
+//! 3. `slugs/<digest>.tar.zst` and `slugs/<digest>.json` for every slug the store records;
+//! 4. `addon-backups/<addon>/b001.dump` (`.sql`): the add-on backups kept in the data
+//!    directory (those kept in an S3-compatible bucket are already off the host, and only
+//!    their records are in the store).
 //!
 //! Build caches, log history and unpacked release directories are not in it: the server
-//! rebuilds release directories from slugs, and caches only make builds faster.
+//! rebuilds release directories from slugs, and caches only make builds faster. The zstd
+//! stream carries a checksum, so a damaged file fails its restore.
 //!
 //! A restore goes onto an empty data directory (and, for PostgreSQL, an empty database). It
 //! checks every slug's digest before anything takes its place, then moves the slugs and the
@@ -29,8 +33,11 @@ use crate::ServerConfig;
 
 /// The first entry of every backup.
 pub const MANIFEST: &str = "dozen-backup.json";
-/// The only format this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The format this build writes (2 added the add-on backups); it reads 1 and 2.
+pub const FORMAT_VERSION: u32 = 2;
+/// Where add-on backups are, in the archive and under the data directory.
+const ADDON_BACKUPS: &str = "addon-backups";
+const BACKUPS_DIR: &str = "backups";
 const MAX_MANIFEST_BYTES: u64 = 16 << 20;
 
 /// What went wrong with a backup or a restore. Messages name files and steps, never a config
@@ -91,6 +98,9 @@ pub struct Manifest {
     pub apps: i64,
     /// The digests of the slugs in it.
     pub slugs: Vec<String>,
+    /// The add-on backups in it, `<addon>/b001.dump`, with their sizes in bytes.
+    #[serde(default)]
+    pub addon_backups: Vec<(String, u64)>,
 }
 
 impl Manifest {
@@ -144,6 +154,7 @@ pub async fn create(config: &ServerConfig, file: &Path) -> Result<Manifest, Back
         schema_version: snapshot.schema_version,
         apps: snapshot.apps,
         slugs: snapshot.slugs,
+        addon_backups: addon_backup_files(&config.data_dir.join(BACKUPS_DIR))?,
     };
     let slugs = config.data_dir.join(crate::recover::SLUGS);
     let (file, m) = (file.to_path_buf(), manifest.clone());
@@ -163,6 +174,7 @@ fn write_archive(
     store_file: &Path,
     slugs: &Path,
 ) -> Result<(), BackupError> {
+    let backups = slugs.with_file_name(BACKUPS_DIR);
     let part = part_path(file);
     let result = (|| {
         let out = std::fs::OpenOptions::new()
@@ -171,7 +183,8 @@ fn write_archive(
             .mode(0o600)
             .open(&part)
             .map_err(io(&part))?;
-        let zst = zstd::Encoder::new(BufWriter::new(out), 3).map_err(io(&part))?;
+        let mut zst = zstd::Encoder::new(BufWriter::new(out), 3).map_err(io(&part))?;
+        zst.include_checksum(true).map_err(io(&part))?;
         let mut tar = tar::Builder::new(zst);
         let json = serde_json::to_vec_pretty(manifest).map_err(|e| BackupError::Bad {
             file: part.clone(),
@@ -193,6 +206,17 @@ fn write_archive(
                 }
                 append_file(&mut tar, &format!("slugs/{name}"), &path)?;
             }
+        }
+        for (name, size) in &manifest.addon_backups {
+            let path = backups.join(name);
+            let now = std::fs::metadata(&path).map_err(io(&path))?.len();
+            if now != *size {
+                return Err(BackupError::Bad {
+                    file: path,
+                    message: "an add-on backup changed while the backup ran; run it again".into(),
+                });
+            }
+            append_file(&mut tar, &format!("{ADDON_BACKUPS}/{name}"), &path)?;
         }
         let zst = tar.into_inner().map_err(io(&part))?;
         let out = zst.finish().map_err(io(&part))?;
@@ -274,6 +298,14 @@ pub async fn restore(config: &ServerConfig, file: &Path) -> Result<Restored, Bac
         std::fs::remove_dir(&slugs).map_err(io(&slugs))?;
     }
     std::fs::rename(work.path.join("slugs"), &slugs).map_err(io(&slugs))?;
+    let backups = data_dir.join(BACKUPS_DIR);
+    let restored_backups = work.path.join(BACKUPS_DIR);
+    if restored_backups.is_dir() {
+        if let Err(e) = std::fs::rename(&restored_backups, &backups) {
+            let _ = std::fs::remove_dir_all(&slugs);
+            return Err(io(&backups)(e));
+        }
+    }
     let restored = dozen_store::restore_snapshot(
         &work.path.join(manifest.store_entry()),
         backend,
@@ -283,6 +315,9 @@ pub async fn restore(config: &ServerConfig, file: &Path) -> Result<Restored, Bac
     .await;
     if let Err(e) = restored {
         let _ = std::fs::remove_dir_all(&slugs);
+        if restored_backups.exists() || backups.exists() {
+            let _ = std::fs::remove_dir_all(&backups);
+        }
         return Err(e.into());
     }
     crate::tenancy::secure_store_files(data_dir).map_err(io(data_dir))?;
@@ -305,7 +340,7 @@ fn check_empty(data_dir: &Path) -> Result<(), BackupError> {
             ),
         });
     }
-    for dir in [crate::recover::SLUGS, crate::recover::RELEASES] {
+    for dir in [crate::recover::SLUGS, crate::recover::RELEASES, BACKUPS_DIR] {
         let path = data_dir.join(dir);
         if let Ok(mut entries) = std::fs::read_dir(&path)
             && entries.next().is_some()
@@ -351,9 +386,9 @@ fn read_archive(file: &Path, into: &Path, configured: Backend) -> Result<Manifes
         .map_err(|e| bad(format!("{MANIFEST}: {e}")))?;
     let manifest: Manifest =
         serde_json::from_slice(&json).map_err(|e| bad(format!("{MANIFEST}: {e}")))?;
-    if manifest.format != FORMAT_VERSION {
+    if !(1..=FORMAT_VERSION).contains(&manifest.format) {
         return Err(bad(format!(
-            "backup format {} (this dozen reads format {FORMAT_VERSION})",
+            "backup format {} (this dozen reads formats 1 to {FORMAT_VERSION})",
             manifest.format
         )));
     }
@@ -391,9 +426,18 @@ fn read_archive(file: &Path, into: &Path, configured: Backend) -> Result<Manifes
             return Err(bad(format!("{MANIFEST}: {digest:?} is not a slug digest")));
         }
     }
+    for (name, _) in &manifest.addon_backups {
+        if !is_addon_backup_name(name) {
+            return Err(bad(format!(
+                "{MANIFEST}: {name:?} is not an add-on backup (addon/b001.dump)"
+            )));
+        }
+    }
 
     let slugs = into.join("slugs");
     std::fs::create_dir(&slugs).map_err(io(&slugs))?;
+    let backups = into.join(BACKUPS_DIR);
+    let mut have_backups = std::collections::BTreeSet::new();
     let mut have_store = false;
     let mut have = std::collections::BTreeSet::new();
     for entry in entries {
@@ -416,6 +460,26 @@ fn read_archive(file: &Path, into: &Path, configured: Backend) -> Result<Manifes
         {
             have.insert(slug.to_string());
             slugs.join(slug)
+        } else if let Some(backup) = name
+            .strip_prefix(ADDON_BACKUPS)
+            .and_then(|n| n.strip_prefix('/'))
+            && let Some((_, size)) = manifest.addon_backups.iter().find(|(n, _)| n == backup)
+        {
+            if entry.header().size().ok() != Some(*size) {
+                return Err(bad(format!(
+                    "damaged: {name} is not the {size} bytes its manifest says"
+                )));
+            }
+            have_backups.insert(backup.to_string());
+            let target = backups.join(backup);
+            if let Some(dir) = target.parent() {
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(dir)
+                    .map_err(io(dir))?;
+            }
+            target
         } else {
             return Err(bad(format!("holds an unexpected entry {name:?}")));
         };
@@ -451,6 +515,13 @@ fn read_archive(file: &Path, into: &Path, configured: Backend) -> Result<Manifes
     if !have_store {
         return Err(bad(format!("incomplete: no {}", manifest.store_entry())));
     }
+    if let Some((missing, _)) = manifest
+        .addon_backups
+        .iter()
+        .find(|(n, _)| !have_backups.contains(n))
+    {
+        return Err(bad(format!("incomplete: no {ADDON_BACKUPS}/{missing}")));
+    }
     for digest in &manifest.slugs {
         for ext in ["tar.zst", "json"] {
             if !have.contains(&format!("{digest}.{ext}")) {
@@ -462,6 +533,57 @@ fn read_archive(file: &Path, into: &Path, configured: Backend) -> Result<Manifes
     // archives themselves stay the server's.
     std::fs::set_permissions(&slugs, std::fs::Permissions::from_mode(0o700)).map_err(io(&slugs))?;
     Ok(manifest)
+}
+
+/// The add-on backups under `dir` (`<DOZEN_DATA_DIR>/backups`): `<addon>/bNNN.dump` or
+/// `.sql` with their sizes, in name order; files of captures in progress are left out.
+fn addon_backup_files(dir: &Path) -> Result<Vec<(String, u64)>, BackupError> {
+    let mut found = Vec::new();
+    let addons = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(found),
+        Err(e) => return Err(io(dir)(e)),
+    };
+    for addon in addons {
+        let addon = addon.map_err(io(dir))?;
+        if !addon.file_type().map_err(io(dir))?.is_dir() {
+            continue;
+        }
+        let path = addon.path();
+        for file in std::fs::read_dir(&path).map_err(io(&path))? {
+            let file = file.map_err(io(&path))?;
+            let name = format!(
+                "{}/{}",
+                addon.file_name().to_string_lossy(),
+                file.file_name().to_string_lossy()
+            );
+            let meta = file.metadata().map_err(io(&file.path()))?;
+            if meta.is_file() && is_addon_backup_name(&name) {
+                found.push((name, meta.len()));
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// `addon/b001.dump` or `addon/b001.sql`, with an add-on name of lower-case letters, digits
+/// and `-`: nothing that could climb out of the backups directory.
+fn is_addon_backup_name(name: &str) -> bool {
+    let Some((addon, file)) = name.split_once('/') else {
+        return false;
+    };
+    let Some((id, ext)) = file.split_once('.') else {
+        return false;
+    };
+    !addon.is_empty()
+        && addon
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        && id.len() >= 2
+        && id.starts_with('b')
+        && id[1..].bytes().all(|b| b.is_ascii_digit())
+        && matches!(ext, "dump" | "sql")
 }
 
 /// `FILE.part`, where a backup is written before it takes its name.
