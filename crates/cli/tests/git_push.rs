@@ -218,9 +218,22 @@ fn files<'a>(v: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
     v.iter().map(|(k, v)| (*k, v.as_str())).collect()
 }
 
+#[track_caller]
 fn page(server: &Server, app: &str) -> String {
     let (status, body) = server.get(&format!("{app}.localhost"), "/");
-    assert_eq!(status, 200, "{}", text(&body));
+    if status != 200 {
+        // What a user would look at next: the processes and the app's log.
+        let ps = server.client(&["ps", "-a", app]);
+        let logs = server.client(&["logs", "-a", app, "-n", "60"]);
+        panic!(
+            "GET / on {app}: {status} {}\nps:\n{}{}\nlogs:\n{}{}",
+            text(&body),
+            ps.stdout,
+            ps.stderr,
+            logs.stdout,
+            logs.stderr
+        );
+    }
     text(&body).trim().to_string()
 }
 
