@@ -78,20 +78,8 @@ fn round_trip(env: &[(&str, &str)], restore_env: &[(&str, &str)]) {
     // Online: the server keeps running while the backup is taken.
     let dir = tempfile::tempdir().expect("tmp");
     let file = dir.path().join("dozen.backup");
-    let out = old
-        .admin(&["backup:create", file.to_str().expect("utf-8")])
-        .output()
-        .expect("backup:create");
-    assert!(
-        out.status.success(),
-        "backup:create: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("backed up 2 app(s)"),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    let said = admin_ok(&old, "backup:create", &file);
+    assert!(said.contains("backed up 2 app(s)"), "{said}");
     let mode = std::fs::metadata(&file)
         .expect("backup file")
         .permissions()
@@ -122,16 +110,7 @@ fn round_trip(env: &[(&str, &str)], restore_env: &[(&str, &str)]) {
     drop(old); // the host is gone: server stopped, data directory removed
 
     let mut new = Server::unstarted(restore_env);
-    let out = new
-        .admin(&["backup:restore", file.to_str().expect("utf-8")])
-        .output()
-        .expect("backup:restore");
-    assert!(
-        out.status.success(),
-        "backup:restore: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("restored 2 app(s)"));
+    assert!(admin_ok(&new, "backup:restore", &file).contains("restored 2 app(s)"));
     new.boot(std::process::Stdio::inherit());
     new.await_state("shop", "web.1", "up");
     new.await_state("shop", "web.2", "up");
@@ -226,6 +205,22 @@ fn damaged_or_mismatched_backups_are_refused_and_leave_nothing() {
     );
 }
 
+/// `dozen ACTION FILE` on the server host (`backup:create`, `backup:restore`): its stdout, after
+/// asserting it succeeded.
+#[track_caller]
+fn admin_ok(server: &Server, action: &str, file: &Path) -> String {
+    let out = server
+        .admin(&[action, file.to_str().expect("utf-8")])
+        .output()
+        .expect(action);
+    assert!(
+        out.status.success(),
+        "{action}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// `psql URL -c SQL`: its output, after asserting it succeeded.
 #[track_caller]
 fn psql_ok(url: &str, sql: &str) -> String {
@@ -272,27 +267,11 @@ fn addon_backups_in_the_data_directory_come_back_with_the_platform() {
     let dumped = std::fs::read(&dump).expect("the add-on's dump");
     let dir = tempfile::tempdir().expect("tmp");
     let file = dir.path().join("dozen.backup");
-    let out = old
-        .admin(&["backup:create", file.to_str().expect("utf-8")])
-        .output()
-        .expect("backup:create");
-    assert!(
-        out.status.success(),
-        "backup:create: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    admin_ok(&old, "backup:create", &file);
     drop(old); // the host is gone, with the data directory that held the dump
 
     let mut new = Server::unstarted(&env);
-    let out = new
-        .admin(&["backup:restore", file.to_str().expect("utf-8")])
-        .output()
-        .expect("backup:restore");
-    assert!(
-        out.status.success(),
-        "backup:restore: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    admin_ok(&new, "backup:restore", &file);
     let restored = new.data.path().join(format!("backups/{addon}/b001.dump"));
     assert_eq!(std::fs::read(&restored).expect("the restored dump"), dumped);
     new.boot(std::process::Stdio::inherit());
