@@ -72,9 +72,9 @@ def start_backend(delay_ms=0, threads=2):
     return proc, port
 
 
-def start_router(backend_ports, balance="lor", threads=2):
+def start_router(backend_ports, balance="lor", threads=2, binary=None):
     port = free_port()
-    cmd = [example("bench_router"), "--listen", f"127.0.0.1:{port}", "--balance", balance, "--threads", str(threads)]
+    cmd = [binary or example("bench_router"), "--listen", f"127.0.0.1:{port}", "--balance", balance, "--threads", str(threads)]
     for p in backend_ports:
         cmd += ["--backend", f"127.0.0.1:{p}"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
@@ -258,8 +258,13 @@ def main():
     ap.add_argument("--slow-ms", type=int, default=5, help="delay of the degraded backend in the balancing test (default 5)")
     ap.add_argument("--idle-conns", type=int, default=10000, help="idle keep-alive connections for memory (default 10000)")
     ap.add_argument("--only", default="proxy,balance,memory", help="comma list of proxy,balance,memory")
+    ap.add_argument("--baseline-router", metavar="PATH",
+                    help="another build of the bench_router example (an older commit's), measured in the same "
+                         "repetitions right after this one; the report gives this router / that one")
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
     args = ap.parse_args()
+    if args.baseline_router and not os.access(args.baseline_router, os.X_OK):
+        ap.error(f"--baseline-router {args.baseline_router}: not an executable")
     only = set(args.only.split(","))
     os.makedirs(args.out, exist_ok=True)
     result = {"load_start": os.getloadavg(), "wrk": f"-c{args.connections} -d{args.duration}s -t{args.threads}",
@@ -267,6 +272,9 @@ def main():
 
     if "proxy" in only:
         runs = {"direct": [], "router": [], "nginx": [], "nginx_log": []}
+        if args.baseline_router:
+            runs["router_baseline"] = []
+            result["baseline_router"] = args.baseline_router
         backend, bport = start_backend()
         workdir = tempfile.mkdtemp(prefix="dozen-bench-nginx-")
         try:
@@ -279,6 +287,13 @@ def main():
                     runs["router"].append(wrk(rport, args, [router.pid]))
                 finally:
                     stop(router)
+                if args.baseline_router:
+                    say("through the baseline router")
+                    router, rport = start_router([bport], threads=args.workers, binary=args.baseline_router)
+                    try:
+                        runs["router_baseline"].append(wrk(rport, args, [router.pid]))
+                    finally:
+                        stop(router)
                 for key, log in (("nginx", False), ("nginx_log", True)):
                     say("through nginx" + (" with its access log on" if log else ""))
                     nginx, nport = start_nginx(bport, workdir, access_log=log, workers=args.workers)
@@ -293,6 +308,8 @@ def main():
         med = {k: v["median"]["rps"] for k, v in result["proxy"].items()}
         result["ratios"] = {"router_direct": med["router"] / med["direct"], "router_nginx": med["router"] / med["nginx"],
                             "router_nginx_log": med["router"] / med["nginx_log"], "nginx_direct": med["nginx"] / med["direct"]}
+        if args.baseline_router:
+            result["ratios"]["router_baseline"] = med["router"] / med["router_baseline"]
 
     if "balance" in only:
         balance = {}
@@ -333,9 +350,10 @@ def report(r):
         p = {k: v["median"] for k, v in r["proxy"].items()}
         lines += ["## Throughput and latency (median of the repetitions)", "",
                   "| path | requests/s | p50 ms | p99 ms | non-2xx | socket errors | proxy CPU µs/request |", "|---|---:|---:|---:|---:|---:|---:|"]
-        for name, label in (("direct", "direct to the app"), ("router", "through dozen's router (access events on)"),
+        for name, label in ((n, lbl) for n, lbl in (("direct", "direct to the app"), ("router", "through dozen's router (access events on)"),
+                            ("router_baseline", "through the baseline router (access events on)"),
                             ("nginx", "through nginx (keepalive 64, access log off)"),
-                            ("nginx_log", "through nginx (keepalive 64, access log to a file)")):
+                            ("nginx_log", "through nginx (keepalive 64, access log to a file)")) if n in p):
             x = p[name]
             cpu = "-" if name == "direct" or x.get("cpu_us_per_request") is None else f"{x['cpu_us_per_request']:.1f}"
             lines.append(f"| {label} | {x['rps']:.0f} | {x['p50_ms']:.3f} | {x['p99_ms']:.3f} | {x['non_2xx']} | {x['socket_errors']} | {cpu} |")
@@ -346,7 +364,12 @@ def report(r):
         lines += ["", f"- router / direct: **{rd:.2f}x** (goal >= 0.6x)",
                   f"- router / nginx: **{rn:.2f}x** (goal >= 1.2x); against nginx logging every request as the router does: {rnl:.2f}x",
                   f"- nginx / direct: {nd:.2f}x",
-                  f"- CPU per request, router / nginx: {p['router']['cpu_us_per_request'] / p['nginx']['cpu_us_per_request']:.2f}x", ""]
+                  f"- CPU per request, router / nginx: {p['router']['cpu_us_per_request'] / p['nginx']['cpu_us_per_request']:.2f}x"]
+        if "router_baseline" in p:
+            b = p["router_baseline"]
+            lines.append(f"- router / baseline router ({r.get('baseline_router')}): **{p['router']['rps'] / b['rps']:.2f}x** "
+                         f"requests/s, {p['router']['cpu_us_per_request'] / b['cpu_us_per_request']:.2f}x CPU per request")
+        lines.append("")
     if "balance" in r:
         lines += ["## Balancing: round robin (rr) against least outstanding requests (lor)", "",
                   "| backends | mode | requests/s | p50 ms | p99 ms |", "|---|---|---:|---:|---:|"]
