@@ -241,7 +241,7 @@ impl Bucket {
         let part_size = self.settings.part_size;
         if size <= part_size {
             let body = read_part(&mut f, size, file).await.map_err(fail)?;
-            self.send_ok("PUT", object, &[], body).await?;
+            self.send_ok("PUT", object, &[], body.into()).await?;
             return Ok(size);
         }
         if size.div_ceil(part_size) > MAX_PARTS {
@@ -250,7 +250,7 @@ impl Bucket {
             )));
         }
         let started = self
-            .send_ok("POST", object, &[("uploads", "")], Vec::new())
+            .send_ok("POST", object, &[("uploads", "")], bytes::Bytes::new())
             .await?;
         let upload_id = xml_text(&started.body, "UploadId").ok_or_else(|| {
             storage(
@@ -266,7 +266,12 @@ impl Bucket {
             Ok(()) => Ok(size),
             Err(e) => {
                 let abort = self
-                    .send_ok("DELETE", object, &[("uploadId", &upload_id)], Vec::new())
+                    .send_ok(
+                        "DELETE",
+                        object,
+                        &[("uploadId", &upload_id)],
+                        bytes::Bytes::new(),
+                    )
                     .await;
                 Err(match abort {
                     Ok(_) => e,
@@ -304,7 +309,7 @@ impl Bucket {
                     "PUT",
                     object,
                     &[("partNumber", &n), ("uploadId", upload_id)],
-                    body,
+                    body.into(),
                 )
                 .await?;
             let etag = answer.etag.ok_or_else(|| {
@@ -325,7 +330,7 @@ impl Bucket {
                 "POST",
                 object,
                 &[("uploadId", upload_id)],
-                done.into_bytes(),
+                done.into_bytes().into(),
             )
             .await?;
         // S3 may answer 200 and still fail the completion, in the body.
@@ -346,7 +351,7 @@ impl Bucket {
         let mut last = None;
         for attempt in 0..ATTEMPTS {
             backoff(attempt).await;
-            let response = match self.request("GET", object, &[], Vec::new()).await {
+            let response = match self.request("GET", object, &[], bytes::Bytes::new()).await {
                 Ok(r) => r,
                 Err(e) => {
                     last = Some(fail(e));
@@ -369,7 +374,7 @@ impl Bucket {
 
     /// Delete `object` (deleting one that is gone succeeds, as S3 answers).
     pub async fn delete(&self, object: &Object) -> Result<(), AddonError> {
-        self.send_ok("DELETE", object, &[], Vec::new())
+        self.send_ok("DELETE", object, &[], bytes::Bytes::new())
             .await
             .map(|_| ())
     }
@@ -381,7 +386,7 @@ impl Bucket {
         method: &str,
         object: &Object,
         query: &[(&str, &str)],
-        body: Vec<u8>,
+        body: bytes::Bytes,
     ) -> Result<Answer, AddonError> {
         let mut last = None;
         for attempt in 0..ATTEMPTS {
@@ -412,7 +417,7 @@ impl Bucket {
         method: &str,
         object: &Object,
         query: &[(&str, &str)],
-        body: Vec<u8>,
+        body: bytes::Bytes,
     ) -> Result<reqwest::Response, String> {
         let s = &self.settings;
         let path = format!("/{}/{}", object.bucket, object.key);
