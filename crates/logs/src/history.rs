@@ -4,10 +4,12 @@
 //! The history is a directory of append-only segment files, `0000000000000001.seg`,
 //! `0000000000000002.seg`, ... Each record is framed as its length (u32, little endian), the
 //! CRC-32 of its bytes (u32, little endian) and the bytes. New records go to the newest
-//! segment; when it holds `capacity` records (or [`SEGMENT_BYTES`]), a new segment starts and
-//! all but the newest two are deleted. So the directory holds at most two segments, at least the
-//! last `capacity` records when they fit in one segment's byte bound, and never more than
-//! `2 x SEGMENT_BYTES` plus one record.
+//! segment; when it holds [`SEGMENT_CAPACITIES`] x `capacity` records (or [`SEGMENT_BYTES`]), a
+//! new segment starts and the one before the previous is deleted. So the directory holds at most
+//! two segments, at least the last `capacity` records when they fit in one segment's byte bound,
+//! and never more than `2 x SEGMENT_BYTES` plus one record. A segment of several capacities
+//! makes rotation (a create and a delete) rare: an app printing fast rotates once per
+//! `SEGMENT_CAPACITIES x capacity` lines, not once per `capacity`.
 //!
 //! A server killed in the middle of a write leaves a torn record at the end of the newest
 //! segment: [`History::open`] reads every record whose frame and checksum are whole, cuts the
@@ -41,6 +43,9 @@ use std::path::{Path, PathBuf};
 /// A segment is sealed once it holds this many bytes, even if it has fewer records than the
 /// capacity (long lines): the bound on the disk one history takes is twice this.
 pub const SEGMENT_BYTES: u64 = 16 * 1024 * 1024;
+
+/// A segment is sealed once it holds this many times the history's capacity in records.
+pub const SEGMENT_CAPACITIES: usize = 8;
 
 /// The largest record a history accepts; a frame announcing more is treated as torn.
 pub const MAX_RECORD: usize = 4 * 1024 * 1024;
@@ -118,19 +123,33 @@ impl History {
     /// Add a record (buffered: call [`History::flush`] before showing it to anyone). A record
     /// larger than [`MAX_RECORD`] is cut to that size.
     pub fn append(&mut self, record: &[u8]) -> io::Result<()> {
-        let record = &record[..record.len().min(MAX_RECORD)];
-        let framed = (FRAME + record.len()) as u64;
-        if self.records >= self.capacity
+        self.append_parts(&[record])
+    }
+
+    /// Add one record made of `parts` put together, without putting them together first (what
+    /// [`History::append`] does with their concatenation).
+    pub fn append_parts(&mut self, parts: &[&[u8]]) -> io::Result<()> {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        if len > MAX_RECORD {
+            return self.append(&parts.concat()[..MAX_RECORD]);
+        }
+        let framed = (FRAME + len) as u64;
+        if self.records >= self.capacity.saturating_mul(SEGMENT_CAPACITIES)
             || (self.records > 0 && self.bytes + framed > SEGMENT_BYTES)
         {
             self.flush()?;
             self.rotate()?;
         }
-        let len = u32::try_from(record.len()).unwrap_or(u32::MAX);
-        self.buf.extend_from_slice(&len.to_le_bytes());
-        self.buf
-            .extend_from_slice(&crc32fast::hash(record).to_le_bytes());
-        self.buf.extend_from_slice(record);
+        let mut crc = crc32fast::Hasher::new();
+        for part in parts {
+            crc.update(part);
+        }
+        // `len` is at most MAX_RECORD, which fits a u32.
+        self.buf.extend_from_slice(&(len as u32).to_le_bytes());
+        self.buf.extend_from_slice(&crc.finalize().to_le_bytes());
+        for part in parts {
+            self.buf.extend_from_slice(part);
+        }
         self.records += 1;
         self.bytes += framed;
         Ok(())
@@ -147,7 +166,8 @@ impl History {
         result
     }
 
-    /// Start a new segment and delete the ones before the previous.
+    /// Start a new segment and delete the one before the previous. Older ones cannot be there:
+    /// [`History::open`] deletes all but the newest two, and every rotation deletes one.
     fn rotate(&mut self) -> io::Result<()> {
         // Never recreate a directory that was removed (the app was destroyed): creating the
         // segment fails instead.
@@ -156,10 +176,8 @@ impl History {
         self.seq += 1;
         self.records = 0;
         self.bytes = 0;
-        for (seq, path) in segments(&self.dir)? {
-            if seq + 1 < self.seq {
-                remove_if_present(&path)?;
-            }
+        if self.seq > 2 {
+            remove_if_present(&segment_path(&self.dir, self.seq - 2))?;
         }
         Ok(())
     }
@@ -317,25 +335,50 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let capacity = 10;
         let (mut history, _) = History::open(dir.path(), capacity).unwrap();
-        for round in 0..10 {
-            fill(&mut history, round * 7, round * 7 + 7);
+        let mut newest = Vec::new();
+        for round in 0..30 {
+            fill(&mut history, 100 + round * 7, 100 + round * 7 + 7);
             let segs = segments(dir.path()).unwrap();
             assert!(segs.len() <= 2, "{segs:?}");
+            newest.push(segs.last().unwrap().0);
         }
+        newest.dedup();
+        assert!(newest.len() >= 3, "rotated at least twice: {newest:?}");
         drop(history);
         let total: u64 = segments(dir.path())
             .unwrap()
             .iter()
             .map(|(_, p)| fs::metadata(p).unwrap().len())
             .sum();
-        // Two segments of at most `capacity` records each.
-        let one = (FRAME + "record 00".len()) as u64;
-        assert!(total <= 2 * capacity as u64 * one, "{total} bytes");
+        // Two segments of at most `SEGMENT_CAPACITIES x capacity` records each.
+        let one = (FRAME + "record 000".len()) as u64;
+        let bound = 2 * (SEGMENT_CAPACITIES * capacity) as u64 * one;
+        assert!(total <= bound, "{total} bytes");
         let (_, kept) = History::open(dir.path(), capacity).unwrap();
         assert_eq!(
             names(&kept),
-            (60..70).map(|n| format!("record {n}")).collect::<Vec<_>>()
+            (300..310)
+                .map(|n| format!("record {n}"))
+                .collect::<Vec<_>>()
         );
+    }
+
+    #[test]
+    fn a_record_in_parts_reads_back_as_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut history, _) = History::open(dir.path(), 10).unwrap();
+        history.append_parts(&[b"web.1", b"\n", b"{}"]).unwrap();
+        history.append(b"whole").unwrap();
+        let big = vec![b'y'; MAX_RECORD];
+        history.append_parts(&[b"z", &big]).unwrap();
+        history.flush().unwrap();
+        drop(history);
+        let (_, kept) = History::open(dir.path(), 10).unwrap();
+        assert_eq!(kept.len(), 3);
+        assert_eq!(kept[0], b"web.1\n{}");
+        assert_eq!(kept[1], b"whole");
+        assert_eq!(kept[2].len(), MAX_RECORD, "cut to the largest record");
+        assert_eq!(kept[2][..2], *b"zy");
     }
 
     #[test]
@@ -378,7 +421,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("shop");
         let (mut history, _) = History::open(&path, 2).unwrap();
-        fill(&mut history, 0, 2);
+        fill(&mut history, 0, 2 * SEGMENT_CAPACITIES);
         History::remove(&path).unwrap();
         assert!(history.append(b"after").is_err());
         assert!(!path.exists());
