@@ -9,7 +9,10 @@
 //!
 //! With a history ([`AppLog::with_history`]) each event is written to the app's durable
 //! [`History`] before it is kept or broadcast, and a restarted server starts with the events
-//! from before, so `logs` shows them after a restart or a SIGKILL.
+//! from before, so `logs` shows them after a restart or a SIGKILL. While an app prints without
+//! pause, events are committed in groups at most [`LINGER`] apart, and only a group's last N
+//! are written: the older ones would leave the ring at once anyway. That is what keeps the
+//! history's cost to a fast app small (`bench/log_history.py`).
 //!
 //! With a tap ([`AppLog::set_tap`]: the app's drains, [`crate::drains`]) each record is also
 //! offered to the app's drains as it arrives, without waiting on them.
@@ -18,9 +21,11 @@ use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use dozen_logs::{EventKind, Format, History, LogSender, PlatformEvent, Record, log_channel};
 use tokio::sync::broadcast;
+use tokio::time::Instant;
 
 /// How far a live subscriber may fall behind before lines are skipped for it.
 pub const TAIL_BACKLOG: usize = 4096;
@@ -28,11 +33,17 @@ pub const TAIL_BACKLOG: usize = 4096;
 /// At most this many queued records are taken together into one write to the history.
 const COALESCE: usize = 32;
 
-/// A history record: the process name, a newline, the event's JSON.
-fn encode(entry: &Entry, out: &mut Vec<u8>) {
-    out.extend_from_slice(entry.proc_name.as_bytes());
-    out.push(b'\n');
-    out.extend_from_slice(entry.json.as_bytes());
+/// How long a commit may wait for more lines while a stream is busy (see [`AppLog::start`]):
+/// the most a `logs --tail` line is held back, and only while lines keep coming.
+const LINGER: Duration = Duration::from_millis(5);
+
+/// A commit that lingers stops gathering at this many entries: less than a live subscriber may
+/// fall behind, so that one commit does not make a subscriber that kept up skip lines.
+const GROUP_LINES: usize = TAIL_BACKLOG * 3 / 4;
+
+/// Write `entry` to `history` as one record: the process name, a newline, the event's JSON.
+fn encode(entry: &Entry, history: &mut History) -> std::io::Result<()> {
+    history.append_parts(&[entry.proc_name.as_bytes(), b"\n", entry.json.as_bytes()])
 }
 
 fn decode(record: &[u8]) -> Option<Entry> {
@@ -126,6 +137,8 @@ impl AppLog {
             let mut buf = Vec::new();
             let mut history = history;
             let mut pending: Vec<Entry> = Vec::new();
+            // Far in the past: the first commit does not linger.
+            let mut last_commit = Instant::now() - LINGER;
             while let Some(first) = receiver.recv().await {
                 let Some(log) = weak.upgrade() else { break };
                 // Whatever else is already queued goes out with it: one write to the history
@@ -134,43 +147,73 @@ impl AppLog {
                 let mut taken = 0;
                 while let Some(record) = next.take() {
                     taken += 1;
-                    buf.clear();
-                    if let Some(tap) = log.tap.get() {
-                        tap.offer(&record);
-                    }
-                    let proc_name: Arc<str> = match record {
-                        Record::Lines(batch) => {
-                            format.render_batch(&batch, &mut buf);
-                            Arc::from(batch.label().name())
-                        }
-                        Record::Event(event) => {
-                            format.render_event(&event, &mut buf);
-                            Arc::from("dozen")
-                        }
-                        Record::Barrier(done) => {
-                            // Everything before it has been recorded, pushed and broadcast.
-                            log.commit(&mut history, &mut pending);
-                            let _ = done.send(());
-                            if taken < COALESCE {
-                                next = receiver.try_recv();
-                            }
-                            continue;
-                        }
-                    };
-                    for line in buf.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-                        pending.push(Entry {
-                            proc_name: proc_name.clone(),
-                            json: Arc::from(String::from_utf8_lossy(line).as_ref()),
-                        });
-                    }
+                    log.take(record, &mut format, &mut buf, &mut history, &mut pending);
                     if taken < COALESCE {
                         next = receiver.try_recv();
                     }
                 }
+                // While lines keep coming, a commit waits for more until LINGER after the
+                // previous one: the history is written once per group, and only the group's
+                // last `capacity` entries go to it. A stream that was quiet commits at once.
+                if history.is_some() {
+                    let until = last_commit + LINGER;
+                    while !pending.is_empty() && pending.len() < GROUP_LINES {
+                        match tokio::time::timeout_at(until, receiver.recv()).await {
+                            Ok(Some(record)) => {
+                                log.take(record, &mut format, &mut buf, &mut history, &mut pending)
+                            }
+                            Ok(None) | Err(_) => break,
+                        }
+                    }
+                }
                 log.commit(&mut history, &mut pending);
+                last_commit = Instant::now();
             }
         });
         log
+    }
+
+    /// Render `record` into `pending`, offering it to the drains first. A barrier commits what
+    /// is pending and is answered once it is recorded, kept and broadcast.
+    fn take(
+        &self,
+        record: Record,
+        format: &mut Format,
+        buf: &mut Vec<u8>,
+        history: &mut Option<History>,
+        pending: &mut Vec<Entry>,
+    ) {
+        buf.clear();
+        if let Some(tap) = self.tap.get() {
+            tap.offer(&record);
+        }
+        let proc_name: Arc<str> = match record {
+            Record::Lines(batch) => {
+                format.render_batch(&batch, buf);
+                Arc::from(batch.label().name())
+            }
+            Record::Event(event) => {
+                format.render_event(&event, buf);
+                Arc::from("dozen")
+            }
+            Record::Barrier(done) => {
+                self.commit(history, pending);
+                let _ = done.send(());
+                return;
+            }
+        };
+        // The rendered JSON is UTF-8: validate it once, on the fast path, rather than line by
+        // line on the lossy one (that was a tenth of the task's time).
+        let text = match std::str::from_utf8(buf) {
+            Ok(text) => std::borrow::Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(buf),
+        };
+        for line in text.split('\n').filter(|l| !l.is_empty()) {
+            pending.push(Entry {
+                proc_name: proc_name.clone(),
+                json: Arc::from(line),
+            });
+        }
     }
 
     /// Record `pending` in the history (one `write(2)`), then keep and broadcast it: what a
@@ -184,14 +227,11 @@ impl AppLog {
             *history = None;
         }
         if let Some(h) = history {
-            let mut record = Vec::new();
-            let written = pending
+            // Older entries than the last `capacity` would be pushed out of the history at once.
+            let kept = pending.len().saturating_sub(self.capacity);
+            let written = pending[kept..]
                 .iter()
-                .try_for_each(|e| {
-                    record.clear();
-                    encode(e, &mut record);
-                    h.append(&record)
-                })
+                .try_for_each(|e| encode(e, h))
                 .and_then(|()| h.flush());
             if let Err(e) = written {
                 let dir = h.dir().to_path_buf();
@@ -324,6 +364,31 @@ mod tests {
             after[2].contains("event 5") && after[1] == before[2],
             "{after:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_burst_is_broadcast_whole_and_its_last_events_are_in_the_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("shop");
+        let log = AppLog::with_history(10, &path);
+        let mut tail = log.subscribe();
+        let total = 3000;
+        for n in 0..total {
+            say(&log, &format!("event {n:04}")).await;
+        }
+        log.sender().barrier().await;
+        for n in 0..total {
+            let entry = tail
+                .try_recv()
+                .expect("every event of the burst is broadcast");
+            assert!(entry.json.contains(&format!("event {n:04}")), "{entry:?}");
+        }
+        let after_restart = AppLog::with_history(10, &path);
+        let kept = lines(&after_restart);
+        assert_eq!(kept.len(), 10);
+        for (line, n) in kept.iter().zip(total - 10..total) {
+            assert!(line.contains(&format!("event {n:04}")), "{kept:?}");
+        }
     }
 
     #[tokio::test]
