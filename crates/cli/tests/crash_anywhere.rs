@@ -30,8 +30,9 @@ use support::server::{PgDatabase, TOKEN, http_get};
 use support::{App, HANG, Output, await_condition, dozen_bin, free_port, line_reader};
 
 const APP: &str = "shop";
-/// Small, so the history rotates its segments during the run.
-const LOG_LINES: usize = 300;
+/// Small, so the history rotates its segments during the run (a segment holds eight times
+/// this many events).
+const LOG_LINES: usize = 10;
 
 /// splitmix64: a seeded generator, so a failing run can be replayed.
 struct Rng(u64);
@@ -308,6 +309,20 @@ fn write_source(app: &App, code: u64, build_step: bool, failing_release: bool) {
 
 /// Processes whose environment names the data directory: the server, its guardian, and every
 /// app and build process it started (their `HOME` is under it).
+/// The sequence number of the newest segment of the app's log history (0 when it has none).
+fn newest_history_segment(data: &Path) -> u64 {
+    std::fs::read_dir(data.join("logs").join(APP))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            name.strip_suffix(".seg")?.parse().ok()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
 fn processes_of(data: &Path) -> Vec<(i32, i32, String)> {
     let needle = data.to_string_lossy().into_owned();
     let mut out = Vec::new();
@@ -674,6 +689,8 @@ fn crash_anywhere(db: Option<PgDatabase>, store: &str) {
     // the kill comes at a uniformly random moment within it, a little past its end at most.
     let mut takes: BTreeMap<Op, Duration> = BTreeMap::new();
     let mut tally: BTreeMap<Op, (usize, usize)> = BTreeMap::new();
+    // The newest history segment seen: the run must have rotated through some.
+    let mut newest_segment = 0u64;
 
     for round in 1..=rounds {
         let exists = s.app_exists();
@@ -755,13 +772,19 @@ fn crash_anywhere(db: Option<PgDatabase>, store: &str) {
             || processes_of(s.data.path()).is_empty(),
         );
 
+        newest_segment = newest_segment.max(newest_history_segment(s.data.path()));
         s.launch();
         let mut logged = before;
         logged.extend(seen);
         check(&s, &logged, &context);
     }
+    assert!(
+        rounds < 20 || newest_segment >= 2,
+        "{store} (DOZEN_CRASH_SEED={seed}): the log history never started a second segment, so \
+         no kill landed near a rotation"
+    );
     eprintln!(
-        "crash anywhere on {store}: {rounds} rounds; per operation (killed during, killed after): {tally:?}"
+        "crash anywhere on {store}: {rounds} rounds, newest history segment {newest_segment}; per operation (killed during, killed after): {tally:?}"
     );
 }
 
