@@ -139,11 +139,13 @@ class Receiver:
         return sum(len(parse_frames(b"".join(c))[0]) for c in self.connections)
 
     def check(self) -> dict:
-        """Count what arrived: every producer line once, in order, whole?"""
+        """Count what arrived: every producer line once, in order within its connection, whole?"""
         seen: dict[int, int] = {}
         order_breaks = torn = other = bad_framing = 0
-        last = -1
         for chunks in self.connections:
+            # Order is per connection: a forwarder with several connections (rsyslog opens a
+            # new one after a reconnect) interleaves them at the receiver.
+            last = -1
             frames, rest = parse_frames(b"".join(chunks))
             bad_framing += len(rest) > 0
             for msg in frames:

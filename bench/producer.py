@@ -12,10 +12,16 @@ so a reader can count one producer's lines in a mixed stream with a plain
 substring count.  Lines are written in batches of whole lines no bigger than
 PIPE_BUF (4096 bytes), so that when several producers share one pipe (the
 "plain pipe" baseline) each write is atomic and no line is ever torn.
+
+With PRODUCER_TIMING=1 in the environment the end marker says how long the
+writes took, from the first write until the last one returned:
+`#TAG# done in 0.123456 s`.  A writer blocks while its reader is behind, so
+this is what a slow reader costs the app itself.
 """
 import os
 import signal
 import sys
+import time
 
 
 def main() -> None:
@@ -38,11 +44,14 @@ def main() -> None:
             view = view[n:]
 
     i = 0
+    t0 = time.monotonic()
     while i < count:
         end = min(count, i + per_batch)
         write_all(b"".join(head + b"%07d" % j + tail for j in range(i, end)))
         i = end
-    write_all(b"#" + tag.encode() + b"# done\n")
+    took = time.monotonic() - t0
+    timing = b" in %.6f s" % took if os.environ.get("PRODUCER_TIMING") == "1" else b""
+    write_all(b"#" + tag.encode() + b"# done" + timing + b"\n")
     # Stay alive so that no runner stops the others because this one ended;
     # the bench stops the runner (and so us) with SIGTERM once it has counted
     # every line.
