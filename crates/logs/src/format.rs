@@ -258,12 +258,38 @@ fn json_string(bytes: &[u8], out: &mut String) {
     out.push_str(&String::from_utf8_lossy(&buf));
 }
 
+/// True when one of the eight bytes of `word` must be escaped in a JSON string: a control
+/// character (below 0x20, or 0x7f), `"` or `\\`. Bytes of 0x80 and above never match.
+fn needs_escape(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // A byte below n (n at most 0x80) sets its high bit in `word - n x ONES` while its own
+    // high bit is clear; a byte equal to c is a zero byte of `word ^ c x ONES`.
+    let below = |n: u64| word.wrapping_sub(n * ONES) & !word & HIGH;
+    let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+    let hits = below(0x20)
+        | zero(word ^ (0x22 * ONES))
+        | zero(word ^ (0x5c * ONES))
+        | zero(word ^ (0x7f * ONES));
+    hits != 0
+}
+
 fn json_escape_into(s: &str, out: &mut Vec<u8>) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push(b'"');
     let bytes = s.as_bytes();
     let mut run = 0;
-    for (i, &b) in bytes.iter().enumerate() {
+    let mut i = 0;
+    while i < bytes.len() {
+        // Most of a log line needs no escape: skip it eight bytes at a time.
+        if let Some(chunk) = bytes.get(i..i + 8) {
+            let word = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
+            if !needs_escape(word) {
+                i += 8;
+                continue;
+            }
+        }
+        let b = bytes[i];
         let escape: &[u8] = match b {
             b'"' => b"\\\"",
             b'\\' => b"\\\\",
@@ -271,7 +297,10 @@ fn json_escape_into(s: &str, out: &mut Vec<u8>) {
             b'\r' => b"\\r",
             b'\t' => b"\\t",
             0..=0x1f | 0x7f => b"",
-            _ => continue,
+            _ => {
+                i += 1;
+                continue;
+            }
         };
         out.extend_from_slice(&bytes[run..i]);
         if escape.is_empty() {
@@ -286,7 +315,8 @@ fn json_escape_into(s: &str, out: &mut Vec<u8>) {
         } else {
             out.extend_from_slice(escape);
         }
-        run = i + 1;
+        i += 1;
+        run = i;
     }
     out.extend_from_slice(&bytes[run..]);
     out.push(b'"');
@@ -298,6 +328,64 @@ mod tests {
     use crate::event::{Label, Stream};
     use crate::framer::LineFramer;
     use std::sync::Arc;
+
+    /// JSON escaping one byte at a time: what the word-at-a-time scan must agree with.
+    fn escape_bytewise(s: &str) -> String {
+        let mut out = String::from("\"");
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                '\0'..='\x1f' | '\x7f' => out.push_str(&format!("\\u{:04x}", c as u32)),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        out
+    }
+
+    fn escaped(s: &str) -> String {
+        let mut out = Vec::new();
+        json_escape_into(s, &mut out);
+        String::from_utf8(out).expect("UTF-8")
+    }
+
+    #[test]
+    fn every_character_that_needs_it_is_escaped_wherever_it_falls_in_a_word() {
+        let specials = [
+            '"', '\\', '\n', '\r', '\t', '\0', '\x01', '\x1f', '\x7f', '\x1b',
+        ];
+        for special in specials {
+            for at in 0..20 {
+                let mut s: String = "abcdefghijklmnopqrst".chars().take(at).collect();
+                s.push(special);
+                s.push_str("é after ünïcode ");
+                assert_eq!(escaped(&s), escape_bytewise(&s), "{s:?}");
+                let parsed: String = serde_json::from_str(&escaped(&s)).expect("valid JSON");
+                assert_eq!(parsed, s);
+            }
+        }
+        for clean in [
+            "",
+            "a",
+            "1234567",
+            "12345678",
+            "123456789",
+            " \u{80}\u{ff}\u{7ff}~ ",
+        ] {
+            assert_eq!(escaped(clean), escape_bytewise(clean), "{clean:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn escaping_agrees_with_the_bytewise_escape(s in "(?s).{0,80}") {
+            proptest::prop_assert_eq!(escaped(&s), escape_bytewise(&s));
+        }
+    }
 
     fn batch(text: &[u8]) -> LineBatch {
         let mut b = LineBatch::new(Arc::new(Label::new("web.1", 0)), Stream::Stderr);
