@@ -27,8 +27,11 @@ use dozen_logs::{EventKind, Format, History, LogSender, PlatformEvent, Record, l
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 
-/// How far a live subscriber may fall behind before lines are skipped for it.
-pub const TAIL_BACKLOG: usize = 4096;
+/// How far a live subscriber may fall behind before lines are skipped for it. It also bounds a
+/// commit's group ([`GROUP_LINES`]): at 8192 (twice the earlier 4096, half a MiB of slots per
+/// app) a group holds about 6000 lines, and a fast app writes a quarter of its lines to the
+/// history instead of half (`bench/log_history.py`: the history's CPU halved).
+pub const TAIL_BACKLOG: usize = 8192;
 
 /// At most this many queued records are taken together into one write to the history.
 const COALESCE: usize = 32;
