@@ -28,9 +28,9 @@ use tokio::sync::broadcast;
 use tokio::time::Instant;
 
 /// How far a live subscriber may fall behind before lines are skipped for it. It also bounds a
-/// commit's group ([`GROUP_LINES`]): at 8192 (twice the earlier 4096, half a MiB of slots per
-/// app) a group holds about 6000 lines, and a fast app writes a quarter of its lines to the
-/// history instead of half (`bench/log_history.py`: the history's CPU halved).
+/// commit's group ([`GROUP_LINES`]): at 8192 (half a MiB of slots per app) a group holds about
+/// 6000 lines, so an app printing without pause writes about a quarter of its lines to the
+/// history (`bench/log_history.py` measures what that costs).
 pub const TAIL_BACKLOG: usize = 8192;
 
 /// At most this many queued records are taken together into one write to the history.
@@ -140,8 +140,8 @@ impl AppLog {
             let mut buf = Vec::new();
             let mut history = history;
             let mut pending: Vec<Entry> = Vec::new();
-            // Far in the past: the first commit does not linger.
-            let mut last_commit = Instant::now() - LINGER;
+            // None before the first commit: it does not linger.
+            let mut last_commit: Option<Instant> = None;
             while let Some(first) = receiver.recv().await {
                 let Some(log) = weak.upgrade() else { break };
                 // Whatever else is already queued goes out with it: one write to the history
@@ -158,8 +158,8 @@ impl AppLog {
                 // While lines keep coming, a commit waits for more until LINGER after the
                 // previous one: the history is written once per group, and only the group's
                 // last `capacity` entries go to it. A stream that was quiet commits at once.
-                if history.is_some() {
-                    let until = last_commit + LINGER;
+                if let Some(last) = last_commit.filter(|_| history.is_some()) {
+                    let until = last + LINGER;
                     while !pending.is_empty() && pending.len() < GROUP_LINES {
                         match tokio::time::timeout_at(until, receiver.recv()).await {
                             Ok(Some(record)) => {
@@ -170,7 +170,7 @@ impl AppLog {
                     }
                 }
                 log.commit(&mut history, &mut pending);
-                last_commit = Instant::now();
+                last_commit = Some(Instant::now());
             }
         });
         log
