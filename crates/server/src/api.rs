@@ -20,7 +20,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use crate::config::ServerConfig;
 use crate::error::ApiError;
-use crate::loghub::{Entry, Filter};
+use crate::loghub::{Entry, Filter, Followed, skipped_note};
 use crate::platform::{Platform, PlatformError, parse_version};
 use crate::runtime::Runtime;
 
@@ -354,7 +354,7 @@ fn stream_until_done<T: Send + 'static, L: serde::Serialize>(
                     Err(_) => return,
                 },
                 entry = live.recv() => {
-                    if forward(&tx, &filter, entry).await.is_err() {
+                    if forward(&tx, &filter, followed(entry)).await.is_err() {
                         return;
                     }
                 }
@@ -366,12 +366,15 @@ fn stream_until_done<T: Send + 'static, L: serde::Serialize>(
         loop {
             match live.try_recv() {
                 Ok(e) => {
-                    if forward(&tx, &filter, Ok(e)).await.is_err() {
+                    if forward(&tx, &filter, Followed::Entry(e)).await.is_err() {
                         return;
                     }
                 }
                 Err(tokio::sync::broadcast::error::TryRecvError::Lagged(n)) => {
-                    let lagged = Err(tokio::sync::broadcast::error::RecvError::Lagged(n));
+                    let lagged = Followed::Skipped {
+                        lines: n,
+                        behind: true,
+                    };
                     if forward(&tx, &filter, lagged).await.is_err() {
                         return;
                     }
@@ -384,6 +387,20 @@ fn stream_until_done<T: Send + 'static, L: serde::Serialize>(
         let _ = tx.send(Ok(line(&last))).await;
     });
     ndjson(rx)
+}
+
+/// What a plain subscription (one that started before the events it wants) received, as
+/// [`forward`] takes it.
+fn followed(r: Result<Entry, tokio::sync::broadcast::error::RecvError>) -> Followed {
+    use tokio::sync::broadcast::error::RecvError;
+    match r {
+        Ok(e) => Followed::Entry(e),
+        Err(RecvError::Lagged(lines)) => Followed::Skipped {
+            lines,
+            behind: true,
+        },
+        Err(RecvError::Closed) => Followed::Closed,
+    }
 }
 
 fn line(s: &str) -> Bytes {
@@ -459,15 +476,14 @@ async fn logs(
         source: q.source,
     };
     let log = s.runtime.log(&app);
-    let mut live = log.subscribe();
-    let recent = log.recent(q.lines.unwrap_or(100), &filter);
+    let (recent, mut live) = log.follow(q.lines.unwrap_or(100), &filter);
     let (tx, rx) = mpsc::channel::<Result<Bytes, Infallible>>(64);
     let tail = q.tail.unwrap_or(false);
     let down = until_true(s.shutting_down.clone());
     tokio::spawn(async move {
         tokio::pin!(down);
         for e in recent {
-            if tx.send(Ok(line(&e.json))).await.is_err() {
+            if tx.send(Ok(line(e.json()))).await.is_err() {
                 return;
             }
         }
@@ -558,15 +574,17 @@ async fn until_true(mut flag: watch::Receiver<bool>) {
 async fn forward(
     tx: &mpsc::Sender<Result<Bytes, Infallible>>,
     filter: &Filter,
-    entry: Result<Entry, tokio::sync::broadcast::error::RecvError>,
+    entry: Followed,
 ) -> Result<(), ()> {
     match entry {
-        Ok(e) if filter.accepts(&e) => tx.send(Ok(line(&e.json))).await.map_err(|_| ()),
-        Ok(_) => Ok(()),
-        Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-            let note = json!({"proc": "dozen", "stream": "event", "line": format!("{n} lines skipped: this client fell behind")});
+        Followed::Entry(e) if filter.accepts(&e) => {
+            tx.send(Ok(line(e.json()))).await.map_err(|_| ())
+        }
+        Followed::Entry(_) => Ok(()),
+        Followed::Skipped { lines, behind } => {
+            let note = json!({"proc": "dozen", "stream": "event", "line": skipped_note(lines, behind, "client")});
             tx.send(Ok(line(&note.to_string()))).await.map_err(|_| ())
         }
-        Err(_) => Err(()),
+        Followed::Closed => Err(()),
     }
 }

@@ -11,15 +11,22 @@
 //! [`History`] before it is kept or broadcast, and a restarted server starts with the events
 //! from before, so `logs` shows them after a restart or a SIGKILL. While an app prints without
 //! pause, events are committed in groups at most [`LINGER`] apart, and only a group's last N
-//! are written: the older ones would leave the ring at once anyway. That is what keeps the
-//! history's cost to a fast app small (`bench/log_history.py`).
+//! are written: the older ones would leave the ring at once anyway. While nobody follows the
+//! stream, a group does not even hold those older ones (they would be sent to no one), so a
+//! group's lines stay few and warm in the cache however fast the app prints; that, not the
+//! write, was most of the history's cost to a fast app (`bench/log_history.py`). A group is
+//! written, kept and broadcast on a blocking thread while the task renders the next one.
+//!
+//! Every event is numbered, so a client that follows the stream ([`AppLog::follow`]: recent
+//! events, then live ones) gets nothing twice and is told how many lines it did not get: when
+//! it falls behind, or when it started following in the middle of such a group.
 //!
 //! With a tap ([`AppLog::set_tap`]: the app's drains, [`crate::drains`]) each record is also
 //! offered to the app's drains as it arrives, without waiting on them.
 
 use std::collections::VecDeque;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -28,9 +35,7 @@ use tokio::sync::broadcast;
 use tokio::time::Instant;
 
 /// How far a live subscriber may fall behind before lines are skipped for it. It also bounds a
-/// commit's group ([`GROUP_LINES`]): at 8192 (half a MiB of slots per app) a group holds about
-/// 6000 lines, so an app printing without pause writes about a quarter of its lines to the
-/// history (`bench/log_history.py` measures what that costs).
+/// commit's group while someone follows the stream ([`GROUP_LINES`]): about 6000 lines.
 pub const TAIL_BACKLOG: usize = 8192;
 
 /// At most this many queued records are taken together into one write to the history.
@@ -46,33 +51,32 @@ const GROUP_LINES: usize = TAIL_BACKLOG * 3 / 4;
 
 /// Write `entry` to `history` as one record: the process name, a newline, the event's JSON.
 fn encode(entry: &Entry, history: &mut History) -> std::io::Result<()> {
-    history.append_parts(&[entry.proc_name.as_bytes(), b"\n", entry.json.as_bytes()])
+    history.append_parts(&[entry.proc_name.as_bytes(), b"\n", entry.json().as_bytes()])
 }
 
 fn decode(record: &[u8]) -> Option<Entry> {
     let text = std::str::from_utf8(record).ok()?;
     let (name, json) = text.split_once('\n')?;
-    Some(Entry {
-        proc_name: Arc::from(name),
-        json: Arc::from(json),
-    })
+    Some(Entry::whole(Arc::from(name), json))
 }
 
 /// The event that says the history stopped being written (the disk is full, say).
 fn history_error(dir: &Path, e: &std::io::Error) -> Entry {
+    error_entry(format!(
+        "log history {}: {e}; recent events are kept in memory only until the server restarts",
+        dir.display()
+    ))
+}
+
+/// A platform error event, rendered.
+fn error_entry(message: String) -> Entry {
     let mut json = Vec::new();
-    let event = PlatformEvent::new(
-        EventKind::Error,
-        format!(
-            "log history {}: {e}; recent events are kept in memory only until the server restarts",
-            dir.display()
-        ),
-    );
+    let event = PlatformEvent::new(EventKind::Error, message);
     Format::json().render_event(&event, &mut json);
-    Entry {
-        proc_name: Arc::from("dozen"),
-        json: Arc::from(String::from_utf8_lossy(&json).trim_end()),
-    }
+    Entry::whole(
+        Arc::from("dozen"),
+        String::from_utf8_lossy(&json).trim_end(),
+    )
 }
 
 /// One rendered event.
@@ -80,8 +84,88 @@ fn history_error(dir: &Path, e: &std::io::Error) -> Entry {
 pub struct Entry {
     /// `web.1`, `build`, `run.1`, or `dozen` for platform events.
     pub proc_name: Arc<str>,
+    /// The rendered batch the event came in: the events of one batch share it, so a batch is
+    /// one allocation, not one per line.
+    text: Arc<str>,
+    /// Where in `text` the event is.
+    span: std::ops::Range<usize>,
+    /// The event's place in the stream: one more than the event before it, or
+    /// [`UNNUMBERED`] for the server's notes about the stream itself.
+    seq: u64,
+}
+
+/// The `seq` of an entry outside the numbering: a note the stream adds about itself (its
+/// history failed), which may be published before entries numbered earlier.
+const UNNUMBERED: u64 = u64::MAX;
+
+impl Entry {
+    /// An entry that is all of `json`.
+    fn whole(proc_name: Arc<str>, json: &str) -> Entry {
+        Entry {
+            proc_name,
+            span: 0..json.len(),
+            text: Arc::from(json),
+            seq: UNNUMBERED,
+        }
+    }
+
     /// The event as one JSON object (no trailing newline).
-    pub json: Arc<str>,
+    pub fn json(&self) -> &str {
+        &self.text[self.span.clone()]
+    }
+}
+
+/// Where a stream's commits go: memory only, or a history that is written on a blocking
+/// thread while the stream's task renders the next group (one commit in flight at a time, so
+/// groups are kept and broadcast in order).
+enum Store {
+    Memory,
+    Idle(History),
+    Writing(tokio::task::JoinHandle<Option<History>>),
+}
+
+impl Store {
+    /// Whether commits are written to a history.
+    fn is_durable(&self) -> bool {
+        !matches!(self, Store::Memory)
+    }
+
+    /// Wait for the commit in flight, if any.
+    async fn settle(&mut self, log: &AppLog) {
+        if let Store::Writing(flight) = self {
+            *self = match flight.await {
+                Ok(Some(history)) => Store::Idle(history),
+                Ok(None) => Store::Memory,
+                Err(e) => {
+                    // Only a panic in the write gets here: its group is lost, and said so.
+                    log.push(error_entry(format!(
+                        "the log history write failed ({e}); events since the last commit \
+                         are lost and recent events are kept in memory only"
+                    )));
+                    Store::Memory
+                }
+            };
+        }
+    }
+
+    /// Commit `pending` (left empty): once the previous commit is done, in memory at once, or
+    /// to the history on a blocking thread.
+    async fn commit(&mut self, log: &Arc<AppLog>, pending: &mut Vec<Entry>) {
+        if pending.is_empty() {
+            return;
+        }
+        self.settle(log).await;
+        match std::mem::replace(self, Store::Memory) {
+            Store::Idle(history) => {
+                let mut group = std::mem::take(pending);
+                let log = Arc::clone(log);
+                *self = Store::Writing(tokio::task::spawn_blocking(move || {
+                    log.record(history, &mut group)
+                }));
+            }
+            _ => log.publish(pending),
+        }
+    }
 }
 
 /// An app's log stream.
@@ -92,6 +176,8 @@ pub struct AppLog {
     live: broadcast::Sender<Entry>,
     sender: LogSender,
     closed: AtomicBool,
+    /// The `seq` of the next entry.
+    next_seq: AtomicU64,
     tap: OnceLock<Arc<crate::drains::AppDrains>>,
 }
 
@@ -126,19 +212,27 @@ impl AppLog {
         let capacity = capacity.max(1);
         let mut ring = VecDeque::with_capacity(capacity.min(4096));
         ring.extend(old.into_iter().rev().take(capacity).rev());
+        for (seq, entry) in ring.iter_mut().enumerate() {
+            entry.seq = seq as u64;
+        }
+        let next_seq = ring.len() as u64;
         let log = Arc::new(AppLog {
             ring: Mutex::new(ring),
             capacity,
             live,
             sender,
             closed: AtomicBool::new(false),
+            next_seq: AtomicU64::new(next_seq),
             tap: OnceLock::new(),
         });
         let weak = Arc::downgrade(&log);
         tokio::spawn(async move {
             let mut format = Format::json();
             let mut buf = Vec::new();
-            let mut history = history;
+            let mut store = match history {
+                Some(history) => Store::Idle(history),
+                None => Store::Memory,
+            };
             let mut pending: Vec<Entry> = Vec::new();
             // None before the first commit: it does not linger.
             let mut last_commit: Option<Instant> = None;
@@ -150,7 +244,15 @@ impl AppLog {
                 let mut taken = 0;
                 while let Some(record) = next.take() {
                     taken += 1;
-                    log.take(record, &mut format, &mut buf, &mut history, &mut pending);
+                    let barrier = log.take(record, &mut format, &mut buf, &mut pending);
+                    log.trim_unseen(&mut pending);
+                    if let Some(done) = barrier {
+                        // A barrier: answered once everything before it is recorded, kept
+                        // and broadcast.
+                        store.commit(&log, &mut pending).await;
+                        store.settle(&log).await;
+                        let _ = done.send(());
+                    }
                     if taken < COALESCE {
                         next = receiver.try_recv();
                     }
@@ -158,34 +260,43 @@ impl AppLog {
                 // While lines keep coming, a commit waits for more until LINGER after the
                 // previous one: the history is written once per group, and only the group's
                 // last `capacity` entries go to it. A stream that was quiet commits at once.
-                if let Some(last) = last_commit.filter(|_| history.is_some()) {
+                if let Some(last) = last_commit.filter(|_| store.is_durable()) {
                     let until = last + LINGER;
                     while !pending.is_empty() && pending.len() < GROUP_LINES {
                         match tokio::time::timeout_at(until, receiver.recv()).await {
                             Ok(Some(record)) => {
-                                log.take(record, &mut format, &mut buf, &mut history, &mut pending)
+                                let barrier = log.take(record, &mut format, &mut buf, &mut pending);
+                                log.trim_unseen(&mut pending);
+                                if let Some(done) = barrier {
+                                    store.commit(&log, &mut pending).await;
+                                    store.settle(&log).await;
+                                    let _ = done.send(());
+                                }
                             }
                             Ok(None) | Err(_) => break,
                         }
                     }
                 }
-                log.commit(&mut history, &mut pending);
+                store.commit(&log, &mut pending).await;
                 last_commit = Some(Instant::now());
+            }
+            if let Some(log) = weak.upgrade() {
+                store.commit(&log, &mut pending).await;
+                store.settle(&log).await;
             }
         });
         log
     }
 
-    /// Render `record` into `pending`, offering it to the drains first. A barrier commits what
-    /// is pending and is answered once it is recorded, kept and broadcast.
+    /// Render `record` into `pending`, offering it to the drains first. A barrier is handed
+    /// back, for the caller to answer once what is pending is committed.
     fn take(
         &self,
         record: Record,
         format: &mut Format,
         buf: &mut Vec<u8>,
-        history: &mut Option<History>,
         pending: &mut Vec<Entry>,
-    ) {
+    ) -> Option<tokio::sync::oneshot::Sender<()>> {
         buf.clear();
         if let Some(tap) = self.tap.get() {
             tap.offer(&record);
@@ -199,11 +310,7 @@ impl AppLog {
                 format.render_event(&event, buf);
                 Arc::from("dozen")
             }
-            Record::Barrier(done) => {
-                self.commit(history, pending);
-                let _ = done.send(());
-                return;
-            }
+            Record::Barrier(done) => return Some(done),
         };
         // The rendered JSON is UTF-8: validate it once, on the fast path, rather than line by
         // line on the lossy one (that was a tenth of the task's time).
@@ -211,40 +318,58 @@ impl AppLog {
             Ok(text) => std::borrow::Cow::Borrowed(text),
             Err(_) => String::from_utf8_lossy(buf),
         };
-        for line in text.split('\n').filter(|l| !l.is_empty()) {
-            pending.push(Entry {
-                proc_name: proc_name.clone(),
-                json: Arc::from(line),
-            });
+        // One allocation for the batch; its entries are spans of it.
+        let shared: Arc<str> = Arc::from(text.as_ref());
+        let first = pending.len();
+        let mut at = 0;
+        for line in shared.split('\n') {
+            let span = at..at + line.len();
+            at = span.end + 1;
+            if !span.is_empty() {
+                pending.push(Entry {
+                    proc_name: proc_name.clone(),
+                    text: Arc::clone(&shared),
+                    span,
+                    seq: 0,
+                });
+            }
+        }
+        self.number(&mut pending[first..]);
+        None
+    }
+
+    /// While nobody tails the stream, drop the pending entries that the ring and the history
+    /// would not keep anyway (all but the last `capacity`), so that a long group holds no more
+    /// than twice the ring's worth of lines.
+    fn trim_unseen(&self, pending: &mut Vec<Entry>) {
+        if pending.len() >= self.capacity.saturating_mul(2) && self.live.receiver_count() == 0 {
+            pending.drain(..pending.len() - self.capacity);
         }
     }
 
-    /// Record `pending` in the history (one `write(2)`), then keep and broadcast it: what a
-    /// reader saw is in the history file, so it survives a SIGKILL of the server.
-    fn commit(&self, history: &mut Option<History>, pending: &mut Vec<Entry>) {
-        if pending.is_empty() {
-            return;
-        }
+    /// Record `group` in `history` (one `write(2)`), then keep and broadcast it: what a reader
+    /// saw is in the history file, so it survives a SIGKILL of the server. Returns the history,
+    /// or `None` once it could not be written (the error is the group's last event).
+    fn record(&self, history: History, group: &mut Vec<Entry>) -> Option<History> {
+        let mut history = Some(history);
         if self.closed.load(Ordering::Acquire) {
             // The app was destroyed: its history is gone and must not come back.
-            *history = None;
+            history = None;
         }
-        if let Some(h) = history {
+        if let Some(h) = &mut history {
             // Older entries than the last `capacity` would be pushed out of the history at once.
-            let kept = pending.len().saturating_sub(self.capacity);
-            let written = pending[kept..]
+            let kept = group.len().saturating_sub(self.capacity);
+            let written = group[kept..]
                 .iter()
                 .try_for_each(|e| encode(e, h))
                 .and_then(|()| h.flush());
             if let Err(e) = written {
-                let dir = h.dir().to_path_buf();
-                *history = None;
-                pending.push(history_error(&dir, &e));
+                group.push(history_error(h.dir(), &e));
+                history = None;
             }
         }
-        for entry in pending.drain(..) {
-            self.push(entry);
-        }
+        self.publish(group);
+        history
     }
 
     /// Offer every record from now on to the app's drains (once per stream).
@@ -259,15 +384,34 @@ impl AppLog {
     }
 
     fn push(&self, entry: Entry) {
-        {
-            let mut ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
+        self.publish(&mut vec![entry]);
+    }
+
+    /// Give `entries` the next sequence numbers, in order.
+    fn number(&self, entries: &mut [Entry]) {
+        let base = self
+            .next_seq
+            .fetch_add(entries.len() as u64, Ordering::Relaxed);
+        for (entry, seq) in entries.iter_mut().zip(base..) {
+            entry.seq = seq;
+        }
+    }
+
+    /// Keep `entries` in the ring (one lock for all) and broadcast them, leaving `entries`
+    /// empty.
+    fn publish(&self, entries: &mut Vec<Entry>) {
+        let mut ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
+        let skip = entries.len().saturating_sub(self.capacity);
+        for entry in &entries[skip..] {
             if ring.len() == self.capacity {
                 ring.pop_front();
             }
             ring.push_back(entry.clone());
         }
         // No subscriber is fine.
-        let _ = self.live.send(entry);
+        for entry in entries.drain(..) {
+            let _ = self.live.send(entry);
+        }
     }
 
     /// Where the app's processes and the platform send events for this app.
@@ -292,6 +436,113 @@ impl AppLog {
     /// Subscribe to events as they arrive.
     pub fn subscribe(&self) -> broadcast::Receiver<Entry> {
         self.live.subscribe()
+    }
+
+    /// The most recent events (as [`AppLog::recent`]) and the events after them as they
+    /// arrive: what `logs --tail` shows. Nothing comes twice, and lines the client does not
+    /// get are counted ([`Followed::Skipped`]).
+    pub fn follow(&self, limit: usize, filter: &Filter) -> (Vec<Entry>, Follow) {
+        // Under the ring's lock, which publishing holds while it broadcasts: every event is
+        // either in the ring now or broadcast to this subscriber later, not both.
+        let ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
+        let live = self.live.subscribe();
+        let next = ring
+            .iter()
+            .rev()
+            .find(|e| e.seq != UNNUMBERED)
+            .map(|e| e.seq + 1);
+        let mut recent: Vec<Entry> = ring
+            .iter()
+            .rev()
+            .filter(|e| filter.accepts(e))
+            .take(limit)
+            .cloned()
+            .collect();
+        drop(ring);
+        recent.reverse();
+        let follow = Follow {
+            live,
+            next,
+            lagged: false,
+            held: None,
+        };
+        (recent, follow)
+    }
+}
+
+/// The live part of [`AppLog::follow`].
+#[derive(Debug)]
+pub struct Follow {
+    live: broadcast::Receiver<Entry>,
+    /// The `seq` the next event should have (`None` before the first).
+    next: Option<u64>,
+    /// Whether the broadcast dropped events for this client since the last gap was told.
+    lagged: bool,
+    /// The event after a gap, given by the call after the one that told the gap.
+    held: Option<Entry>,
+}
+
+/// What [`Follow::recv`] gives.
+#[derive(Debug)]
+pub enum Followed {
+    /// The next event.
+    Entry(Entry),
+    /// This many events will not come: the client fell behind (`behind`), or, when it had just
+    /// started following, they came in a burst while nobody followed (a stream that nobody
+    /// follows holds back only what its ring keeps until its next commit).
+    Skipped {
+        /// How many events.
+        lines: u64,
+        /// Whether the client fell behind.
+        behind: bool,
+    },
+    /// The stream ended.
+    Closed,
+}
+
+impl Follow {
+    /// The next event, or how many were skipped before it (the event comes next). Cancel
+    /// safe: nothing is lost when the future is dropped before it is ready.
+    pub async fn recv(&mut self) -> Followed {
+        if let Some(entry) = self.held.take() {
+            self.next = Some(entry.seq + 1);
+            return Followed::Entry(entry);
+        }
+        loop {
+            match self.live.recv().await {
+                Ok(entry) if entry.seq == UNNUMBERED => return Followed::Entry(entry),
+                Ok(entry) => {
+                    let expected = self.next.unwrap_or(entry.seq);
+                    if entry.seq < expected {
+                        // Shown already, with the recent events.
+                        continue;
+                    }
+                    if entry.seq > expected {
+                        let lines = entry.seq - expected;
+                        self.held = Some(entry);
+                        return Followed::Skipped {
+                            lines,
+                            behind: std::mem::take(&mut self.lagged),
+                        };
+                    }
+                    self.next = Some(entry.seq + 1);
+                    return Followed::Entry(entry);
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => self.lagged = true,
+                Err(broadcast::error::RecvError::Closed) => return Followed::Closed,
+            }
+        }
+    }
+}
+
+/// The line that tells a following `who` (`client`, `page`) that [`Followed::Skipped`] left
+/// `lines` out.
+pub fn skipped_note(lines: u64, behind: bool, who: &str) -> String {
+    match behind {
+        true => format!("{lines} lines skipped: this {who} fell behind"),
+        false => format!(
+            "{lines} lines skipped: they came in a burst while this {who} started following"
+        ),
     }
 }
 
@@ -319,7 +570,7 @@ impl Filter {
         if let Some(ps) = &self.ps {
             let matches = name == ps || name.split('.').next() == Some(ps.as_str());
             // Platform events about the process carry it as target.
-            let about = entry.json.contains(&format!("\"target\":\"{ps}"));
+            let about = entry.json().contains(&format!("\"target\":\"{ps}"));
             if !matches && !about {
                 return false;
             }
@@ -342,7 +593,7 @@ mod tests {
     fn lines(log: &AppLog) -> Vec<String> {
         log.recent(100, &Filter::default())
             .iter()
-            .map(|e| e.json.to_string())
+            .map(|e| e.json().to_string())
             .collect()
     }
 
@@ -384,7 +635,7 @@ mod tests {
             let entry = tail
                 .try_recv()
                 .expect("every event of the burst is broadcast");
-            assert!(entry.json.contains(&format!("event {n:04}")), "{entry:?}");
+            assert!(entry.json().contains(&format!("event {n:04}")), "{entry:?}");
         }
         let after_restart = AppLog::with_history(10, &path);
         let kept = lines(&after_restart);
@@ -392,6 +643,91 @@ mod tests {
         for (line, n) in kept.iter().zip(total - 10..total) {
             assert!(line.contains(&format!("event {n:04}")), "{kept:?}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_burst_nobody_follows_leaves_its_last_events_in_the_ring_and_the_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("shop");
+        let log = AppLog::with_history(10, &path);
+        for n in 0..3000 {
+            say(&log, &format!("event {n:04}")).await;
+        }
+        log.sender().barrier().await;
+        let expected: Vec<String> = (2990..3000).map(|n| format!("event {n:04}")).collect();
+        let shown = |lines: Vec<String>| -> Vec<String> {
+            lines
+                .iter()
+                .map(|l| {
+                    l.split("\"line\":\"")
+                        .nth(1)
+                        .unwrap()
+                        .split('"')
+                        .next()
+                        .unwrap()
+                        .to_string()
+                })
+                .collect()
+        };
+        assert_eq!(shown(lines(&log)), expected);
+        assert_eq!(shown(lines(&AppLog::with_history(10, &path))), expected);
+    }
+
+    /// The number in an `event NNNNN` entry.
+    fn event_number(entry: &Entry) -> u32 {
+        let json = entry.json();
+        let at = json.find("event ").expect("an event line") + "event ".len();
+        json[at..at + 5].parse().unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn following_from_the_middle_of_a_burst_shows_nothing_twice_and_counts_what_it_skips() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AppLog::with_history(10, &dir.path().join("shop"));
+        let total = 20_000;
+        let sender = log.sender();
+        let (halfway_tx, halfway) = tokio::sync::oneshot::channel();
+        let producer = tokio::spawn(async move {
+            let mut halfway_tx = Some(halfway_tx);
+            for n in 0..total {
+                let _ = sender
+                    .event(PlatformEvent::new(EventKind::Info, format!("event {n:05}")))
+                    .await;
+                if n == total / 2 {
+                    let _ = halfway_tx.take().unwrap().send(());
+                }
+            }
+        });
+        halfway.await.unwrap();
+        let (recent, mut follow) = log.follow(10, &Filter::default());
+        let mut last = recent.last().map(event_number);
+        let mut skipped_before = 0;
+        let mut gaps = 0;
+        while last != Some(total - 1) {
+            match follow.recv().await {
+                Followed::Entry(e) => {
+                    let n = event_number(&e);
+                    if let Some(before) = last {
+                        assert_eq!(
+                            n,
+                            before + 1 + skipped_before,
+                            "after event {before} and {skipped_before} skipped"
+                        );
+                    }
+                    last = Some(n);
+                    skipped_before = 0;
+                }
+                Followed::Skipped { lines, behind } => {
+                    assert!(!behind, "a client that reads at once falls behind");
+                    assert_eq!(skipped_before, 0, "two gaps in a row");
+                    skipped_before = u32::try_from(lines).unwrap();
+                    gaps += 1;
+                }
+                Followed::Closed => panic!("the stream ended"),
+            }
+        }
+        producer.await.unwrap();
+        assert!(gaps <= 1, "gaps after the client was following: {gaps}");
     }
 
     #[tokio::test]

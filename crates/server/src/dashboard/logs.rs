@@ -21,7 +21,6 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use dozen_store::Store;
 use serde::Deserialize;
-use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
@@ -29,7 +28,7 @@ use crate::api::AppState;
 use crate::api::extract::{Path, Query};
 use crate::auth::session::cookie_value;
 use crate::error::ApiError;
-use crate::loghub::{Entry, Filter};
+use crate::loghub::{Entry, Filter, Followed, skipped_note};
 
 /// How long a browser waits before it reconnects.
 pub const RETRY_MS: u64 = 1000;
@@ -148,14 +147,10 @@ pub async fn events(
         deploy_only,
     };
     let log = s.runtime.log(&app);
-    let mut live = log.subscribe();
     // The ring is filtered on the way out: ask for all of it, keep the last `lines` that pass.
     let wanted = q.lines.unwrap_or(200).min(MAX_RECENT);
-    let mut recent: Vec<Entry> = log
-        .recent(usize::MAX, &which.filter)
-        .into_iter()
-        .filter(|e| which.accepts(e))
-        .collect();
+    let (recent, mut live) = log.follow(usize::MAX, &which.filter);
+    let mut recent: Vec<Entry> = recent.into_iter().filter(|e| which.accepts(e)).collect();
     let skip = recent.len().saturating_sub(wanted);
     recent.drain(..skip);
     let mut down = s.shutting_down.clone();
@@ -169,7 +164,7 @@ pub async fn events(
             return;
         }
         for e in recent {
-            if tx.send(Ok(event(&e.json))).await.is_err() {
+            if tx.send(Ok(event(e.json()))).await.is_err() {
                 return;
             }
         }
@@ -187,17 +182,17 @@ pub async fn events(
                 _ = keepalive.tick() => Some(Bytes::from_static(b": keepalive\n\n")),
                 _ = recheck.tick() => None,
                 entry = live.recv() => match entry {
-                    Ok(e) if which.accepts(&e) => Some(event(&e.json)),
-                    Ok(_) => continue,
-                    Err(RecvError::Lagged(n)) => {
+                    Followed::Entry(e) if which.accepts(&e) => Some(event(e.json())),
+                    Followed::Entry(_) => continue,
+                    Followed::Skipped { lines, behind } => {
                         let note = serde_json::json!({
                             "proc": "dozen",
                             "stream": "event",
-                            "line": format!("{n} lines skipped: this page fell behind"),
+                            "line": skipped_note(lines, behind, "page"),
                         });
                         Some(event(&note.to_string()))
                     }
-                    Err(RecvError::Closed) => return,
+                    Followed::Closed => return,
                 },
             };
             let Some(out) = out else {

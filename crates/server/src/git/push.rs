@@ -315,7 +315,7 @@ async fn with_output<T>(
 /// One log entry as the pusher sees it: build output as it is, platform events marked, other
 /// processes' lines (the release phase, new web processes) with their name.
 async fn forward(out: &mut Output, entry: &Entry) {
-    let Ok(v) = serde_json::from_str::<serde_json::Value>(&entry.json) else {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(entry.json()) else {
         return;
     };
     let line = v["line"].as_str().unwrap_or_default();
