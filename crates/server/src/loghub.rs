@@ -590,6 +590,14 @@ mod tests {
             .await;
     }
 
+    /// Say `event 0000` to `event {total - 1}`, then wait until all of it is committed.
+    async fn burst(log: &AppLog, total: usize) {
+        for n in 0..total {
+            say(log, &format!("event {n:04}")).await;
+        }
+        log.sender().barrier().await;
+    }
+
     fn lines(log: &AppLog) -> Vec<String> {
         log.recent(100, &Filter::default())
             .iter()
@@ -627,10 +635,7 @@ mod tests {
         let log = AppLog::with_history(10, &path);
         let mut tail = log.subscribe();
         let total = 3000;
-        for n in 0..total {
-            say(&log, &format!("event {n:04}")).await;
-        }
-        log.sender().barrier().await;
+        burst(&log, total).await;
         for n in 0..total {
             let entry = tail
                 .try_recv()
@@ -650,10 +655,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("shop");
         let log = AppLog::with_history(10, &path);
-        for n in 0..3000 {
-            say(&log, &format!("event {n:04}")).await;
-        }
-        log.sender().barrier().await;
+        burst(&log, 3000).await;
         let expected: Vec<String> = (2990..3000).map(|n| format!("event {n:04}")).collect();
         let shown = |lines: Vec<String>| -> Vec<String> {
             lines
