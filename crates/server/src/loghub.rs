@@ -34,6 +34,9 @@ use dozen_logs::{EventKind, Format, History, LogSender, PlatformEvent, Record, l
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 
+mod follow;
+pub use follow::{Follow, Followed, skipped_note};
+
 /// How far a live subscriber may fall behind before lines are skipped for it. It also bounds a
 /// commit's group while someone follows the stream ([`GROUP_LINES`]): about 6000 lines.
 pub const TAIL_BACKLOG: usize = 8192;
@@ -168,6 +171,29 @@ impl Store {
     }
 }
 
+/// What a stream's task keeps between records.
+struct Taker {
+    format: Format,
+    buf: Vec<u8>,
+    store: Store,
+    /// Rendered entries not committed yet.
+    pending: Vec<Entry>,
+}
+
+impl Taker {
+    /// Render `record` into the pending group; a barrier commits the group and is answered
+    /// once everything before it is recorded, kept and broadcast.
+    async fn take(&mut self, log: &Arc<AppLog>, record: Record) {
+        let barrier = log.take(record, &mut self.format, &mut self.buf, &mut self.pending);
+        log.trim_unseen(&mut self.pending);
+        if let Some(done) = barrier {
+            self.store.commit(log, &mut self.pending).await;
+            self.store.settle(log).await;
+            let _ = done.send(());
+        }
+    }
+}
+
 /// An app's log stream.
 #[derive(Debug)]
 pub struct AppLog {
@@ -227,13 +253,15 @@ impl AppLog {
         });
         let weak = Arc::downgrade(&log);
         tokio::spawn(async move {
-            let mut format = Format::json();
-            let mut buf = Vec::new();
-            let mut store = match history {
-                Some(history) => Store::Idle(history),
-                None => Store::Memory,
+            let mut t = Taker {
+                format: Format::json(),
+                buf: Vec::new(),
+                store: match history {
+                    Some(history) => Store::Idle(history),
+                    None => Store::Memory,
+                },
+                pending: Vec::new(),
             };
-            let mut pending: Vec<Entry> = Vec::new();
             // None before the first commit: it does not linger.
             let mut last_commit: Option<Instant> = None;
             while let Some(first) = receiver.recv().await {
@@ -244,15 +272,7 @@ impl AppLog {
                 let mut taken = 0;
                 while let Some(record) = next.take() {
                     taken += 1;
-                    let barrier = log.take(record, &mut format, &mut buf, &mut pending);
-                    log.trim_unseen(&mut pending);
-                    if let Some(done) = barrier {
-                        // A barrier: answered once everything before it is recorded, kept
-                        // and broadcast.
-                        store.commit(&log, &mut pending).await;
-                        store.settle(&log).await;
-                        let _ = done.send(());
-                    }
+                    t.take(&log, record).await;
                     if taken < COALESCE {
                         next = receiver.try_recv();
                     }
@@ -260,29 +280,21 @@ impl AppLog {
                 // While lines keep coming, a commit waits for more until LINGER after the
                 // previous one: the history is written once per group, and only the group's
                 // last `capacity` entries go to it. A stream that was quiet commits at once.
-                if let Some(last) = last_commit.filter(|_| store.is_durable()) {
+                if let Some(last) = last_commit.filter(|_| t.store.is_durable()) {
                     let until = last + LINGER;
-                    while !pending.is_empty() && pending.len() < GROUP_LINES {
+                    while !t.pending.is_empty() && t.pending.len() < GROUP_LINES {
                         match tokio::time::timeout_at(until, receiver.recv()).await {
-                            Ok(Some(record)) => {
-                                let barrier = log.take(record, &mut format, &mut buf, &mut pending);
-                                log.trim_unseen(&mut pending);
-                                if let Some(done) = barrier {
-                                    store.commit(&log, &mut pending).await;
-                                    store.settle(&log).await;
-                                    let _ = done.send(());
-                                }
-                            }
+                            Ok(Some(record)) => t.take(&log, record).await,
                             Ok(None) | Err(_) => break,
                         }
                     }
                 }
-                store.commit(&log, &mut pending).await;
+                t.store.commit(&log, &mut t.pending).await;
                 last_commit = Some(Instant::now());
             }
             if let Some(log) = weak.upgrade() {
-                store.commit(&log, &mut pending).await;
-                store.settle(&log).await;
+                t.store.commit(&log, &mut t.pending).await;
+                t.store.settle(&log).await;
             }
         });
         log
@@ -421,16 +433,11 @@ impl AppLog {
 
     /// The most recent events, oldest first, at most `limit`, that pass `filter`.
     pub fn recent(&self, limit: usize, filter: &Filter) -> Vec<Entry> {
-        let ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
-        let mut out: Vec<Entry> = ring
-            .iter()
-            .rev()
-            .filter(|e| filter.accepts(e))
-            .take(limit)
-            .cloned()
-            .collect();
-        out.reverse();
-        out
+        newest(
+            &self.ring.lock().unwrap_or_else(|p| p.into_inner()),
+            limit,
+            filter,
+        )
     }
 
     /// Subscribe to events as they arrive.
@@ -451,99 +458,24 @@ impl AppLog {
             .rev()
             .find(|e| e.seq != UNNUMBERED)
             .map(|e| e.seq + 1);
-        let mut recent: Vec<Entry> = ring
-            .iter()
-            .rev()
-            .filter(|e| filter.accepts(e))
-            .take(limit)
-            .cloned()
-            .collect();
+        let recent = newest(&ring, limit, filter);
         drop(ring);
-        recent.reverse();
-        let follow = Follow {
-            live,
-            next,
-            lagged: false,
-            held: None,
-        };
+        let follow = Follow::new(live, next);
         (recent, follow)
     }
 }
 
-/// The live part of [`AppLog::follow`].
-#[derive(Debug)]
-pub struct Follow {
-    live: broadcast::Receiver<Entry>,
-    /// The `seq` the next event should have (`None` before the first).
-    next: Option<u64>,
-    /// Whether the broadcast dropped events for this client since the last gap was told.
-    lagged: bool,
-    /// The event after a gap, given by the call after the one that told the gap.
-    held: Option<Entry>,
-}
-
-/// What [`Follow::recv`] gives.
-#[derive(Debug)]
-pub enum Followed {
-    /// The next event.
-    Entry(Entry),
-    /// This many events will not come: the client fell behind (`behind`), or, when it had just
-    /// started following, they came in a burst while nobody followed (a stream that nobody
-    /// follows holds back only what its ring keeps until its next commit).
-    Skipped {
-        /// How many events.
-        lines: u64,
-        /// Whether the client fell behind.
-        behind: bool,
-    },
-    /// The stream ended.
-    Closed,
-}
-
-impl Follow {
-    /// The next event, or how many were skipped before it (the event comes next). Cancel
-    /// safe: nothing is lost when the future is dropped before it is ready.
-    pub async fn recv(&mut self) -> Followed {
-        if let Some(entry) = self.held.take() {
-            self.next = Some(entry.seq + 1);
-            return Followed::Entry(entry);
-        }
-        loop {
-            match self.live.recv().await {
-                Ok(entry) if entry.seq == UNNUMBERED => return Followed::Entry(entry),
-                Ok(entry) => {
-                    let expected = self.next.unwrap_or(entry.seq);
-                    if entry.seq < expected {
-                        // Shown already, with the recent events.
-                        continue;
-                    }
-                    if entry.seq > expected {
-                        let lines = entry.seq - expected;
-                        self.held = Some(entry);
-                        return Followed::Skipped {
-                            lines,
-                            behind: std::mem::take(&mut self.lagged),
-                        };
-                    }
-                    self.next = Some(entry.seq + 1);
-                    return Followed::Entry(entry);
-                }
-                Err(broadcast::error::RecvError::Lagged(_)) => self.lagged = true,
-                Err(broadcast::error::RecvError::Closed) => return Followed::Closed,
-            }
-        }
-    }
-}
-
-/// The line that tells a following `who` (`client`, `page`) that [`Followed::Skipped`] left
-/// `lines` out.
-pub fn skipped_note(lines: u64, behind: bool, who: &str) -> String {
-    match behind {
-        true => format!("{lines} lines skipped: this {who} fell behind"),
-        false => format!(
-            "{lines} lines skipped: they came in a burst while this {who} started following"
-        ),
-    }
+/// The last `limit` entries of `ring` that pass `filter`, oldest first.
+fn newest(ring: &VecDeque<Entry>, limit: usize, filter: &Filter) -> Vec<Entry> {
+    let mut out: Vec<Entry> = ring
+        .iter()
+        .rev()
+        .filter(|e| filter.accepts(e))
+        .take(limit)
+        .cloned()
+        .collect();
+    out.reverse();
+    out
 }
 
 /// Which events a `logs` call wants.
@@ -673,63 +605,6 @@ mod tests {
         };
         assert_eq!(shown(lines(&log)), expected);
         assert_eq!(shown(lines(&AppLog::with_history(10, &path))), expected);
-    }
-
-    /// The number in an `event NNNNN` entry.
-    fn event_number(entry: &Entry) -> u32 {
-        let json = entry.json();
-        let at = json.find("event ").expect("an event line") + "event ".len();
-        json[at..at + 5].parse().unwrap()
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn following_from_the_middle_of_a_burst_shows_nothing_twice_and_counts_what_it_skips() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = AppLog::with_history(10, &dir.path().join("shop"));
-        let total = 20_000;
-        let sender = log.sender();
-        let (halfway_tx, halfway) = tokio::sync::oneshot::channel();
-        let producer = tokio::spawn(async move {
-            let mut halfway_tx = Some(halfway_tx);
-            for n in 0..total {
-                let _ = sender
-                    .event(PlatformEvent::new(EventKind::Info, format!("event {n:05}")))
-                    .await;
-                if n == total / 2 {
-                    let _ = halfway_tx.take().unwrap().send(());
-                }
-            }
-        });
-        halfway.await.unwrap();
-        let (recent, mut follow) = log.follow(10, &Filter::default());
-        let mut last = recent.last().map(event_number);
-        let mut skipped_before = 0;
-        let mut gaps = 0;
-        while last != Some(total - 1) {
-            match follow.recv().await {
-                Followed::Entry(e) => {
-                    let n = event_number(&e);
-                    if let Some(before) = last {
-                        assert_eq!(
-                            n,
-                            before + 1 + skipped_before,
-                            "after event {before} and {skipped_before} skipped"
-                        );
-                    }
-                    last = Some(n);
-                    skipped_before = 0;
-                }
-                Followed::Skipped { lines, behind } => {
-                    assert!(!behind, "a client that reads at once falls behind");
-                    assert_eq!(skipped_before, 0, "two gaps in a row");
-                    skipped_before = u32::try_from(lines).unwrap();
-                    gaps += 1;
-                }
-                Followed::Closed => panic!("the stream ended"),
-            }
-        }
-        producer.await.unwrap();
-        assert!(gaps <= 1, "gaps after the client was following: {gaps}");
     }
 
     #[tokio::test]
