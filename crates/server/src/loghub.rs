@@ -48,6 +48,11 @@ const COALESCE: usize = 32;
 /// the most a `logs --tail` line is held back, and only while lines keep coming.
 const LINGER: Duration = Duration::from_millis(5);
 
+/// A commit that lingers stops waiting when no record came for this long: the app paused (or
+/// stopped), so its last lines reach `logs` at once. Shorter than the time between two reads
+/// of a pipe an app keeps full, and no shorter than the timer's resolution.
+const QUIET: Duration = Duration::from_millis(1);
+
 /// A commit that lingers stops gathering at this many entries: less than a live subscriber may
 /// fall behind, so that one commit does not make a subscriber that kept up skip lines.
 const GROUP_LINES: usize = TAIL_BACKLOG * 3 / 4;
@@ -283,7 +288,9 @@ impl AppLog {
                 if let Some(last) = last_commit.filter(|_| t.store.is_durable()) {
                     let until = last + LINGER;
                     while !t.pending.is_empty() && t.pending.len() < GROUP_LINES {
-                        match tokio::time::timeout_at(until, receiver.recv()).await {
+                        // A stream that goes quiet commits without waiting out the linger.
+                        let wait = until.min(Instant::now() + QUIET);
+                        match tokio::time::timeout_at(wait, receiver.recv()).await {
                             Ok(Some(record)) => t.take(&log, record).await,
                             Ok(None) | Err(_) => break,
                         }
