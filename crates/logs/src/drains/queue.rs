@@ -29,6 +29,9 @@ const FRAME: usize = 8;
 const CURSOR: &str = "cursor";
 const CURSOR_LEN: usize = 48;
 
+/// The least [`Queue::peek`] reads at a time.
+pub const READ_MIN: u64 = 64 * 1024;
+
 #[derive(Debug)]
 struct Segment {
     seq: u64,
@@ -82,6 +85,10 @@ pub struct Queue {
     segments: VecDeque<Segment>,
     tail: File,
     buf: Vec<u8>,
+    /// The segment being read, open.
+    reader: Option<(u64, File)>,
+    /// What `peek` read last; kept to be reused.
+    read_buf: Vec<u8>,
     cursor_file: File,
     at: Position,
     dropped: Option<Dropped>,
@@ -163,6 +170,8 @@ impl Queue {
             segments,
             tail,
             buf: Vec::new(),
+            reader: None,
+            read_buf: Vec::new(),
             cursor_file,
             at,
             dropped,
@@ -237,7 +246,7 @@ impl Queue {
             } else {
                 old.records
             };
-            remove_if_present(&segment_path(&self.dir, old.seq))?;
+            self.remove_segment(old.seq)?;
             if let Some(next) = self.segments.front() {
                 if self.at.seq <= old.seq {
                     self.at = Position {
@@ -319,6 +328,10 @@ impl Queue {
 
     /// Up to `max` of the oldest undelivered messages (and at most about `max_bytes`), without
     /// taking them off the queue.
+    ///
+    /// Reads about what the batch needs (`max` messages of the segment's average size, at
+    /// least [`READ_MIN`]), not the whole rest of the segment: a drain that keeps up is asked for
+    /// a few hundred messages at a time, and each byte of the queue is read about once.
     pub fn peek(&mut self, max: usize, max_bytes: usize) -> io::Result<Batch> {
         self.flush()?;
         let mut messages = Vec::new();
@@ -341,11 +354,23 @@ impl Queue {
                     None => break,
                 }
             }
-            let want =
-                (seg.bytes - at.offset).min((max_bytes - bytes).max(FRAME + MAX_MESSAGE) as u64);
-            let mut data = vec![0u8; want as usize];
-            let file = File::open(segment_path(&self.dir, seg.seq))?;
-            file.read_exact_at(&mut data, at.offset)?;
+            let left = seg.bytes - at.offset;
+            let average = (seg.bytes / seg.records.max(1)).max(FRAME as u64 + 1);
+            let by_count = ((max - messages.len()) as u64).saturating_mul(average);
+            let by_bytes = ((max_bytes - bytes) as u64).saturating_add(FRAME as u64);
+            let mut want = left.min(by_count.min(by_bytes).max(READ_MIN));
+            let seq = seg.seq;
+            let data = loop {
+                let data = self.read_at(seq, at.offset, want as usize)?;
+                // A message longer than the window: read it whole.
+                let first = data
+                    .get(..FRAME)
+                    .map(|h| FRAME as u64 + u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as u64);
+                match first {
+                    Some(need) if need > want && need <= left => want = need,
+                    _ => break data,
+                }
+            };
             let mut pos = 0usize;
             while let Some(head) = data.get(pos..pos + FRAME) {
                 let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
@@ -373,6 +398,22 @@ impl Queue {
         })
     }
 
+    /// `len` bytes of segment `seq` from `offset`, in the queue's read buffer.
+    fn read_at(&mut self, seq: u64, offset: u64, len: usize) -> io::Result<&[u8]> {
+        let (_, file) = match self.reader.take() {
+            Some(open) if open.0 == seq => self.reader.insert(open),
+            _ => self
+                .reader
+                .insert((seq, File::open(segment_path(&self.dir, seq))?)),
+        };
+        if self.read_buf.len() < len {
+            self.read_buf.resize(len, 0);
+        }
+        let data = &mut self.read_buf[..len];
+        file.read_exact_at(data, offset)?;
+        Ok(data)
+    }
+
     /// The messages before `next` (from [`Queue::peek`]) were delivered, and so was the report
     /// of dropped messages when `reported` is true.
     pub fn ack(&mut self, next: Position, reported: bool) -> io::Result<()> {
@@ -397,7 +438,7 @@ impl Queue {
             }
             let seq = front.seq;
             self.segments.pop_front();
-            remove_if_present(&segment_path(&self.dir, seq))?;
+            self.remove_segment(seq)?;
             if self.at.seq == seq {
                 if let Some(next) = self.segments.front() {
                     self.at = Position {
@@ -409,6 +450,14 @@ impl Queue {
             }
         }
         Ok(())
+    }
+
+    /// Delete segment `seq`'s file, closing it first if it is being read.
+    fn remove_segment(&mut self, seq: u64) -> io::Result<()> {
+        if self.reader.as_ref().is_some_and(|(s, _)| *s == seq) {
+            self.reader = None;
+        }
+        remove_if_present(&segment_path(&self.dir, seq))
     }
 
     fn write_cursor(&mut self) -> io::Result<()> {
@@ -535,6 +584,39 @@ mod tests {
         // Delivered segments are deleted.
         let files = fs::read_dir(dir.path()).unwrap().count();
         assert!(files <= 2, "{files} files");
+    }
+
+    #[test]
+    fn messages_longer_than_a_read_come_out_whole() {
+        let long = |n: usize| format!("{n:05}{}", "x".repeat(MAX_MESSAGE - 5));
+        // Mostly short ones, so that the average says a read of READ_MIN is plenty.
+        let want: Vec<String> = (0..300)
+            .map(|n| {
+                if n % 50 == 7 {
+                    long(n)
+                } else {
+                    format!("m{n}")
+                }
+            })
+            .collect();
+        for max in [1, 3, 500] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut q = Queue::open(dir.path(), 8 << 20).unwrap();
+            for m in &want {
+                q.push(m.as_bytes()).unwrap();
+            }
+            let mut seen = Vec::new();
+            loop {
+                let b = q.peek(max, 4 << 20).unwrap();
+                if b.messages.is_empty() {
+                    break;
+                }
+                assert!(b.messages.len() <= max);
+                seen.extend(texts(&b));
+                q.ack(b.next, false).unwrap();
+            }
+            assert_eq!(seen, want, "max {max}");
+        }
     }
 
     #[test]
