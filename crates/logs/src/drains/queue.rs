@@ -29,6 +29,11 @@ const FRAME: usize = 8;
 const CURSOR: &str = "cursor";
 const CURSOR_LEN: usize = 48;
 
+/// What [`Queue::push`] buffers before it writes. One `write(2)` of a few megabytes (a burst
+/// that gathered while the spool task waited) runs in the kernel without a break on a
+/// non-preemptible kernel, and keeps the app's log task off that CPU for as long.
+pub const WRITE_MAX: usize = 64 * 1024;
+
 /// The least [`Queue::peek`] reads at a time.
 pub const READ_MIN: u64 = 64 * 1024;
 
@@ -207,6 +212,9 @@ impl Queue {
         if let Some(tail) = self.segments.back_mut() {
             tail.records += 1;
             tail.bytes += framed;
+        }
+        if self.buf.len() >= WRITE_MAX {
+            self.flush()?;
         }
         Ok(())
     }
