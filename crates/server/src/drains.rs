@@ -11,10 +11,16 @@
 //!
 //! Drains start with the server for every app that has some, start on `drains:add`, and stop
 //! with their queue removed on `drains:remove` and `apps:destroy`.
+//!
+//! **Their own thread.** The drains' tasks (writing their queues on disk, reading them back,
+//! sending) run on one thread of their own (`dozen-drains`, a current-thread runtime) at a
+//! lower CPU priority (nice [`DRAIN_NICE`]). Their disk I/O never stalls a worker thread that
+//! reads the apps' pipes or serves requests, and when the host's CPUs are busy the apps and the
+//! router go first: the drains catch up from their queues once there is room.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use dozen_logs::drains::{
     DEFAULT_QUEUE_BYTES, Drain, DrainConfig, DrainError, DrainStats, DrainUrl, Messages,
@@ -24,6 +30,9 @@ use dozen_store::{DrainRecord, Store, StoreError};
 
 /// The directory under `DOZEN_DATA_DIR` that holds the drains' queues.
 pub const DRAINS: &str = "drains";
+
+/// How much lower the drains' thread runs than the rest of the server (`nice` steps).
+pub const DRAIN_NICE: i32 = 10;
 
 /// The smallest queue bound accepted.
 pub const MIN_QUEUE_BYTES: u64 = 64 * 1024;
@@ -113,6 +122,50 @@ pub struct DrainHub {
     dir: PathBuf,
     config: Mutex<Option<DrainConfig>>,
     apps: Mutex<HashMap<String, Arc<AppDrains>>>,
+    thread: OnceLock<DrainThread>,
+}
+
+/// The thread the drains run on, started with the first drain; it ends with the hub.
+#[derive(Debug)]
+struct DrainThread {
+    handle: tokio::runtime::Handle,
+    /// Dropped with the hub, which ends the thread (and its tasks).
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl DrainThread {
+    fn start() -> std::io::Result<DrainThread> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let handle = runtime.handle().clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (ready, lowered) = std::sync::mpsc::sync_channel::<()>(1);
+        std::thread::Builder::new()
+            .name("dozen-drains".into())
+            .spawn(move || {
+                lower_priority();
+                let _ = ready.send(());
+                let _ = runtime.block_on(stopped);
+            })?;
+        // No drain task runs before the thread's priority is set.
+        let _ = lowered.recv();
+        Ok(DrainThread {
+            handle,
+            _stop: stop,
+        })
+    }
+}
+
+/// Lower the calling thread's CPU priority by [`DRAIN_NICE`] (on Linux a nice value is a
+/// thread's own). Where that is refused, the drains run at the server's priority.
+fn lower_priority() {
+    // SAFETY: gettid and setpriority take and return plain integers.
+    unsafe {
+        let tid = libc::gettid();
+        let now = libc::getpriority(libc::PRIO_PROCESS, tid as libc::id_t);
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, now + DRAIN_NICE);
+    }
 }
 
 impl DrainHub {
@@ -123,6 +176,7 @@ impl DrainHub {
             dir: data_dir.join(DRAINS),
             config: Mutex::new(None),
             apps: Mutex::new(HashMap::new()),
+            thread: OnceLock::new(),
         }
     }
 
@@ -160,10 +214,20 @@ impl DrainHub {
         self.dir.join(app).join(id)
     }
 
-    /// Start the stored drain `record`. Must be called inside a tokio runtime.
+    fn thread(&self) -> Result<&DrainThread, DrainError> {
+        if let Some(thread) = self.thread.get() {
+            return Ok(thread);
+        }
+        let started = DrainThread::start().map_err(DrainError::Thread)?;
+        // Two first drains at once: one thread wins, the other ends as it is dropped.
+        Ok(self.thread.get_or_init(|| started))
+    }
+
+    /// Start the stored drain `record`, on the drains' thread.
     pub fn start(&self, record: &DrainRecord) -> Result<(), DrainError> {
         let url = DrainUrl::parse(&record.url)?;
         let config = self.config()?;
+        let _on = self.thread()?.handle.enter();
         let drain = Drain::start(
             &record.id,
             &record.app,
@@ -333,5 +397,49 @@ mod tests {
             DrainSettings::from_lookup(&none).unwrap(),
             DrainSettings::default()
         );
+    }
+
+    /// The nice value of this process's thread named `name`, from `/proc`.
+    fn nice_of(name: &str) -> Option<i64> {
+        std::fs::read_dir("/proc/self/task")
+            .ok()?
+            .flatten()
+            .find_map(|task| {
+                let comm = std::fs::read_to_string(task.path().join("comm")).ok()?;
+                if comm.trim() != name {
+                    return None;
+                }
+                let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
+                // After the command's closing parenthesis, field 19 (nice) is the 17th.
+                stat.rsplit_once(')')?
+                    .1
+                    .split_whitespace()
+                    .nth(16)?
+                    .parse()
+                    .ok()
+            })
+    }
+
+    #[tokio::test]
+    async fn drains_run_on_their_own_thread_below_the_server() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = DrainHub::new(dir.path());
+        assert_eq!(
+            nice_of("dozen-drains"),
+            None,
+            "no thread before the first drain"
+        );
+        hub.start(&DrainRecord {
+            id: "drn_0123456789abcdef".into(),
+            app: "shop".into(),
+            url: "syslog://127.0.0.1:9".into(),
+            created_at: "2026-12-03T00:00:00Z".into(),
+        })
+        .unwrap();
+        // SAFETY: getpriority takes and returns plain integers (0: the calling thread).
+        let server = i64::from(unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) });
+        assert_eq!(nice_of("dozen-drains"), Some(server + DRAIN_NICE as i64));
+        assert_eq!(hub.stats("shop").len(), 1);
+        drop(hub);
     }
 }
