@@ -46,6 +46,7 @@ pub mod loghub;
 pub mod metrics;
 pub mod openapi;
 pub mod platform;
+pub mod ports;
 pub mod recover;
 pub mod rotation;
 pub mod runtime;

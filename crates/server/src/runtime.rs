@@ -37,6 +37,8 @@ struct Proc {
     type_name: String,
     release: i64,
     port: u16,
+    /// Keeps `port` from other processes until this one is gone.
+    _lease: crate::ports::Lease,
     size: &'static dozen_core::Size,
 }
 
@@ -434,7 +436,8 @@ impl Runtime {
             sizes,
         } = slug;
         let app = release.app.as_str();
-        let port = free_port()?;
+        let lease = crate::ports::Lease::take()?;
+        let port = lease.port();
         let name = format!("{type_name}.{number}");
         let size = crate::sizes::effective(self.sizes.get(app, type_name), sizes, type_name);
         let command = release
@@ -470,6 +473,7 @@ impl Runtime {
             type_name: type_name.to_string(),
             release: release.version,
             port,
+            _lease: lease,
             size,
         })
     }
@@ -694,7 +698,9 @@ impl Runtime {
     ) -> Result<ExitStatus, PlatformError> {
         let dir = self.release_dir(release).await?;
         let run_env = self.run_env(release)?;
-        let port = free_port()?;
+        // Held until the one-off ends.
+        let lease = crate::ports::Lease::take()?;
+        let port = lease.port();
         let confine = self.confinement(&release.app, &dir).await?;
         let spec = ProcessSpec {
             name: name.to_string(),
@@ -769,14 +775,4 @@ async fn stop_all(procs: Vec<Proc>) {
     for p in procs {
         p.handle.finished().await;
     }
-}
-
-/// A free TCP port on loopback (the kernel picks; the small window before the process binds it
-/// is accepted).
-fn free_port() -> Result<u16, PlatformError> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0")
-        .map_err(|e| PlatformError::internal("finding a free port", e))?;
-    l.local_addr()
-        .map(|a| a.port())
-        .map_err(|e| PlatformError::internal("finding a free port", e))
 }
