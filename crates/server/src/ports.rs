@@ -31,13 +31,16 @@ pub struct Lease {
 impl Lease {
     /// A free loopback port that no live process of this server was given.
     pub fn take() -> Result<Lease, PlatformError> {
+        Lease::take_from(|| {
+            let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+            Ok(l.local_addr()?.port())
+        })
+    }
+
+    /// The first port `free` names that is not leased; `free` is asked at most [`TRIES`] times.
+    fn take_from(mut free: impl FnMut() -> std::io::Result<u16>) -> Result<Lease, PlatformError> {
         for _ in 0..TRIES {
-            let l = std::net::TcpListener::bind("127.0.0.1:0")
-                .map_err(|e| PlatformError::internal("finding a free port", e))?;
-            let port = l
-                .local_addr()
-                .map_err(|e| PlatformError::internal("finding a free port", e))?
-                .port();
+            let port = free().map_err(|e| PlatformError::internal("finding a free port", e))?;
             if leased().insert(port) {
                 return Ok(Lease { port });
             }
@@ -63,6 +66,22 @@ impl Drop for Lease {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_port_named_twice_is_leased_once() {
+        // The kernel's answer, repeated as it was in the crash test. Ports far below the
+        // ephemeral range, so that the kernel-backed test cannot hold them.
+        let named = [1001u16, 1001, 1001, 1002];
+        let mut next = named.iter().copied();
+        let mut free = || Ok(next.next().unwrap_or(1001));
+        let first = Lease::take_from(&mut free).unwrap();
+        let second = Lease::take_from(&mut free).unwrap();
+        assert_eq!((first.port(), second.port()), (1001, 1002));
+        // Only 1001 from now on: taken, so no lease.
+        assert!(Lease::take_from(&mut free).is_err());
+        drop(first);
+        assert_eq!(Lease::take_from(&mut free).unwrap().port(), 1001);
+    }
 
     #[test]
     fn a_leased_port_is_not_given_again_until_it_is_dropped() {

@@ -36,9 +36,8 @@ struct Proc {
     handle: ProcessHandle,
     type_name: String,
     release: i64,
-    port: u16,
-    /// Keeps `port` from other processes until this one is gone.
-    _lease: crate::ports::Lease,
+    /// Its `PORT`, kept from other processes until this one is gone.
+    lease: crate::ports::Lease,
     size: &'static dozen_core::Size,
 }
 
@@ -472,8 +471,7 @@ impl Runtime {
             handle,
             type_name: type_name.to_string(),
             release: release.version,
-            port,
-            _lease: lease,
+            lease,
             size,
         })
     }
@@ -524,7 +522,7 @@ impl Runtime {
                 .filter(|((t, _), _)| t == "web")
                 .map(|((t, n), p)| {
                     (
-                        Rotation::backend_name(&format!("{t}.{n}"), p.port),
+                        Rotation::backend_name(&format!("{t}.{n}"), p.lease.port()),
                         p.handle.watch_state(),
                     )
                 })
@@ -599,7 +597,7 @@ impl Runtime {
     async fn retire(&self, app: &str, procs: Vec<Proc>) {
         for p in &procs {
             if p.type_name == "web" {
-                let backend = Rotation::backend_name(p.handle.name(), p.port);
+                let backend = Rotation::backend_name(p.handle.name(), p.lease.port());
                 self.rotation.remove(app, &backend);
                 self.rotation
                     .router()
@@ -632,7 +630,7 @@ impl Runtime {
                     pid: st
                         .pid
                         .filter(|_| !matches!(st.phase, Phase::Exited | Phase::Crashed)),
-                    port: p.port,
+                    port: p.lease.port(),
                     release: p.release,
                     for_seconds: now
                         .duration_since(st.since)

@@ -50,9 +50,10 @@ pub const OFFER_BACKLOG: usize = 4096;
 
 /// How long the spool task lets offers gather after the first one before it takes them.
 ///
-/// While it waits it is not listening on the channel, so offering costs the app's log task no
-/// wake-up of the drains' thread: measured, a wake-up per record cost an app 13-15% of its
-/// output rate; with this, the drains' thread wakes at most once per `SPOOL_LINGER`.
+/// While it waits it is not listening on the channel, so an offer wakes nothing: the drains'
+/// thread wakes at most once per `SPOOL_LINGER`, not once per record. Measured: handing records
+/// over to a spool task that threw them away cost an app 13-15% of its output rate; this
+/// linger on its own moved the cost by less than the run-to-run noise (bench/README.md).
 pub const SPOOL_LINGER: Duration = Duration::from_millis(5);
 
 /// The default bound of a drain's queue.
