@@ -336,6 +336,96 @@ fn a_group_left_behind_with_the_users_name_is_taken_over() {
     assert_eq!(uid_of(&user), None, "{user} is still in the user database");
 }
 
+/// A lock on a user-database file as the system's tools take one: a file `<file>.lock` that
+/// holds the pid of a live process (this test's), which makes `useradd` and `userdel` give up
+/// at once. Released when dropped.
+struct UserDatabaseLock(PathBuf);
+
+impl UserDatabaseLock {
+    /// Take the lock on `file` (`/etc/group`, `/etc/passwd`), waiting while another program
+    /// has it.
+    fn take(file: &str) -> UserDatabaseLock {
+        let path = PathBuf::from(format!("{file}.lock"));
+        await_condition(&format!("{} to be free", path.display()), || {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .and_then(|mut f| {
+                    use std::io::Write;
+                    write!(f, "{}", std::process::id())
+                })
+                .is_ok()
+        });
+        UserDatabaseLock(path)
+    }
+}
+
+impl Drop for UserDatabaseLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[test]
+fn a_user_database_locked_by_another_program_is_waited_for() {
+    if !root_or_skip() {
+        return;
+    }
+    let server = Server::start();
+    let app = format!("iso-l-{}", unique_tag());
+    let user = server.app_user(&app);
+    let source = App::with("worker: sleep 1000\n");
+    server.ok(&["apps:create", &app]);
+    let mut seen = Vec::new();
+
+    // Another program holds /etc/group while the deploy makes the app's user.
+    let lock = UserDatabaseLock::take("/etc/group");
+    let dir = source.path().to_str().expect("utf-8 path");
+    let deploy = server
+        .client_command(&["deploy", "-a", &app, "-d", dir])
+        .output_in_background();
+    server.await_output("useradd exited with code 10", &mut seen);
+    drop(lock);
+    let out = deploy.join().expect("deploy thread");
+    assert!(
+        out.status.success() && uid_of(&user).is_some(),
+        "the deploy did not wait for the lock: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // And /etc/passwd while apps:destroy removes it.
+    let lock = UserDatabaseLock::take("/etc/passwd");
+    let destroy = server
+        .client_command(&["apps:destroy", "-a", &app, "--confirm", &app])
+        .output_in_background();
+    server.await_output("userdel exited with code 1", &mut seen);
+    drop(lock);
+    let out = destroy.join().expect("destroy thread");
+    assert!(
+        out.status.success() && uid_of(&user).is_none(),
+        "apps:destroy did not wait for the lock: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A command run to completion on a thread of its own.
+trait InBackground {
+    fn output_in_background(self) -> std::thread::JoinHandle<std::process::Output>;
+}
+
+impl InBackground for Command {
+    fn output_in_background(mut self) -> std::thread::JoinHandle<std::process::Output> {
+        std::thread::spawn(move || {
+            self.stdin(std::process::Stdio::null())
+                .output()
+                .expect("client")
+        })
+    }
+}
+
 #[test]
 fn the_server_says_how_apps_are_kept_apart() {
     if !root_or_skip() {

@@ -10,7 +10,9 @@ use std::ffi::CString;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use dozen_supervise::{Confinement, ProcessSpec, Stop, Supervisor};
+use std::time::{Duration, Instant};
+
+use dozen_supervise::{Confinement, ExitStatus, ProcessSpec, Stop, Supervisor};
 use tokio::sync::watch;
 
 use crate::platform::PlatformError;
@@ -97,7 +99,7 @@ impl Tenancy {
         let command = format!(
             "useradd --system {group} --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin --comment 'dozen app {app}' {name}"
         );
-        let status = run_tool(supervisor, &command).await;
+        let status = change_users(supervisor, &command, || lookup(&name).is_some()).await;
         lookup(&name).map(Some).ok_or_else(|| {
             PlatformError::internal(
                 format!("creating the system user {name} for app {app}"),
@@ -123,7 +125,10 @@ impl Tenancy {
         if let Some(user) = lookup(&name) {
             kill_processes_of(user.uid).await;
         }
-        let status = run_tool(supervisor, &format!("userdel {name}")).await;
+        let status = change_users(supervisor, &format!("userdel {name}"), || {
+            lookup(&name).is_none()
+        })
+        .await;
         if lookup(&name).is_some() {
             return Err(PlatformError::internal(
                 format!("removing the system user {name} of app {app}"),
@@ -157,9 +162,41 @@ pub fn user_name(prefix: &str, app: &str) -> String {
     format!("{}-{tail}", &full[..keep])
 }
 
-/// Run a user-database tool (as the server's user, root) and return its status for messages;
-/// its output goes to the server's own log.
-async fn run_tool(supervisor: &Supervisor, command: &str) -> String {
+/// How long a change of the user database waits for a lock that another program holds.
+const LOCK_WAIT: Duration = Duration::from_secs(30);
+
+/// The exit codes with which `useradd` and `userdel` say they could not update the password
+/// or group file, which is what they say when another program (a second dozen server, an
+/// administrator's `adduser`, a package's install script) has the file locked: they give up at
+/// once rather than wait.
+const DATABASE_BUSY: [i32; 2] = [1, 10];
+
+/// Run user-database tool `command` until `done` says its change is made: again, with pauses
+/// growing to a second, while it fails as it does on a locked file, for up to [`LOCK_WAIT`].
+/// Its last status, for messages.
+async fn change_users(supervisor: &Supervisor, command: &str, done: impl Fn() -> bool) -> String {
+    let deadline = Instant::now() + LOCK_WAIT;
+    let mut pause = Duration::from_millis(50);
+    loop {
+        let status = run_tool(supervisor, command).await;
+        let busy = matches!(status, ExitStatus::Code(c) if DATABASE_BUSY.contains(&c));
+        if done() || !busy {
+            return status.to_string();
+        }
+        if Instant::now() + pause > deadline {
+            return format!(
+                "{status} (as it does when another program has the user database locked; tried for {} s)",
+                LOCK_WAIT.as_secs()
+            );
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(1));
+    }
+}
+
+/// Run a user-database tool (as the server's user, root); its output goes to the server's own
+/// log.
+async fn run_tool(supervisor: &Supervisor, command: &str) -> ExitStatus {
     let (_tx, rx) = watch::channel(Stop::Running);
     let spec = ProcessSpec {
         name: command
@@ -183,7 +220,7 @@ async fn run_tool(supervisor: &Supervisor, command: &str) -> String {
         confine: None,
         limits: None,
     };
-    supervisor.run_once(spec, rx).await.to_string()
+    supervisor.run_once(spec, rx).await
 }
 
 /// SIGKILL every process whose real user is `uid` (a one-off still running, something that
@@ -222,7 +259,6 @@ fn processes_of(uid: u32) -> Vec<i32> {
         .collect()
 }
 
-/// The uid and gid of user `name` in the user database.
 /// Whether the system has a group `name`.
 fn group_exists(name: &str) -> bool {
     let Ok(cname) = CString::new(name) else {
@@ -245,6 +281,7 @@ fn group_exists(name: &str) -> bool {
     rc == 0 && !result.is_null()
 }
 
+/// The uid and gid of user `name` in the user database.
 fn lookup(name: &str) -> Option<AppUser> {
     let cname = CString::new(name).ok()?;
     let mut buf = vec![0u8; 16 * 1024];
