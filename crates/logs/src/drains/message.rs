@@ -82,6 +82,8 @@ impl Messages {
             batch.label().name(),
             "-",
         );
+        self.buf.reserve(batch.buf.len() + batch.len() * head.len());
+        self.ends.reserve(batch.len());
         for (line, _) in batch.lines() {
             self.buf.extend_from_slice(head.as_bytes());
             self.buf.extend_from_slice(line);
@@ -108,6 +110,18 @@ impl Messages {
         self.buf.extend_from_slice(head.as_bytes());
         self.buf.extend_from_slice(event.text.as_bytes());
         self.ends.push(self.buf.len());
+    }
+
+    /// Add `message` as it is.
+    pub(crate) fn push(&mut self, message: &[u8]) {
+        self.buf.extend_from_slice(message);
+        self.ends.push(self.buf.len());
+    }
+
+    /// Room for `count` more messages of `bytes` bytes in all.
+    pub(crate) fn reserve(&mut self, count: usize, bytes: usize) {
+        self.buf.reserve(bytes);
+        self.ends.reserve(count);
     }
 
     /// Share these messages with the drains.
@@ -191,17 +205,21 @@ pub(crate) fn rfc3339(time: SystemTime) -> String {
 
 /// Append the RFC 6587 octet-counting frame of `message` (`LEN SP MSG`) to `out`.
 pub fn frame(message: &[u8], out: &mut Vec<u8>) {
-    let _ = write!(Counted(out), "{} ", message.len());
-    out.extend_from_slice(message);
-}
-
-struct Counted<'a>(&'a mut Vec<u8>);
-
-impl std::fmt::Write for Counted<'_> {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        self.0.extend_from_slice(s.as_bytes());
-        Ok(())
+    // The length in decimal, written backwards into a buffer that holds any usize.
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut n = message.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
     }
+    out.extend_from_slice(&digits[at..]);
+    out.push(b' ');
+    out.extend_from_slice(message);
 }
 
 #[cfg(test)]
@@ -236,6 +254,10 @@ mod tests {
         assert!(all[2].ends_with(" shop dozen dozen - - Scaled to web=1"));
         let mut framed = Vec::new();
         frame(b"abc", &mut framed);
-        assert_eq!(framed, b"3 abc");
+        frame(b"", &mut framed);
+        let long = vec![b'x'; 12_345];
+        frame(&long, &mut framed);
+        assert_eq!(&framed[..13], b"3 abc0 12345 ");
+        assert_eq!(framed.len(), 13 + 12_345);
     }
 }

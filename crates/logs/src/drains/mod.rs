@@ -56,6 +56,10 @@ pub const OFFER_BACKLOG: usize = 4096;
 /// linger on its own moved the cost by less than the run-to-run noise (bench/README.md).
 pub const SPOOL_LINGER: Duration = Duration::from_millis(5);
 
+/// The most an octet-counting frame adds to a message of the queue: its length in decimal
+/// (at most [`queue::MAX_MESSAGE`], 5 digits) and a space.
+const FRAME_HEAD: usize = 8;
+
 /// The default bound of a drain's queue.
 pub const DEFAULT_QUEUE_BYTES: u64 = 64 * 1024 * 1024;
 
@@ -396,17 +400,23 @@ async fn deliver(
                 continue;
             }
         };
-        let mut messages = batch.messages;
-        if let Some(d) = dropped {
-            messages.insert(
-                0,
-                message::dropped_notice(&host, &id, d.count, d.first, d.last),
-            );
+        let notice = dropped.map(|d| message::dropped_notice(&host, &id, d.count, d.first, d.last));
+        let count = batch.messages.len() as u64;
+        let mut body = Vec::with_capacity(
+            batch.messages.bytes()
+                + notice.as_ref().map_or(0, Vec::len)
+                + FRAME_HEAD * (batch.messages.len() + 1),
+        );
+        if let Some(notice) = &notice {
+            message::frame(notice, &mut body);
         }
-        let count = (messages.len() - usize::from(dropped.is_some())) as u64;
+        for m in batch.messages.iter() {
+            message::frame(m, &mut body);
+        }
         // Named by where it starts in the queue: the same on a retry, even after a restart.
         let frame_id = format!("{id}-{}", batch.start.id());
-        match transport.send(&messages, &frame_id).await {
+        let framed = batch.messages.len() + usize::from(notice.is_some());
+        match transport.send(body, framed, &frame_id).await {
             Ok(()) => {
                 let acked = match shared.queue().as_mut() {
                     Some(q) => q.ack(batch.next, dropped.is_some()),

@@ -22,6 +22,8 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::message::Messages;
+
 /// The largest message a queue holds; a longer one is cut.
 pub const MAX_MESSAGE: usize = 64 * 1024;
 
@@ -75,8 +77,8 @@ impl Position {
 pub struct Batch {
     /// Where the batch starts.
     pub start: Position,
-    /// The messages, oldest first.
-    pub messages: Vec<Vec<u8>>,
+    /// The messages, oldest first, in one buffer.
+    pub messages: Messages,
     /// Pass to [`Queue::ack`] once they are delivered.
     pub next: Position,
 }
@@ -342,7 +344,7 @@ impl Queue {
     /// a few hundred messages at a time, and each byte of the queue is read about once.
     pub fn peek(&mut self, max: usize, max_bytes: usize) -> io::Result<Batch> {
         self.flush()?;
-        let mut messages = Vec::new();
+        let mut messages = Messages::new();
         let mut at = self.at;
         let mut bytes = 0usize;
         'segments: while messages.len() < max && bytes < max_bytes {
@@ -367,7 +369,7 @@ impl Queue {
             let by_count = ((max - messages.len()) as u64).saturating_mul(average);
             let by_bytes = ((max_bytes - bytes) as u64).saturating_add(FRAME as u64);
             let mut want = left.min(by_count.min(by_bytes).max(READ_MIN));
-            let seq = seg.seq;
+            let (seq, records) = (seg.seq, seg.records as usize);
             let data = loop {
                 let data = self.read_at(seq, at.offset, want as usize)?;
                 // A message longer than the window: read it whole.
@@ -379,13 +381,14 @@ impl Queue {
                     _ => break data,
                 }
             };
+            messages.reserve((max - messages.len()).min(records), data.len());
             let mut pos = 0usize;
             while let Some(head) = data.get(pos..pos + FRAME) {
                 let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
                 let Some(body) = data.get(pos + FRAME..pos + FRAME + len) else {
                     break;
                 };
-                messages.push(body.to_vec());
+                messages.push(body);
                 pos += FRAME + len;
                 bytes += len;
                 at.offset += (FRAME + len) as u64;
@@ -562,7 +565,7 @@ mod tests {
         batch
             .messages
             .iter()
-            .map(|m| String::from_utf8(m.clone()).unwrap())
+            .map(|m| String::from_utf8(m.to_vec()).unwrap())
             .collect()
     }
 

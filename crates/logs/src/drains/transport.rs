@@ -9,7 +9,6 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
-use super::message::frame;
 use super::url::{DrainUrl, Protocol};
 
 /// How long connecting or one send may take before it counts as a failure.
@@ -60,19 +59,16 @@ impl Transport {
         self.conn = None;
     }
 
-    /// Deliver `messages` (framed here), with `frame_id` naming the batch (HTTPS receivers
-    /// use it to recognise a retry).
+    /// Deliver `body`, `count` messages each framed with [`frame`](super::message::frame),
+    /// with `frame_id` naming the batch (HTTPS receivers use it to recognise a retry).
     pub(crate) async fn send(
         &mut self,
-        messages: &[Vec<u8>],
+        body: Vec<u8>,
+        count: usize,
         frame_id: &str,
     ) -> Result<(), SendFailure> {
-        let mut body = Vec::with_capacity(messages.iter().map(|m| m.len() + 8).sum());
-        for m in messages {
-            frame(m, &mut body);
-        }
         match self.url.protocol() {
-            Protocol::Https => self.post(body, messages.len(), frame_id).await,
+            Protocol::Https => self.post(body, count, frame_id).await,
             Protocol::Syslog | Protocol::SyslogTls => {
                 match tokio::time::timeout(IO_TIMEOUT, self.write(&body)).await {
                     Ok(Ok(())) => Ok(()),
