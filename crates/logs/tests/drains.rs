@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use dozen_logs::drains::{Drain, DrainConfig, DrainState, DrainUrl, Messages};
+use dozen_logs::drains::{Drain, DrainConfig, DrainState, DrainUrl, Messages, SPOOL_LINGER_MAX};
 use dozen_logs::{Label, LineBatch, LineFramer, Stream};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -396,6 +396,35 @@ async fn a_receiver_that_was_down_gets_the_backlog_in_order() {
     all.extend(line_numbers(&again.texts()));
     all.dedup();
     assert_eq!(all, (0..12_000).collect::<Vec<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_that_never_pauses_is_still_written_to_the_queue() {
+    // The spool task waits for a burst to end, but not for ever: lines offered without a pause
+    // for well past SPOOL_LINGER_MAX are on disk before the stream stops.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let dir = tempfile::tempdir().unwrap();
+    let url = DrainUrl::parse(&format!("syslog://127.0.0.1:{port}")).unwrap();
+    let drain = Drain::start("d1", "shop", url, dir.path(), &config(None)).unwrap();
+    let until = tokio::time::Instant::now() + SPOOL_LINGER_MAX * 5;
+    let mut offered = 0;
+    let mut queued_while_offering = 0;
+    while tokio::time::Instant::now() < until {
+        offer_lines(&drain, offered, offered + 10);
+        offered += 10;
+        queued_while_offering = drain.stats().queued;
+        // A record every millisecond: each SPOOL_LINGER brings more.
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert!(
+        queued_while_offering > 0,
+        "nothing reached the queue in {:?} of offers",
+        SPOOL_LINGER_MAX * 5
+    );
+    wait_stats(&drain, |s| s.queued == offered as u64).await;
+    assert_eq!(drain.stats().dropped, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
