@@ -250,6 +250,17 @@ fn config(ca: Option<&std::path::Path>) -> DrainConfig {
     c
 }
 
+/// A syslog drain to a port nobody listens on (yet), its queue in a scratch directory.
+fn drain_to_nobody() -> (Drain, u16, tempfile::TempDir) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let dir = tempfile::tempdir().unwrap();
+    let url = DrainUrl::parse(&format!("syslog://127.0.0.1:{port}")).unwrap();
+    let drain = Drain::start("d1", "shop", url, dir.path(), &config(None)).unwrap();
+    (drain, port, dir)
+}
+
 async fn wait_state(drain: &Drain, want: fn(&DrainState) -> bool) {
     wait_stats(drain, |s| want(&s.state)).await;
 }
@@ -362,13 +373,7 @@ async fn an_https_endpoint_gets_logplex_batches_with_basic_auth() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_receiver_that_was_down_gets_the_backlog_in_order() {
-    // A port nobody listens on yet.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    drop(listener);
-    let dir = tempfile::tempdir().unwrap();
-    let url = DrainUrl::parse(&format!("syslog://127.0.0.1:{port}")).unwrap();
-    let drain = Drain::start("d1", "shop", url, dir.path(), &config(None)).unwrap();
+    let (drain, port, _dir) = drain_to_nobody();
     offer_lines(&drain, 0, 5_000);
     wait_stats(&drain, |s| {
         matches!(s.state, DrainState::Down(_)) && s.queued == 5_000
@@ -402,12 +407,7 @@ async fn a_receiver_that_was_down_gets_the_backlog_in_order() {
 async fn a_stream_that_never_pauses_is_still_written_to_the_queue() {
     // The spool task waits for a burst to end, but not for ever: lines offered without a pause
     // for well past SPOOL_LINGER_MAX are on disk before the stream stops.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    drop(listener);
-    let dir = tempfile::tempdir().unwrap();
-    let url = DrainUrl::parse(&format!("syslog://127.0.0.1:{port}")).unwrap();
-    let drain = Drain::start("d1", "shop", url, dir.path(), &config(None)).unwrap();
+    let (drain, _port, _dir) = drain_to_nobody();
     let until = tokio::time::Instant::now() + SPOOL_LINGER_MAX * 5;
     let mut offered = 0;
     let mut queued_while_offering = 0;
