@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use dozen_logs::drains::{
     DEFAULT_QUEUE_BYTES, Drain, DrainConfig, DrainError, DrainStats, DrainUrl, Messages,
 };
-use dozen_logs::{EventKind, LogSender, PlatformEvent, Record};
+use dozen_logs::{EventKind, LineBatch, LogSender, PlatformEvent};
 use dozen_store::{DrainRecord, Store, StoreError};
 
 /// The directory under `DOZEN_DATA_DIR` that holds the drains' queues.
@@ -97,18 +97,27 @@ impl AppDrains {
         self.drains.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Offer `record` of the app's stream to each of its drains, without waiting.
-    pub fn offer(&self, record: &Record) {
+    /// Offer a batch of lines of the app's stream to each of its drains, without waiting.
+    /// The batch is shared with them as it is: the drains' thread makes the messages.
+    pub fn offer_lines(&self, batch: LineBatch) {
+        let drains = self.drains();
+        if drains.is_empty() {
+            return;
+        }
+        let batch = Arc::new(batch);
+        for drain in drains.iter() {
+            drain.offer_lines(&batch);
+        }
+    }
+
+    /// Offer one of dozen's events about the app to each of its drains, without waiting.
+    pub fn offer_event(&self, event: &PlatformEvent) {
         let drains = self.drains();
         if drains.is_empty() {
             return;
         }
         let mut messages = Messages::new();
-        match record {
-            Record::Lines(batch) => messages.push_batch(&self.app, batch),
-            Record::Event(event) => messages.push_event(&self.app, event),
-            Record::Barrier(_) => return,
-        }
+        messages.push_event(&self.app, event);
         let messages = messages.share();
         for drain in drains.iter() {
             drain.offer(&messages);

@@ -307,7 +307,7 @@ impl AppLog {
         log
     }
 
-    /// Render `record` into `pending`, offering it to the drains first. A barrier is handed
+    /// Render `record` into `pending` and offer it to the drains. A barrier is handed
     /// back, for the caller to answer once what is pending is committed.
     fn take(
         &self,
@@ -317,15 +317,20 @@ impl AppLog {
         pending: &mut Vec<Entry>,
     ) -> Option<tokio::sync::oneshot::Sender<()>> {
         buf.clear();
-        if let Some(tap) = self.tap.get() {
-            tap.offer(&record);
-        }
+        let tap = self.tap.get();
         let proc_name: Arc<str> = match record {
             Record::Lines(batch) => {
                 format.render_batch(&batch, buf);
-                Arc::from(batch.label().name())
+                let name = Arc::from(batch.label().name());
+                if let Some(tap) = tap {
+                    tap.offer_lines(batch);
+                }
+                name
             }
             Record::Event(event) => {
+                if let Some(tap) = tap {
+                    tap.offer_event(&event);
+                }
                 format.render_event(&event, buf);
                 Arc::from("dozen")
             }

@@ -68,20 +68,7 @@ impl Messages {
 
     /// Add one message for every line of `batch` of app `host`.
     pub fn push_batch(&mut self, host: &str, batch: &LineBatch) {
-        let severity = match batch.stream() {
-            Stream::Stdout => INFO,
-            Stream::Stderr => ERROR,
-        };
-        let mut head = String::with_capacity(96);
-        header(
-            &mut head,
-            severity,
-            batch.time(),
-            host,
-            "app",
-            batch.label().name(),
-            "-",
-        );
+        let head = batch_head(host, batch);
         self.buf.reserve(batch.buf.len() + batch.len() * head.len());
         self.ends.reserve(batch.len());
         for (line, _) in batch.lines() {
@@ -127,6 +114,42 @@ impl Messages {
     /// Share these messages with the drains.
     pub fn share(self) -> Arc<Messages> {
         Arc::new(self)
+    }
+}
+
+/// The header of every message of `batch` of app `host` (they share its time).
+fn batch_head(host: &str, batch: &LineBatch) -> String {
+    let severity = match batch.stream() {
+        Stream::Stdout => INFO,
+        Stream::Stderr => ERROR,
+    };
+    let mut head = String::with_capacity(96);
+    header(
+        &mut head,
+        severity,
+        batch.time(),
+        host,
+        "app",
+        batch.label().name(),
+        "-",
+    );
+    head
+}
+
+/// Call `f` with the message of each line of `batch` of app `host`, in order, each built in
+/// `scratch` (one buffer for all of them).
+pub(crate) fn each_message(
+    host: &str,
+    batch: &LineBatch,
+    scratch: &mut Vec<u8>,
+    mut f: impl FnMut(&[u8]),
+) {
+    let head = batch_head(host, batch);
+    for (line, _) in batch.lines() {
+        scratch.clear();
+        scratch.extend_from_slice(head.as_bytes());
+        scratch.extend_from_slice(line);
+        f(scratch);
     }
 }
 
