@@ -264,6 +264,15 @@ def server_tree_cpu(pid: int) -> float:
     return total
 
 
+def minor_faults(pid: int) -> int:
+    """Pages the process has touched for the first time so far (minor faults, all threads)."""
+    try:
+        data = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0
+    return int(data[data.rfind(")") + 2 :].split()[7])
+
+
 def producer_cpu(pid: int) -> float:
     return sum(cpu_s(c) for c in descendants(pid) if _comm(c).startswith("python"))
 
@@ -288,6 +297,7 @@ def dozen_run(dozen: str, work: Path, lines: int, drain: bool, timeout: float) -
             server.cli("drains:add", f"syslog://127.0.0.1:{rx.port}", "-a", APP)
         pid = server.proc.pid
         cpu0 = server_tree_cpu(pid)
+        faults0 = minor_faults(pid)
         marker_at: list[float] = []
         start = time.monotonic()
         server.api(f"/v1/apps/{APP}/formation", "PATCH", {"worker": 1})
@@ -302,6 +312,7 @@ def dozen_run(dozen: str, work: Path, lines: int, drain: bool, timeout: float) -
                 raise SystemExit(f"no end marker after {timeout:.0f} s")
             time.sleep(0.01)
         res["app_s"] = marker_at[0] - start
+        res["server_faults"] = minor_faults(pid) - faults0
         res["producer_cpu_s"] = producer_cpu(pid)
         if rx is not None:
             done = wait_receiver(rx, lambda: True, timeout)
@@ -474,6 +485,7 @@ def summarize(runs: dict[str, list[dict]], lines: int) -> dict:
         s["cpu"][mode] = {
             "forwarder_s": median([r.get("server_cpu_s") for r in runs.get(mode, [])]),
             "producer_s": median([r.get("producer_cpu_s") for r in runs.get(mode, [])]),
+            "server_faults": median([r.get("server_faults") for r in runs.get(mode, [])]),
         }
         received = [r["received"] for r in runs.get(mode, []) if "received" in r]
         if received:
@@ -528,6 +540,8 @@ def markdown(meta: dict, s: dict, runs: dict[str, list[dict]]) -> str:
         f"- the app's own write rate with a drain / without (dozen; from its first write until "
         f"its last returned: {fmt(r['dozen+drain']['write'])} / {fmt(r['dozen']['write'])} lines/s): "
         f"**{fmt(q['write_dozen_drain_over_no_drain'], '.2f', 'x')}**",
+        f"- the server's page faults while the app printed, with a drain / without: "
+        f"{fmt(c['dozen+drain']['server_faults'])} / {fmt(c['dozen']['server_faults'])}",
         f"- the app's output with rsyslog reading its file / without: "
         f"**{fmt(q['app_rsyslog_over_no_forwarder'], '.2f', 'x')}**",
         f"- out of order: {s.get('out_of_order', 0)}, torn: {s.get('torn', 0)} (all runs)",
