@@ -125,10 +125,10 @@ pub(crate) fn write_request_head(h: &RequestHead<'_>, out: &mut Vec<u8>) {
             | "x-forwarded-port" | "x-request-id" => continue,
             "x-forwarded-for" => &mut forwarded_for,
             "via" => &mut via,
-            "cookie" if h.join_cookies => &mut cookies,
             _ if hop_by_hop(name) || (!connection.is_empty() && named(&connection, name)) => {
                 continue;
             }
+            "cookie" if h.join_cookies => &mut cookies,
             _ => {
                 field(out, name, value.as_bytes());
                 continue;
@@ -760,6 +760,17 @@ mod tests {
              x-forwarded-port: 8080\r\nx-request-id: id-1\r\nvia: 1.0 edge, 1.1 dozen\r\n\
              content-length: 4\r\n\r\n"
         );
+    }
+
+    #[test]
+    fn cookies_that_connection_names_are_dropped_even_when_joined() {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_static("a"));
+        h.insert(header::CONNECTION, HeaderValue::from_static("cookie"));
+        h.append(header::COOKIE, HeaderValue::from_static("a=1"));
+        h.append(header::COOKIE, HeaderValue::from_static("b=2"));
+        let text = head(&h, Framing::None, false);
+        assert!(!text.contains("cookie:"), "{text}");
     }
 
     #[test]
