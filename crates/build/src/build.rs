@@ -30,10 +30,14 @@ pub const BUILD_SWITCHES: [&str; 1] = ["DISABLE_COLLECTSTATIC"];
 /// Variables passed from dozen's own environment to build steps when set: where toolchains
 /// live and how the host reaches the network (proxies, certificate authorities). Platform
 /// settings, never the app's config.
-pub const PASSED_THROUGH: [&str; 17] = [
+pub const PASSED_THROUGH: [&str; 20] = [
     "RUSTUP_HOME",
     "RUSTUP_TOOLCHAIN",
     "PYENV_ROOT",
+    // Whether a build downloads a Python the host lacks, and from where (a mirror).
+    "DOZEN_PYTHON_DOWNLOADS",
+    "UV_PYTHON_INSTALL_MIRROR",
+    "UV_PYTHON_DOWNLOADS_JSON_URL",
     "GOROOT",
     "JAVA_HOME",
     "SSL_CERT_FILE",

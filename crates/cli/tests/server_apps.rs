@@ -4,10 +4,15 @@
 //! page through the router, the migration's table in PostgreSQL, the static file's bytes, the
 //! worker's line in `dozen logs`, and one-offs running the app's own tools with their exit status.
 //!
+//! A Django 6 app asks for a Python the host does not have: the build downloads it with uv
+//! (from a mirror on loopback, see support/python_mirror.rs) and the slug carries it.
+//!
 //! The builds download their dependencies, so these tests need PyPI and the npm registry, the
 //! host's `python3` and `node`/`npm`, and `psql` with a PostgreSQL server
 //! (`DOZEN_TEST_DATABASE_URL`, default `postgres://postgres@127.0.0.1:5432/test`).
 
+#[path = "support/python_mirror.rs"]
+mod python_mirror;
 mod support;
 
 use std::path::{Path, PathBuf};
@@ -207,4 +212,82 @@ fn express_app_without_lockfile_or_procfile_runs_npm_start() {
         &["node", "-e", "require('is-number')"],
         1,
     );
+}
+
+#[test]
+fn a_python_the_host_lacks_is_downloaded_once_and_carried_in_the_slug() {
+    if dozen_testkit::tool("patchelf", "apt-get install patchelf").is_none() {
+        return;
+    }
+    let Some((pyenv, version)) = python_mirror::pyenv_python() else {
+        dozen_testkit::unavailable(
+            "a pyenv CPython 3.12 or newer",
+            "there is none under $PYENV_ROOT/versions",
+            "pyenv install 3.13",
+        );
+        return;
+    };
+    let mirror = python_mirror::start(&pyenv, &version);
+    let minor = version.rsplit_once('.').expect("x.y.z").0.to_string();
+    // The server sees the host's own Python only (Debian's 3.11), not pyenv's.
+    let path: Vec<String> = std::env::var("PATH")
+        .expect("PATH")
+        .split(':')
+        .filter(|d| !d.contains(".pyenv"))
+        .map(String::from)
+        .collect();
+    let no_pyenv = tempfile::tempdir().expect("tmp");
+    let server = Server::start_with(&[
+        ("PATH", &path.join(":")),
+        ("PYENV_ROOT", &no_pyenv.path().display().to_string()),
+        ("UV_PYTHON_DOWNLOADS_JSON_URL", &mirror.json_url),
+    ]);
+    let src = copy_fixture(&fixture("django6-site"));
+    std::fs::write(src.path().join(".python-version"), format!("{minor}\n")).expect("write");
+    server.ok(&["apps:create", "six"]);
+
+    let log = server.deploy("six", src.path());
+    assert!(
+        log.contains(&format!(
+            ".python-version asks for Python {minor}, which this host does not have"
+        )),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("copied Python {version} into .venv")),
+        "{log}"
+    );
+    let (status, body) = server.get("six.localhost", "/");
+    assert_eq!(status, 200, "{}", text(&body));
+    let body = text(&body).into_owned();
+    assert!(
+        body.starts_with(&format!("python {version} django 6.0.10 prefix ")),
+        "{body}"
+    );
+    assert!(
+        !body.contains("/cache/"),
+        "the release's own Python: {body}"
+    );
+
+    // The next build finds it in the build cache.
+    let log = server.deploy("six", src.path());
+    assert!(
+        log.contains(&format!("copied Python {version} into .venv")),
+        "{log}"
+    );
+    assert_eq!(mirror.archive_downloads(), 1, "downloaded once");
+
+    // The release does not need the build cache: without it, a one-off still runs it.
+    std::fs::remove_dir_all(server.data.path().join("cache").join("six")).expect("rm cache");
+    let out = run(
+        &server,
+        "six",
+        &[
+            "python",
+            "-c",
+            "import sys, django; print('%d.%d.%d' % sys.version_info[:3], django.get_version())",
+        ],
+        0,
+    );
+    assert_eq!(out.stdout.trim(), format!("{version} 6.0.10"), "{out:?}");
 }
